@@ -1,0 +1,194 @@
+#include "actors/app.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/registry.hpp"
+#include "actors/supervisor.hpp"
+#include "actors/timefmt.hpp"
+#include "cache/cache_broker.hpp"
+#include "cache/redis_client.hpp"
+#include "cache/redis_worker.hpp"
+#include "db/db_pool.hpp"
+#include "db/db_worker.hpp"
+#include "db/migrations.hpp"
+#include "db/partition_actor.hpp"
+#include "db/partitions.hpp"
+#include "db/refresh_actor.hpp"
+#include "db/session.hpp"
+#include "http/api.hpp"
+#include "http/server.hpp"
+
+namespace joule {
+namespace {
+
+std::int64_t us(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+db::db_worker_config worker_cfg(const config::settings& s, const std::string& label,
+                                std::chrono::milliseconds statement_timeout) {
+  db::db_worker_config c;
+  c.url = s.db_url;
+  c.statement_timeout = statement_timeout;
+  c.backoff_max = s.db_reconnect_backoff_max;
+  c.label = label;
+  return c;
+}
+
+config::refresh_policy policy_of(const config::settings& s, const std::string& rollup) {
+  if (rollup == "device_1m")
+    return s.refresh_device_1m;
+  if (rollup == "household_5m")
+    return s.refresh_household_5m;
+  return s.refresh_device_1h;
+}
+
+caf::actor_system_config& tuned(caf::actor_system_config& cfg, int threads) {
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+} // namespace
+
+struct app::impl {
+  config::settings settings;
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  std::shared_ptr<service_registry> registry = std::make_shared<service_registry>();
+  supervisor_actor root;
+  std::unique_ptr<http::server> server;
+  std::uint16_t port = 0;
+  bool started = false;
+
+  std::vector<child_spec> children();
+};
+
+std::vector<child_spec> app::impl::children() {
+  const auto s = settings;
+  std::vector<child_spec> out;
+  out.push_back({"db_pool", [s](caf::actor_system& sys) {
+                   db::db_pool_config pc;
+                   pc.size = s.db_pool_size;
+                   pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
+                   auto wc = worker_cfg(s, "pool", s.db_statement_timeout);
+                   // Blocking libpqxx calls: each worker gets its own thread.
+                   auto spawn_worker = [&sys, wc](int) {
+                     return sys.spawn<caf::detached>(db::db_worker, wc);
+                   };
+                   return caf::actor_cast<caf::actor>(sys.spawn(db::db_pool, pc, spawn_worker));
+                 }});
+  auto reg = registry;
+  out.push_back({"cache", [s, reg](caf::actor_system& sys) {
+                   cache::cache_config cc;
+                   cc.enabled = !s.redis_url.empty();
+                   cc.workers = s.redis_workers;
+                   cc.redis_timeout = s.redis_timeout;
+                   cc.ttl = s.cache_ttl;
+                   cc.live_ttl = s.cache_live_ttl;
+                   cc.jitter_min_pct = s.cache_jitter_min_pct;
+                   cc.jitter_max_pct = s.cache_jitter_max_pct;
+                   cc.breaker_failures = s.cache_breaker_failures;
+                   cc.breaker_open = s.cache_breaker_open;
+                   cc.max_inflight = s.cache_max_inflight;
+                   std::string host;
+                   std::uint16_t port = 0;
+                   if (cc.enabled)
+                     cache::parse_redis_url(s.redis_url, host, port);
+                   auto spawn_worker = [&sys, host, port, t = s.redis_timeout](int) {
+                     return sys.spawn<caf::detached>(cache::redis_worker, host, port, t);
+                   };
+                   auto pool = [reg] { return reg->get_as<db_pool_actor>("db_pool"); };
+                   return caf::actor_cast<caf::actor>(
+                       sys.spawn(cache::cache_broker, cc, spawn_worker, pool));
+                 }});
+  for (auto& r : db::rollups()) {
+    auto name = r.name;
+    out.push_back({"refresh." + name, [s, name](caf::actor_system& sys) {
+                     auto p = policy_of(s, name);
+                     db::refresh_config rc;
+                     rc.rollup = name;
+                     rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
+                     rc.schedule_interval = p.schedule_interval;
+                     auto worker = sys.spawn<caf::detached>(
+                         db::db_worker, worker_cfg(s, "refresh." + name, std::chrono::milliseconds{0}));
+                     return caf::actor_cast<caf::actor>(sys.spawn(db::refresh, rc, worker));
+                   }});
+  }
+  out.push_back({"partitions", [s](caf::actor_system& sys) {
+                   db::partition_config pc;
+                   pc.interval_us = us(s.partition_interval);
+                   pc.ahead = s.partitions_ahead;
+                   pc.behind = s.partitions_behind;
+                   pc.check_interval = s.partition_check_interval;
+                   auto worker = sys.spawn<caf::detached>(
+                       db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
+                   return caf::actor_cast<caf::actor>(sys.spawn(db::partition_keeper, pc, worker));
+                 }});
+  return out;
+}
+
+app::app(config::settings s) : impl_(std::make_unique<impl>()) { impl_->settings = std::move(s); }
+
+app::~app() { stop(); }
+
+void app::start() {
+  auto& d = *impl_;
+  {
+    // Schema first, synchronously: nothing may serve or write before it is in place.
+    db::session s{d.settings.db_url, std::chrono::milliseconds{0}};
+    auto applied = db::migrate(s);
+    for (auto v : applied)
+      log(log_level::info, "migrate", "applied migration " + std::to_string(v));
+    auto rep = db::ensure_partitions(s, us(d.settings.partition_interval),
+                                     d.settings.partitions_ahead, d.settings.partitions_behind);
+    if (rep.created)
+      log(log_level::info, "partitions", "created " + std::to_string(rep.created));
+  }
+  d.system = std::make_unique<caf::actor_system>(tuned(d.caf_cfg, d.settings.scheduler_threads));
+  d.root = d.system->spawn(supervisor, d.children(), d.registry, d.settings.supervisor_backoff_max);
+  d.registry->put("supervisor", caf::actor_cast<caf::actor>(d.root));
+
+  auto ctx = std::make_shared<http::api_context>();
+  ctx->system = d.system.get();
+  ctx->registry = d.registry;
+  ctx->settings = d.settings;
+  http::server_config hc;
+  config::split_host_port(d.settings.http_listen, hc.host, hc.port);
+  hc.threads = d.settings.http_threads;
+  hc.body_limit = static_cast<std::uint64_t>(d.settings.http_body_limit);
+  hc.request_timeout = d.settings.http_request_timeout;
+  hc.idle_timeout = d.settings.http_idle_timeout;
+  d.server = std::make_unique<http::server>(hc, http::make_api_handler(ctx));
+  try {
+    d.port = d.server->start();
+  } catch (const std::exception& e) {
+    stop();
+    throw std::runtime_error("cannot listen on " + d.settings.http_listen + ": " + e.what());
+  }
+  d.started = true;
+  log(log_level::info, "http", "listening on " + hc.host + ":" + std::to_string(d.port));
+}
+
+void app::stop() {
+  auto& d = *impl_;
+  if (d.server) {
+    d.server->stop();
+    d.server.reset();
+  }
+  if (d.system) {
+    d.registry->clear();
+    caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
+    d.root = nullptr;
+    d.system.reset();  // waits for every actor to finish
+  }
+  d.started = false;
+}
+
+std::uint16_t app::port() const { return impl_->port; }
+caf::actor_system& app::system() { return *impl_->system; }
+std::shared_ptr<service_registry> app::registry() const { return impl_->registry; }
+const config::settings& app::settings() const { return impl_->settings; }
+
+} // namespace joule

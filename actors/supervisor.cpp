@@ -1,0 +1,85 @@
+#include "actors/supervisor.hpp"
+
+#include "actors/log.hpp"
+#include "actors/metrics.hpp"
+
+namespace joule {
+namespace {
+
+using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+
+void start_child(self_ptr self, std::size_t i) {
+  auto& c = self->state.children[i];
+  c.handle = c.spec.spawn(self->system());
+  c.started = self->clock().now();
+  c.restarting = false;
+  self->monitor(c.handle);
+  self->state.registry->put(c.spec.name, c.handle);
+}
+
+} // namespace
+
+supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec> specs,
+                                           std::shared_ptr<service_registry> registry,
+                                           std::chrono::milliseconds backoff_max) {
+  auto& st = self->state;
+  st.registry = std::move(registry);
+  st.backoff_max = backoff_max;
+  for (auto& s : specs)
+    st.children.push_back({std::move(s), {}, 0, std::chrono::milliseconds{0}, {}, false});
+  for (std::size_t i = 0; i < st.children.size(); ++i)
+    start_child(self, i);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (std::size_t i = 0; i < st.children.size(); ++i) {
+      auto& c = st.children[i];
+      if (!c.handle || c.handle.address() != dm.source)
+        continue;
+      c.handle = nullptr;
+      if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
+        return;  // stopped on purpose
+      // A child that ran a while before dying starts over with a short backoff.
+      if (self->clock().now() - c.started > std::chrono::minutes(1))
+        c.backoff = std::chrono::milliseconds{0};
+      c.backoff = c.backoff.count() == 0 ? std::chrono::milliseconds{100}
+                                         : std::min(st.backoff_max, c.backoff * 2);
+      ++c.restarts;
+      c.restarting = true;
+      metrics::global()
+          .get_counter("joule_actor_restarts_total", "Actors restarted by their supervisor",
+                       metrics::label("actor", c.spec.name))
+          .inc();
+      log(log_level::warn, "supervisor",
+          c.spec.name + " died (" + self->system().render(dm.reason) + "), restart in " +
+              std::to_string(c.backoff.count()) + " ms");
+      self->delayed_send(self, c.backoff, restart_atom::value, static_cast<std::uint64_t>(i));
+      return;
+    }
+  });
+  // Children stop in reverse order of their start.
+  self->attach_functor([self] {
+    auto& ch = self->state.children;
+    for (auto it = ch.rbegin(); it != ch.rend(); ++it)
+      if (it->handle)
+        caf::anon_send_exit(it->handle, caf::exit_reason::user_shutdown);
+  });
+  return {
+      [self](restart_atom, std::uint64_t i) {
+        if (i < self->state.children.size() && self->state.children[i].restarting)
+          start_child(self, i);
+      },
+      [self](status_atom) -> std::string {
+        std::string out = "{";
+        bool first = true;
+        for (auto& c : self->state.children) {
+          out += (first ? "\"" : ",\"") + c.spec.name + "\":{\"running\":" +
+                 (c.handle ? "true" : "false") + ",\"restarts\":" + std::to_string(c.restarts) +
+                 "}";
+          first = false;
+        }
+        return out + "}";
+      },
+  };
+}
+
+} // namespace joule

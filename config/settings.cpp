@@ -1,0 +1,437 @@
+#include "config/settings.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace joule::config {
+namespace {
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return {};
+  auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+bool parse_int64(const std::string& text, std::int64_t& out) {
+  if (text.empty())
+    return false;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0')
+    return false;
+  out = v;
+  return true;
+}
+
+// Builders for the option table: each binds a key to one member with bounds.
+option int_option(std::string key, std::string desc, int settings::*member, int lo, int hi) {
+  return {std::move(key), std::move(desc),
+          [member](const settings& s) { return std::to_string(s.*member); },
+          [member, lo, hi](settings& s, const std::string& v) -> std::string {
+            std::int64_t n = 0;
+            if (!parse_int64(v, n))
+              return "expected an integer, got '" + v + "'";
+            if (n < lo || n > hi)
+              return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+            s.*member = static_cast<int>(n);
+            return {};
+          }};
+}
+
+option size_option(std::string key, std::string desc, std::int64_t settings::*member,
+                   std::int64_t lo, std::int64_t hi) {
+  return {std::move(key), std::move(desc),
+          [member](const settings& s) { return std::to_string(s.*member); },
+          [member, lo, hi](settings& s, const std::string& v) -> std::string {
+            std::int64_t n = 0;
+            if (!parse_int64(v, n))
+              return "expected an integer (bytes), got '" + v + "'";
+            if (n < lo || n > hi)
+              return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+            s.*member = n;
+            return {};
+          }};
+}
+
+option bool_option(std::string key, std::string desc, bool settings::*member) {
+  return {std::move(key), std::move(desc),
+          [member](const settings& s) { return std::string(s.*member ? "true" : "false"); },
+          [member](settings& s, const std::string& v) -> std::string {
+            if (v == "true" || v == "1" || v == "yes" || v == "on")
+              s.*member = true;
+            else if (v == "false" || v == "0" || v == "no" || v == "off")
+              s.*member = false;
+            else
+              return "expected true or false, got '" + v + "'";
+            return {};
+          }};
+}
+
+option string_option(std::string key, std::string desc, std::string settings::*member,
+                     std::function<std::string(const std::string&)> check) {
+  return {std::move(key), std::move(desc), [member](const settings& s) { return s.*member; },
+          [member, check](settings& s, const std::string& v) -> std::string {
+            if (check) {
+              auto err = check(v);
+              if (!err.empty())
+                return err;
+            }
+            s.*member = v;
+            return {};
+          }};
+}
+
+template <class Access>
+option duration_option(std::string key, std::string desc, Access access, millis lo, millis hi) {
+  return {std::move(key), std::move(desc),
+          [access](const settings& s) {
+            return format_duration(std::chrono::duration_cast<millis>(access(const_cast<settings&>(s))));
+          },
+          [access, lo, hi](settings& s, const std::string& v) -> std::string {
+            auto d = parse_duration(v);
+            if (!d)
+              return "expected a duration such as 500ms, 30s, 5m, 2h or 7d, got '" + v + "'";
+            if (*d < lo || *d > hi)
+              return "must be between " + format_duration(lo) + " and " + format_duration(hi);
+            using target = std::decay_t<decltype(access(s))>;
+            access(s) = std::chrono::duration_cast<target>(*d);
+            if (std::chrono::duration_cast<millis>(access(s)) != *d)
+              return "must be a whole number of " +
+                     std::string(std::is_same_v<target, std::chrono::seconds> ? "seconds" : "ms");
+            return {};
+          }};
+}
+
+#define JOULE_FIELD(expr) [](settings& s) -> decltype(auto) { return (s.expr); }
+
+std::string check_listen(const std::string& v) {
+  std::string host;
+  std::uint16_t port = 0;
+  if (!split_host_port(v, host, port))
+    return "expected host:port, got '" + v + "'";
+  return {};
+}
+
+std::string check_db_url(const std::string& v) {
+  if (v.empty())
+    return "must not be empty";
+  return {};
+}
+
+std::string check_redis_url(const std::string& v) {
+  if (v.empty())
+    return {};  // empty disables the cache
+  const std::string prefix = "redis://";
+  if (v.compare(0, prefix.size(), prefix) != 0)
+    return "expected redis://host:port or empty (cache off), got '" + v + "'";
+  std::string host;
+  std::uint16_t port = 0;
+  auto rest = v.substr(prefix.size());
+  if (!rest.empty() && rest.back() == '/')
+    rest.pop_back();
+  if (!split_host_port(rest, host, port))
+    return "expected redis://host:port, got '" + v + "'";
+  return {};
+}
+
+void add_policy(std::vector<option>& out, const std::string& name,
+                refresh_policy settings::*member) {
+  using namespace std::chrono;
+  auto day = duration_cast<millis>(hours(24));
+  out.push_back(duration_option(
+      "refresh." + name + ".start_offset",
+      "Oldest data the " + name + " policy re-materialises (late data older than this waits "
+      "for a manual `joule refresh`)",
+      [member](settings& s) -> millis& { return (s.*member).start_offset; }, millis(60000),
+      day * 3650));
+  out.push_back(duration_option(
+      "refresh." + name + ".end_offset",
+      "How far behind now the " + name + " watermark stays (newer data is served from raw rows)",
+      [member](settings& s) -> millis& { return (s.*member).end_offset; }, millis(0), day * 30));
+  out.push_back(duration_option(
+      "refresh." + name + ".schedule_interval", "How often the " + name + " refresh runs",
+      [member](settings& s) -> millis& { return (s.*member).schedule_interval; }, millis(100),
+      day));
+}
+
+std::vector<option> build_options() {
+  using namespace std::chrono;
+  std::vector<option> o;
+  auto day = duration_cast<millis>(hours(24));
+  o.push_back(string_option("db.url", "PostgreSQL connection (libpq URI or key=value string)",
+                            &settings::db_url, check_db_url));
+  o.push_back(int_option("db.pool_size", "DB worker actors, one connection each",
+                         &settings::db_pool_size, 1, 256));
+  o.push_back(int_option("db.queue_limit",
+                         "Requests waiting for a DB worker before new ones get 503",
+                         &settings::db_queue_limit, 1, 1000000));
+  o.push_back(duration_option("db.statement_timeout", "PostgreSQL statement_timeout per query",
+                              JOULE_FIELD(db_statement_timeout), millis(10), day));
+  o.push_back(duration_option("db.request_deadline",
+                              "Longest a request may wait for the DB (queue + query)",
+                              JOULE_FIELD(db_request_deadline), millis(10), day));
+  o.push_back(duration_option("db.reconnect_backoff_max", "Upper bound of reconnect backoff",
+                              JOULE_FIELD(db_reconnect_backoff_max), millis(10), day));
+  o.push_back(string_option("redis.url", "Redis for the answer cache; empty disables the cache",
+                            &settings::redis_url, check_redis_url));
+  o.push_back(int_option("redis.workers", "Redis connections (one detached actor each)",
+                         &settings::redis_workers, 1, 64));
+  o.push_back(duration_option("redis.timeout", "Connect and command timeout for Redis",
+                              JOULE_FIELD(redis_timeout), millis(1), millis(60000)));
+  o.push_back(duration_option("cache.ttl", "TTL of answers over settled buckets",
+                              JOULE_FIELD(cache_ttl), millis(1000), day));
+  o.push_back(int_option("cache.jitter_min_pct", "Lower bound of the random TTL extension (%)",
+                         &settings::cache_jitter_min_pct, 0, 100));
+  o.push_back(int_option("cache.jitter_max_pct", "Upper bound of the random TTL extension (%)",
+                         &settings::cache_jitter_max_pct, 0, 100));
+  o.push_back(duration_option(
+      "cache.live_ttl",
+      "TTL of answers that include still-changing buckets (keeps the 10 s freshness target)",
+      JOULE_FIELD(cache_live_ttl), millis(1000), day));
+  o.push_back(int_option("cache.breaker_failures",
+                         "Consecutive Redis failures that open the circuit breaker",
+                         &settings::cache_breaker_failures, 1, 1000));
+  o.push_back(duration_option("cache.breaker_open",
+                              "How long the breaker bypasses Redis before probing it again",
+                              JOULE_FIELD(cache_breaker_open), millis(10), day));
+  o.push_back(int_option("cache.max_inflight",
+                         "Redis commands in flight before requests bypass the cache",
+                         &settings::cache_max_inflight, 1, 1000000));
+  o.push_back(string_option("http.listen", "HTTP listen address host:port (port 0 = any free)",
+                            &settings::http_listen, check_listen));
+  o.push_back(int_option("http.threads", "HTTP I/O threads", &settings::http_threads, 1, 64));
+  o.push_back(size_option("http.body_limit", "Largest accepted request body (bytes)",
+                          &settings::http_body_limit, 1024, std::int64_t(1) << 30));
+  o.push_back(duration_option("http.request_timeout",
+                              "Longest a request may take before the server answers 503",
+                              JOULE_FIELD(http_request_timeout), millis(10), day));
+  o.push_back(duration_option("http.idle_timeout", "Keep-alive connections idle this long close",
+                              JOULE_FIELD(http_idle_timeout), millis(100), day));
+  o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
+                         &settings::api_max_points, 1, 10000000));
+  o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",
+                         &settings::api_top_limit_max, 1, 100000));
+  o.push_back(bool_option("api.read_raw",
+                          "Answer analytics with GROUP BY over raw telemetry (benchmark baseline)",
+                          &settings::api_read_raw));
+  add_policy(o, "device_1m", &settings::refresh_device_1m);
+  add_policy(o, "household_5m", &settings::refresh_household_5m);
+  add_policy(o, "device_1h", &settings::refresh_device_1h);
+  o.push_back(duration_option("refresh.max_batch",
+                              "Most raw time one refresh transaction materialises (catch-up is "
+                              "split into batches of this size)",
+                              JOULE_FIELD(refresh_max_batch), millis(60000), day * 365));
+  o.push_back(duration_option("partition.interval", "Time span of one telemetry partition",
+                              JOULE_FIELD(partition_interval), duration_cast<millis>(hours(1)),
+                              day * 31));
+  o.push_back(int_option("partition.ahead", "Partitions kept created ahead of now",
+                         &settings::partitions_ahead, 1, 365));
+  o.push_back(int_option("partition.behind", "Partitions created behind now (for backfills)",
+                         &settings::partitions_behind, 0, 3650));
+  o.push_back(duration_option("partition.check_interval", "How often partitions are checked",
+                              JOULE_FIELD(partition_check_interval), millis(1000), day));
+  o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",
+                         &settings::scheduler_threads, 1, 64));
+  o.push_back(duration_option("supervisor.backoff_max", "Upper bound of actor restart backoff",
+                              JOULE_FIELD(supervisor_backoff_max), millis(10), day));
+  return o;
+}
+
+const option* find_option(const std::string& key) {
+  for (auto& o : options())
+    if (o.key == key)
+      return &o;
+  return nullptr;
+}
+
+} // namespace
+
+std::string option::env_name() const {
+  std::string out = "JOULE_";
+  for (char c : key)
+    out += (c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+const std::vector<option>& options() {
+  static const std::vector<option> table = build_options();
+  return table;
+}
+
+std::optional<millis> parse_duration(const std::string& text) {
+  auto t = trim(text);
+  size_t i = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i])))
+    ++i;
+  if (i == 0 || i > 12)
+    return std::nullopt;
+  std::int64_t n = std::stoll(t.substr(0, i));
+  auto unit = t.substr(i);
+  if (unit == "ms")
+    return millis(n);
+  if (unit == "s" || unit.empty())
+    return millis(n * 1000);
+  if (unit == "m" || unit == "min")
+    return millis(n * 60'000);
+  if (unit == "h")
+    return millis(n * 3'600'000);
+  if (unit == "d")
+    return millis(n * 86'400'000);
+  return std::nullopt;
+}
+
+std::string format_duration(millis d) {
+  auto n = d.count();
+  if (n != 0 && n % 86'400'000 == 0)
+    return std::to_string(n / 86'400'000) + "d";
+  if (n != 0 && n % 3'600'000 == 0)
+    return std::to_string(n / 3'600'000) + "h";
+  if (n != 0 && n % 60'000 == 0)
+    return std::to_string(n / 60'000) + "m";
+  if (n % 1000 == 0)
+    return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  host = text.substr(0, colon);
+  std::int64_t p = -1;
+  if (!parse_int64(text.substr(colon + 1), p) || p < 0 || p > 65535)
+    return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+load_result load(const std::vector<std::string>& args,
+                 const std::function<const char*(const char*)>& getenv,
+                 const std::string& default_config_file) {
+  load_result r;
+  // Flags are collected first so that --config can name the file, but applied last.
+  std::vector<std::pair<std::string, std::string>> flags;
+  std::string config_file = default_config_file;
+  bool config_named = false;
+  if (auto* env_file = getenv("JOULE_CONFIG"); env_file && *env_file) {
+    config_file = env_file;
+    config_named = true;
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      r.help = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) {
+      r.positional.push_back(a);
+      continue;
+    }
+    auto body = a.substr(2);
+    std::string key, value;
+    if (auto eq = body.find('='); eq != std::string::npos) {
+      key = body.substr(0, eq);
+      value = body.substr(eq + 1);
+    } else {
+      key = body;
+      if (i + 1 >= args.size()) {
+        r.error = "flag --" + key + " needs a value";
+        return r;
+      }
+      value = args[++i];
+    }
+    if (key == "config") {
+      config_file = value;
+      config_named = true;
+    } else {
+      flags.emplace_back(key, value);
+    }
+  }
+  if (r.help)
+    return r;
+  auto apply = [&](const std::string& key, const std::string& value,
+                   const std::string& source) -> bool {
+    auto* opt = find_option(key);
+    if (!opt) {
+      r.error = "unknown setting '" + key + "' (" + source + "); see --help";
+      return false;
+    }
+    auto err = opt->set(r.values, value);
+    if (!err.empty()) {
+      r.error = "invalid value for setting " + key + " (" + source + "): " + err;
+      return false;
+    }
+    return true;
+  };
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in && config_named) {
+      r.error = "cannot read config file '" + config_file + "'";
+      return r;
+    }
+    std::string line;
+    int lineno = 0;
+    while (in && std::getline(in, line)) {
+      ++lineno;
+      auto t = trim(line);
+      if (t.empty() || t[0] == '#')
+        continue;
+      auto eq = t.find('=');
+      if (eq == std::string::npos) {
+        r.error = config_file + ":" + std::to_string(lineno) + ": expected key = value";
+        return r;
+      }
+      auto value = trim(t.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      if (!apply(trim(t.substr(0, eq)), value,
+                 config_file + ":" + std::to_string(lineno)))
+        return r;
+    }
+  }
+  for (auto& o : options()) {
+    auto env = o.env_name();
+    if (const char* v = getenv(env.c_str()))
+      if (!apply(o.key, v, "environment " + env))
+        return r;
+  }
+  for (auto& [k, v] : flags)
+    if (!apply(k, v, "flag --" + k))
+      return r;
+  if (r.values.cache_jitter_min_pct > r.values.cache_jitter_max_pct) {
+    r.error = "invalid value for setting cache.jitter_min_pct: must not exceed cache.jitter_max_pct";
+    return r;
+  }
+  for (auto [name, p] : {std::pair{"device_1m", &r.values.refresh_device_1m},
+                         std::pair{"household_5m", &r.values.refresh_household_5m},
+                         std::pair{"device_1h", &r.values.refresh_device_1h}}) {
+    if (p->start_offset <= p->end_offset) {
+      r.error = std::string("invalid value for setting refresh.") + name +
+                ".start_offset: must be larger than end_offset";
+      return r;
+    }
+  }
+  return r;
+}
+
+std::string help_text() {
+  std::ostringstream out;
+  settings defaults;
+  out << "Settings (config file `key = value`, environment variable, or --key=value flag;\n"
+         "flags override the environment, which overrides the file):\n\n";
+  for (auto& o : options()) {
+    out << "  --" << o.key << "  (" << o.env_name() << ", default: "
+        << (o.get(defaults).empty() ? "\"\"" : o.get(defaults)) << ")\n      " << o.description
+        << "\n";
+  }
+  return out.str();
+}
+
+} // namespace joule::config

@@ -1,0 +1,109 @@
+#pragma once
+// Joule's operator settings: one typed struct, a table that names and documents every
+// field, and loading from defaults < config file < environment < command-line flags.
+// Depends on nothing else in the project.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace joule::config {
+
+using millis = std::chrono::milliseconds;
+
+/// Refresh policy of one rollup (TimescaleDB's add_continuous_aggregate_policy).
+struct refresh_policy {
+  millis start_offset{0};
+  millis end_offset{0};
+  millis schedule_interval{0};
+};
+
+struct settings {
+  // --- database
+  std::string db_url = "postgresql://joule@127.0.0.1:5432/joule";
+  int db_pool_size = 4;
+  int db_queue_limit = 2048;
+  millis db_statement_timeout{2000};
+  millis db_request_deadline{3000};
+  millis db_reconnect_backoff_max{5000};
+  // --- cache
+  std::string redis_url = "redis://127.0.0.1:6379";
+  int redis_workers = 2;
+  millis redis_timeout{50};
+  std::chrono::seconds cache_ttl{60};
+  int cache_jitter_min_pct = 10;
+  int cache_jitter_max_pct = 20;
+  std::chrono::seconds cache_live_ttl{5};
+  int cache_breaker_failures = 3;
+  millis cache_breaker_open{2000};
+  int cache_max_inflight = 512;
+  // --- http
+  std::string http_listen = "127.0.0.1:8080";
+  int http_threads = 1;
+  std::int64_t http_body_limit = 1 << 20;
+  millis http_request_timeout{5000};
+  millis http_idle_timeout{30000};
+  // --- api
+  int api_max_points = 20000;
+  int api_top_limit_max = 100;
+  bool api_read_raw = false;
+  // --- rollups
+  refresh_policy refresh_device_1m{std::chrono::hours(2), std::chrono::minutes(1),
+                                   std::chrono::seconds(30)};
+  refresh_policy refresh_household_5m{std::chrono::hours(24), std::chrono::minutes(5),
+                                      std::chrono::minutes(2)};
+  refresh_policy refresh_device_1h{std::chrono::hours(24 * 7), std::chrono::hours(1),
+                                   std::chrono::minutes(10)};
+  millis refresh_max_batch{std::chrono::hours(6)};
+  // --- partitions
+  millis partition_interval{std::chrono::hours(24)};
+  int partitions_ahead = 3;
+  int partitions_behind = 7;
+  millis partition_check_interval{std::chrono::minutes(10)};
+  // --- runtime
+  int scheduler_threads = 2;
+  millis supervisor_backoff_max{10000};
+};
+
+/// One documented setting: key (`db.url`), env var (`JOULE_DB_URL`), flag (`--db.url`).
+struct option {
+  std::string key;
+  std::string description;
+  std::function<std::string(const settings&)> get;
+  /// Parses and stores a value; returns an error message or empty on success.
+  std::function<std::string(settings&, const std::string&)> set;
+  std::string env_name() const;
+};
+
+/// Every setting, in documentation order.
+const std::vector<option>& options();
+
+/// Result of loading: settings, or an error naming the setting and source.
+struct load_result {
+  settings values;
+  std::string error;      // non-empty: start-up must stop with this message
+  std::vector<std::string> positional;
+  bool help = false;
+};
+
+/// Loads from defaults, then `config_file` (if it exists or was named explicitly), then the
+/// environment, then `--key=value` / `--key value` flags. `--config FILE` names the file.
+load_result load(const std::vector<std::string>& args,
+                 const std::function<const char*(const char*)>& getenv,
+                 const std::string& default_config_file);
+
+/// Text for `--help`: every setting with its env var, default and description.
+std::string help_text();
+
+/// Parses "250ms", "30s", "5m", "2h", "7d" (a bare number means seconds).
+std::optional<millis> parse_duration(const std::string& text);
+std::string format_duration(millis d);
+
+/// Splits "host:port"; false if malformed.
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);
+
+} // namespace joule::config

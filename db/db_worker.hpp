@@ -1,0 +1,39 @@
+#pragma once
+// A DB worker: one actor, one connection, blocking libpqxx calls. The setup code spawns it
+// detached so that its blocking never stalls the CAF scheduler.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "actors/interfaces.hpp"
+
+namespace joule::db {
+
+struct db_worker_config {
+  std::string url;
+  std::chrono::milliseconds statement_timeout{2000};
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds backoff_max{5000};
+  std::string label = "pool";  // metrics label: pool, refresh, partitions
+};
+
+struct db_worker_state {
+  static inline const char* name = "db_worker";
+  std::unique_ptr<session> conn;
+  /// No connection attempt before this time (reconnect backoff).
+  std::chrono::steady_clock::time_point next_attempt{};
+  std::chrono::milliseconds backoff{0};
+  db_worker_config cfg;
+};
+
+db_worker_actor::behavior_type
+db_worker(db_worker_actor::stateful_pointer<db_worker_state> self, db_worker_config cfg);
+
+/// Runs `job` on `state` synchronously (the worker's message handler; exposed for tests).
+db_answer run_job(db_worker_state& state, db_job& job);
+
+/// A JSON error body `{"error":{"code":..,"message":..}}` in a db_answer.
+db_answer error_answer(int status, const std::string& code, const std::string& message);
+
+} // namespace joule::db

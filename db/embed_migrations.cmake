@@ -1,0 +1,13 @@
+# Writes a .cpp holding every db/migrations/*.sql as a raw string (run at configure time).
+file(GLOB sql_files "${SRC_DIR}/migrations/*.sql")
+list(SORT sql_files)
+set(body "")
+foreach(f IN LISTS sql_files)
+  get_filename_component(name "${f}" NAME_WE)
+  string(REGEX MATCH "^[0-9]+" version "${name}")
+  math(EXPR version "${version}")
+  file(READ "${f}" sql)
+  string(APPEND body "    {${version}, \"${name}\", R\"joule_sql(${sql})joule_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from db/migrations/*.sql by db/embed_migrations.cmake.\n#include \"db/migrations.hpp\"\nnamespace joule::db {\nconst std::vector<migration>& all_migrations() {\n  static const std::vector<migration> all = {\n${body}  };\n  return all;\n}\n} // namespace joule::db\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

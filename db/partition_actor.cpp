@@ -1,0 +1,45 @@
+#include "db/partition_actor.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/log.hpp"
+#include "db/partitions.hpp"
+
+namespace joule::db {
+
+partition_actor::behavior_type
+partition_keeper(partition_actor::stateful_pointer<partition_state> self, partition_config cfg,
+                 db_worker_actor worker) {
+  self->state.cfg = cfg;
+  self->state.worker = std::move(worker);
+  self->link_to(self->state.worker);
+  self->send(self, tick_atom::value);
+  return {
+      [self](tick_atom) {
+        auto cfg = self->state.cfg;
+        db_job job;
+        job.label = "partitions";
+        job.timeout = std::chrono::minutes(10);
+        job.run = [cfg](session& s) {
+          auto rep = ensure_partitions(s, cfg.interval_us, cfg.ahead, cfg.behind);
+          if (rep.created > 0)
+            log(log_level::info, "partitions",
+                "created " + std::to_string(rep.created) + " partitions, moved " +
+                    std::to_string(rep.rows_moved) + " rows out of telemetry_default");
+          return db_answer{};
+        };
+        self->request(self->state.worker, caf::infinite, std::move(job))
+            .then(
+                [self](db_answer& a) {
+                  if (a.status != 200)
+                    log(log_level::warn, "partitions", "check failed: " + a.body);
+                  self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
+                },
+                [self](caf::error&) {
+                  self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
+                });
+      },
+  };
+}
+
+} // namespace joule::db

@@ -1,0 +1,27 @@
+#pragma once
+// Keeps telemetry partitions created ahead of time, on its own DB worker.
+
+#include <chrono>
+
+#include "actors/interfaces.hpp"
+
+namespace joule::db {
+
+struct partition_config {
+  std::int64_t interval_us = 86400LL * 1000000;
+  int ahead = 3;
+  int behind = 7;
+  std::chrono::milliseconds check_interval{600000};
+};
+
+struct partition_state {
+  static inline const char* name = "partitions";
+  partition_config cfg;
+  db_worker_actor worker;
+};
+
+partition_actor::behavior_type
+partition_keeper(partition_actor::stateful_pointer<partition_state> self, partition_config cfg,
+                 db_worker_actor worker);
+
+} // namespace joule::db

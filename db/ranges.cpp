@@ -1,0 +1,60 @@
+#include "db/ranges.hpp"
+
+#include <algorithm>
+
+#include "actors/timefmt.hpp"
+
+namespace joule::db {
+
+range_set normalize(range_set rs) {
+  rs.erase(std::remove_if(rs.begin(), rs.end(), [](const range& r) { return r.empty(); }),
+           rs.end());
+  std::sort(rs.begin(), rs.end(), [](const range& a, const range& b) { return a.lo < b.lo; });
+  range_set out;
+  for (auto& r : rs) {
+    if (!out.empty() && r.lo <= out.back().hi)
+      out.back().hi = std::max(out.back().hi, r.hi);
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
+range_set subtract(const range_set& a, const range_set& b) {
+  auto bs = normalize(b);
+  range_set out;
+  for (auto r : normalize(a)) {
+    for (auto& cut : bs) {
+      if (cut.hi <= r.lo || cut.lo >= r.hi)
+        continue;
+      if (cut.lo > r.lo)
+        out.push_back({r.lo, cut.lo});
+      r.lo = std::max(r.lo, cut.hi);
+      if (r.empty())
+        break;
+    }
+    if (!r.empty())
+      out.push_back(r);
+  }
+  return normalize(out);
+}
+
+range_set clip(const range_set& a, std::int64_t lo, std::int64_t hi) {
+  range_set out;
+  for (auto& r : a)
+    out.push_back({std::max(r.lo, lo), std::min(r.hi, hi)});
+  return normalize(out);
+}
+
+range widen_inclusive(std::int64_t lo, std::int64_t hi_inclusive, std::int64_t width) {
+  return {floor_to(lo, width), floor_to(hi_inclusive, width) + width};
+}
+
+std::int64_t span(const range_set& rs) {
+  std::int64_t total = 0;
+  for (auto& r : rs)
+    total += r.hi - r.lo;
+  return total;
+}
+
+} // namespace joule::db

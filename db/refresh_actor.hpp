@@ -1,0 +1,35 @@
+#pragma once
+// One rollup's refresh schedule: every schedule_interval run a policy cycle on the rollup's
+// own DB worker; run again at once while catch-up is cut into batches.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "actors/interfaces.hpp"
+#include "db/rollups.hpp"
+
+namespace joule::db {
+
+struct refresh_config {
+  std::string rollup;                               // device_1m, household_5m, device_1h
+  refresh_policy_us policy;
+  std::chrono::milliseconds schedule_interval{30000};
+  std::chrono::milliseconds job_timeout{std::chrono::hours(1)};
+};
+
+struct refresh_state {
+  static inline const char* name = "refresh";
+  refresh_config cfg;
+  db_worker_actor worker;
+  bool running = false;
+  std::uint64_t cycles = 0;
+  std::uint64_t failures = 0;
+  std::uint64_t skipped = 0;
+  refresh_report last;
+};
+
+refresh_actor::behavior_type refresh(refresh_actor::stateful_pointer<refresh_state> self,
+                                     refresh_config cfg, db_worker_actor worker);
+
+} // namespace joule::db

@@ -1,0 +1,97 @@
+# Shared set-up for scripts/run, scripts/test and scripts/bench: packages, build,
+# and private PostgreSQL / Redis servers on 127.0.0.1. Sourced, not executed.
+
+JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PG_BIN=/usr/lib/postgresql/15/bin
+JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
+  rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
+  redis-server procps)
+
+log() { printf '[joule] %s\n' "$*" >&2; }
+
+ensure_packages() {
+  local missing=()
+  for p in "${JOULE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# build DIR [cmake args...]
+build_joule() {
+  local dir=$1; shift
+  export CCACHE_DIR=${CCACHE_DIR:-$JOULE_ROOT/.ccache}
+  cmake -S "$JOULE_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+# A port derived from the checkout path, then probed upwards until free, so two
+# checkouts on one machine never collide.
+free_port() {
+  local salt=$1
+  local base=$(( 20000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % 30000 ))
+  local p
+  for ((p = base; p < base + 500; p++)); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+  done
+  log "no free port near $base"; return 1
+}
+
+# The postgres user must be able to reach the data folder; fall back to /var/tmp otherwise.
+data_root() {
+  local d=$JOULE_ROOT/.data
+  mkdir -p "$d"
+  if runuser -u postgres -- test -x "$d" 2>/dev/null; then echo "$d"; else
+    d=/var/tmp/joule-$(printf '%s' "$JOULE_ROOT" | cksum | cut -d' ' -f1); mkdir -p "$d"; echo "$d"; fi
+}
+
+# start_postgres NAME [extra postgres -c options...] -> sets PGPORT, JOULE_PG_DIR
+start_postgres() {
+  local name=$1; shift
+  local root; root=$(data_root)
+  JOULE_PG_DIR=$root/pg-$name
+  PGPORT=$(free_port "pg-$name")
+  if [ ! -f "$JOULE_PG_DIR/PG_VERSION" ]; then
+    mkdir -p "$JOULE_PG_DIR"; chown postgres:postgres "$JOULE_PG_DIR"; chmod 700 "$JOULE_PG_DIR"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$JOULE_PG_DIR" -U joule --auth=trust -E UTF8 >/dev/null
+  fi
+  local opts="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$JOULE_PG_DIR"
+  opts+=" -c max_connections=200 -c shared_buffers=512MB -c timezone=UTC"
+  for o in "$@"; do opts+=" -c $o"; done
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_DIR" -l "$JOULE_PG_DIR/server.log" -o "$opts" -w -t 60 start >/dev/null
+  export PGPORT JOULE_PG_DIR
+  log "PostgreSQL on 127.0.0.1:$PGPORT (data $JOULE_PG_DIR)"
+}
+
+stop_postgres() {
+  [ -n "${JOULE_PG_DIR:-}" ] && [ -f "$JOULE_PG_DIR/postmaster.pid" ] &&
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_DIR" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# start_redis NAME -> sets REDIS_PORT
+start_redis() {
+  local name=$1
+  local root; root=$(data_root)
+  REDIS_DIR=$root/redis-$name; mkdir -p "$REDIS_DIR"
+  REDIS_PORT=$(free_port "redis-$name")
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+    --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  export REDIS_PORT REDIS_DIR
+  log "Redis on 127.0.0.1:$REDIS_PORT"
+}
+
+stop_redis() {
+  [ -n "${REDIS_PORT:-}" ] && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
+create_database() {  # create_database NAME
+  "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U joule -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U joule -d postgres -qc "CREATE DATABASE $1" >/dev/null
+}
