@@ -20,6 +20,7 @@
 #include "db/session.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
+#include "rules/alerts_module.hpp"
 
 namespace joule {
 namespace {
@@ -126,6 +127,9 @@ std::vector<child_spec> app::impl::children() {
                        db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
                    return caf::actor_cast<caf::actor>(sys.spawn(db::partition_keeper, pc, worker));
                  }});
+  if (s.alerts_enabled)
+    for (auto& c : rules::alert_children(s, registry))
+      out.push_back(std::move(c));
   return out;
 }
 
@@ -154,6 +158,8 @@ void app::start() {
   ctx->system = d.system.get();
   ctx->registry = d.registry;
   ctx->settings = d.settings;
+  if (d.settings.alerts_enabled)
+    rules::install_alert_routes(*ctx);
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;

@@ -237,6 +237,25 @@ std::vector<option> build_options() {
                          &settings::partitions_behind, 0, 3650));
   o.push_back(duration_option("partition.check_interval", "How often partitions are checked",
                               JOULE_FIELD(partition_check_interval), millis(1000), day));
+  o.push_back(bool_option("alerts.enabled", "Run alert evaluators and webhook delivery",
+                          &settings::alerts_enabled));
+  o.push_back(duration_option("alerts.feed_interval",
+                              "How often the bucket feed reads the newest buckets for evaluators",
+                              JOULE_FIELD(alerts_feed_interval), millis(100), day));
+  o.push_back(duration_option("alerts.webhook_timeout", "Timeout of one webhook delivery attempt",
+                              JOULE_FIELD(alerts_webhook_timeout), millis(100), millis(600000)));
+  o.push_back(int_option("alerts.retry_max_attempts",
+                         "Delivery attempts before a notification is marked failed",
+                         &settings::alerts_retry_max_attempts, 1, 1000));
+  o.push_back(duration_option("alerts.retry_initial", "First retry delay (doubles, with jitter)",
+                              JOULE_FIELD(alerts_retry_initial), millis(10), day));
+  o.push_back(duration_option("alerts.retry_max", "Longest retry delay",
+                              JOULE_FIELD(alerts_retry_max), millis(10), day));
+  o.push_back(string_option("alerts.allowed_hosts",
+                            "Comma-separated webhook hosts allowed (empty: any host)",
+                            &settings::alerts_allowed_hosts, nullptr));
+  o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
+                         &settings::alerts_delivery_workers, 1, 1024));
   o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",
                          &settings::scheduler_threads, 1, 64));
   o.push_back(duration_option("supervisor.backoff_max", "Upper bound of actor restart backoff",

@@ -64,6 +64,15 @@ struct settings {
   int partitions_ahead = 3;
   int partitions_behind = 7;
   millis partition_check_interval{std::chrono::minutes(10)};
+  // --- alerts
+  bool alerts_enabled = true;
+  millis alerts_feed_interval{1000};
+  millis alerts_webhook_timeout{5000};
+  int alerts_retry_max_attempts = 12;
+  millis alerts_retry_initial{1000};
+  millis alerts_retry_max{300000};
+  std::string alerts_allowed_hosts;  // comma-separated; empty = any host
+  int alerts_delivery_workers = 8;
   // --- runtime
   int scheduler_threads = 2;
   millis supervisor_backoff_max{10000};

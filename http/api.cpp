@@ -234,8 +234,17 @@ handler_fn make_api_handler(std::shared_ptr<api_context> ctx) {
       case route::telemetry:
       case route::alert_rules:
       case route::alert_rule:
-      case route::alert_events:
-        return done(json_error(501, "not_implemented", "this endpoint is not available yet"));
+      case route::alert_events: {
+        auto& h = m.kind == route::telemetry     ? ctx->telemetry
+                  : m.kind == route::alert_rules ? ctx->alert_rules
+                  : m.kind == route::alert_rule  ? ctx->alert_rule
+                                                 : ctx->alert_events;
+        if (!h)
+          return done(json_error(501, "not_implemented", "this endpoint is not enabled"));
+        routed_request rr{req.method, m.id, std::move(m.query), std::move(m.bad_query),
+                          std::move(req.body), std::move(req.content_type)};
+        return h(std::move(rr), std::move(done));
+      }
       case route::not_found:
         break;
     }
