@@ -1,0 +1,83 @@
+#pragma once
+// The alert rule model and its JSON form: parsing and validating a request body, rendering a
+// stored rule. Pure functions (no I/O); the domain types never see RapidJSON.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace joule::rules {
+
+enum class scope_kind : std::uint8_t { device, household };
+enum class metric_kind : std::uint8_t { power_w_avg, power_w_max, energy_wh_sum };
+enum class compare_op : std::uint8_t { gt, ge, lt, le };
+
+const char* to_string(scope_kind s);
+const char* to_string(metric_kind m);
+const char* to_string(compare_op o);
+/// "1m" or "5m" from a width in µs.
+std::string window_name(std::int64_t width_us);
+
+constexpr std::int64_t minute_us = 60'000'000;
+
+/// One stored rule. `id` is empty until the database assigned one.
+struct alert_rule {
+  std::string id;
+  scope_kind scope = scope_kind::device;
+  std::string scope_id;                 // lower-case UUID
+  metric_kind metric = metric_kind::power_w_avg;
+  std::int64_t window_us = minute_us;   // 1 or 5 minutes
+  compare_op op = compare_op::gt;
+  double threshold = 0;                 // JSON field "value"
+  std::int64_t cooldown_sec = 300;
+  int for_buckets = 1;
+  std::optional<double> recover_value;  // hysteresis: resolve only past this value
+  std::string webhook_url;
+  std::string webhook_secret;
+  bool enabled = true;
+  std::int64_t version = 0;             // bumped by every update (orders live changes)
+  std::int64_t created_at = 0;          // µs
+  std::int64_t updated_at = 0;
+};
+
+/// A 400 naming the offending field.
+struct rule_error {
+  std::string code;     // e.g. invalid_metric
+  std::string field;    // e.g. metric
+  std::string message;
+};
+
+/// The parts of an http(s) URL the webhook client needs.
+struct webhook_target {
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string target = "/";  // path and query
+  /// Per-destination concurrency key: scheme://host:port.
+  std::string destination() const;
+};
+
+/// Parses http://host[:port][/path][?query] and https://...; nullopt otherwise (no user info,
+/// no fragments, host required).
+std::optional<webhook_target> parse_webhook_url(const std::string& url);
+
+/// True when `host` is allowed by the comma-separated list (empty list: every host). Entries
+/// match case-insensitively; an entry starting with '.' matches every subdomain.
+bool host_allowed(const std::string& host, const std::string& allowed_hosts);
+
+/// Validates a POST (full rule, defaults for optional fields) or PUT body (also a full rule:
+/// PUT replaces the definition). The result has no id, version or timestamps.
+std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
+                                                const std::string& allowed_hosts);
+
+/// The stored rule as the API returns it. The secret is never echoed back
+/// (`webhook_secret_set` says whether one is configured).
+std::string render_rule(const alert_rule& r);
+std::string render_rules(const std::vector<alert_rule>& rs);
+
+/// A random (version 4) UUID for alert ids.
+std::string random_uuid();
+
+} // namespace joule::rules
