@@ -143,6 +143,8 @@ using supervisor_actor = caf::typed_actor<
 /// Keeps telemetry partitions created ahead of time.
 using partition_actor = caf::typed_actor<
   /// Internal: time to check partitions.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  /// Status as JSON (checks, partitions created).
+  caf::replies_to<status_atom>::with<std::string>>;
 
 } // namespace joule

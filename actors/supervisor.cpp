@@ -56,12 +56,13 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
       return;
     }
   });
-  // Children stop in reverse order of their start.
-  self->attach_functor([self] {
+  // Children stop in reverse order of their start, before the supervisor's state is gone.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& ch = self->state.children;
     for (auto it = ch.rbegin(); it != ch.rend(); ++it)
       if (it->handle)
         caf::anon_send_exit(it->handle, caf::exit_reason::user_shutdown);
+    self->quit(msg.reason);
   });
   return {
       [self](restart_atom, std::uint64_t i) {

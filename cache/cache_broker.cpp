@@ -157,10 +157,8 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
       st.workers.push_back(spawn_worker(i));
       self->link_to(st.workers.back());
     }
-  self->attach_functor([self] {
-    for (auto& w : self->state.workers)
-      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
-  });
+  // The workers are linked: they stop with the broker (and a dead worker stops the broker,
+  // which its supervisor then restarts with fresh connections).
   return {
       [self](cached_read& read) {
         auto& st = self->state;

@@ -123,9 +123,12 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
       return;
     }
   });
-  self->attach_functor([self] {
+  // Stop the workers while the state still exists (an attach_functor would run after it is
+  // gone), then stop.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& w : self->state.workers)
       caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+    self->quit(msg.reason);
   });
   return {
       [self](db_job& job) -> caf::typed_response_promise<db_answer> {

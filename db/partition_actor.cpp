@@ -20,8 +20,10 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
         db_job job;
         job.label = "partitions";
         job.timeout = std::chrono::minutes(10);
-        job.run = [cfg](session& s) {
+        auto created = std::make_shared<int>(0);
+        job.run = [cfg, created](session& s) {
           auto rep = ensure_partitions(s, cfg.interval_us, cfg.ahead, cfg.behind);
+          *created = rep.created;
           if (rep.created > 0)
             log(log_level::info, "partitions",
                 "created " + std::to_string(rep.created) + " partitions, moved " +
@@ -30,14 +32,24 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
         };
         self->request(self->state.worker, caf::infinite, std::move(job))
             .then(
-                [self](db_answer& a) {
-                  if (a.status != 200)
+                [self, created](db_answer& a) {
+                  ++self->state.checks;
+                  self->state.created += static_cast<std::uint64_t>(*created);
+                  if (a.status != 200) {
+                    ++self->state.failures;
                     log(log_level::warn, "partitions", "check failed: " + a.body);
+                  }
                   self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
                 },
                 [self](caf::error&) {
+                  ++self->state.failures;
                   self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
                 });
+      },
+      [self](status_atom) -> std::string {
+        auto& st = self->state;
+        return "{\"checks\":" + std::to_string(st.checks) + ",\"created\":" +
+               std::to_string(st.created) + ",\"failures\":" + std::to_string(st.failures) + "}";
       },
   };
 }

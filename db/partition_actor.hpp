@@ -18,6 +18,9 @@ struct partition_state {
   static inline const char* name = "partitions";
   partition_config cfg;
   db_worker_actor worker;
+  std::uint64_t checks = 0;
+  std::uint64_t created = 0;
+  std::uint64_t failures = 0;
 };
 
 partition_actor::behavior_type

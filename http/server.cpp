@@ -1,6 +1,7 @@
 #include "http/server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -173,9 +174,23 @@ private:
     if (ec || !keep) {
       beast::error_code ignored;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      if (!ec)
+        drain();
       return;
     }
     do_read();
+  }
+
+  // After refusing a request whose body we did not read (413), read and discard what the
+  // client still sends for a moment: closing with unread data would reset the connection and
+  // the client might never see our answer.
+  void drain() {
+    stream_.expires_after(std::chrono::seconds(1));
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec)
+                                self->drain();
+                            });
   }
 
   beast::tcp_stream stream_;
@@ -184,6 +199,7 @@ private:
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   server::impl& srv_;
+  std::array<char, 16384> scratch_{};
   std::uint64_t seq_ = 0;
   bool keep_alive_ = true;
   bool busy_ = false;

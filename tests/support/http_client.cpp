@@ -32,7 +32,9 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
       req.body() = body;
     }
     req.prepare_payload();
-    bhttp::write(stream, req);
+    beast::error_code wec;
+    bhttp::write(stream, req, wec);  // a server may answer (413) before reading the body
+    (void)wec;
     beast::flat_buffer buf;
     bhttp::response<bhttp::string_body> res;
     bhttp::read(stream, buf, res);

@@ -1,0 +1,295 @@
+// The analytics API over real HTTP, with a real PostgreSQL and Redis: shapes, ordering,
+// bucket bounds, values against brute force, every 4xx, cache hits, truthful fresh_as_of.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "actors/timefmt.hpp"
+#include "db/rollups.hpp"
+#include "db/session.hpp"
+#include "tests/support/api_fixture.hpp"
+
+using namespace joule;
+using namespace joule::test;
+
+namespace {
+
+constexpr std::int64_t minute = 60 * micros_per_second;
+
+class Api : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    db_ = new pg_test_db("joule_test_api");
+    redis_ = new redis_process();
+    redis_->start();
+    seed_fleet(*db_, 3, 4, 26, 60);
+    app_ = new app(test_settings(db_->url(), redis_->url()));
+    app_->start();
+    // The first refresh cycles run at start and catch up on the history in batches; wait
+    // until every watermark is within two buckets of its end_offset.
+    for (int i = 0; i < 600; ++i) {
+      if (db_->scalar("SELECT count(*) FROM rollup_state WHERE watermark >= now() - "
+                      "(CASE name WHEN 'device_1h' THEN interval '1 hour' WHEN 'household_5m' "
+                      "THEN interval '5 minutes' ELSE interval '1 minute' END) - 2 * bucket_width") == "3")
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  static void TearDownTestSuite() {
+    delete app_;
+    delete redis_;
+    delete db_;
+  }
+  static std::uint16_t port() { return app_->port(); }
+
+  // Brute force over raw rows: bucket -> value.
+  static std::map<std::string, double> brute(const std::string& sql) {
+    std::map<std::string, double> out;
+    pqxx::connection c{db_->url() + " options='-c TimeZone=UTC'"};
+    pqxx::nontransaction q{c};
+    for (auto row : q.exec(sql))
+      out[row[0].as<std::string>()] = row[1].is_null() ? NAN : row[1].as<double>();
+    return out;
+  }
+
+  static pg_test_db* db_;
+  static redis_process* redis_;
+  static app* app_;
+};
+
+pg_test_db* Api::db_ = nullptr;
+redis_process* Api::redis_ = nullptr;
+app* Api::app_ = nullptr;
+
+std::string iso(std::int64_t t) { return format_rfc3339(t); }
+
+void expect_error(const http_result& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  auto d = parse_json(r.body);
+  ASSERT_TRUE(d.IsObject() && d.HasMember("error")) << r.body;
+  EXPECT_EQ(std::string(d["error"]["code"].GetString()), code) << r.body;
+  EXPECT_TRUE(d["error"]["message"].IsString());
+  EXPECT_EQ(r.headers.count("content-type") ? r.headers.at("content-type") : "",
+            "application/json");
+}
+
+TEST_F(Api, EnergyMatchesBruteForceWithBucketBoundsAndOrder) {
+  for (std::string step : {"5m", "1h"}) {
+    auto hid = household_id(2);
+    auto r = http_get(port(), "/analytics/households/" + hid + "/energy?step=" + step);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto d = parse_json(r.body);
+    for (auto* k : {"household_id", "step", "start", "end", "fresh_as_of", "series"})
+      ASSERT_TRUE(d.HasMember(k)) << k << " missing: " << r.body;
+    EXPECT_EQ(std::string(d["household_id"].GetString()), hid);
+    EXPECT_EQ(std::string(d["step"].GetString()), step);
+    auto start = *parse_rfc3339(d["start"].GetString());
+    auto end = *parse_rfc3339(d["end"].GetString());
+    EXPECT_EQ(end - start, 24 * 60 * minute);
+    auto width = step == "5m" ? 5 * minute : 60 * minute;
+    auto expected = brute("SELECT to_char(date_bin('" + std::string(step == "5m" ? "5 minutes" : "1 hour") +
+                          "', ts, '2000-01-01 00:00:00+00'), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                          "sum(energy_wh) FROM telemetry WHERE household_id = '" + hid +
+                          "' AND ts >= '" + iso(start) + "' AND ts < '" + iso(end) +
+                          "' GROUP BY 1");
+    auto& series = d["series"];
+    ASSERT_TRUE(series.IsArray());
+    ASSERT_EQ(series.Size(), expected.size());
+    std::int64_t prev = INT64_MIN;
+    for (auto& p : series.GetArray()) {
+      auto t = *parse_rfc3339(p["t"].GetString());
+      EXPECT_GT(t, prev) << "ascending";
+      prev = t;
+      EXPECT_GE(t, start);
+      EXPECT_LT(t, end);
+      EXPECT_EQ(t % width, 0) << "aligned to the step";
+      auto it = expected.find(p["t"].GetString());
+      ASSERT_NE(it, expected.end()) << p["t"].GetString();
+      EXPECT_NEAR(p["v"].GetDouble(), it->second, 1e-6 * (1 + std::fabs(it->second)));
+    }
+  }
+}
+
+TEST_F(Api, ExplicitRangeKeepsOnlyBucketsThatStartInside) {
+  auto hid = household_id(1);
+  auto now = now_micros();
+  auto start = floor_to(now - 3 * 60 * minute, 5 * minute) + 2 * minute;  // not aligned
+  auto end = floor_to(now - 60 * minute, 5 * minute);
+  auto r = http_get(port(), "/analytics/households/" + hid + "/energy?start=" + iso(start) +
+                                "&end=" + iso(end) + "&step=5m");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = parse_json(r.body);
+  auto& s = d["series"];
+  ASSERT_GT(s.Size(), 0u);
+  EXPECT_EQ(*parse_rfc3339(s[0]["t"].GetString()), ceil_to(start, 5 * minute));
+  EXPECT_EQ(*parse_rfc3339(s[s.Size() - 1]["t"].GetString()), end - 5 * minute);
+}
+
+TEST_F(Api, PowerAvgAndMaxMatchBruteForce) {
+  auto did = device_id(5);
+  for (std::string step : {"1m", "1h"}) {
+    auto now = now_micros();
+    auto width = step == "1m" ? minute : 60 * minute;
+    auto start = floor_to(now - 5 * 60 * minute, width), end = ceil_to(now, width);
+    auto r = http_get(port(), "/analytics/devices/" + did + "/power?step=" + step + "&start=" +
+                                  iso(start) + "&end=" + iso(end));
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto d = parse_json(r.body);
+    EXPECT_EQ(std::string(d["device_id"].GetString()), did);
+    std::string w = step == "1m" ? "1 minute" : "1 hour";
+    auto avg = brute("SELECT to_char(date_bin('" + w + "', ts, '2000-01-01 00:00:00+00'), "
+                     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), avg(power_w) FROM telemetry WHERE "
+                     "device_id = '" + did + "' AND ts >= '" + iso(start) + "' AND ts < '" +
+                     iso(end) + "' GROUP BY 1");
+    auto mx = brute("SELECT to_char(date_bin('" + w + "', ts, '2000-01-01 00:00:00+00'), "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), max(power_w) FROM telemetry WHERE "
+                    "device_id = '" + did + "' AND ts >= '" + iso(start) + "' AND ts < '" +
+                    iso(end) + "' GROUP BY 1");
+    ASSERT_EQ(d["series"].Size(), avg.size());
+    for (auto& p : d["series"].GetArray()) {
+      std::string t = p["t"].GetString();
+      if (std::isnan(avg[t])) {
+        EXPECT_TRUE(p["avg"].IsNull());
+      } else {
+        EXPECT_NEAR(p["avg"].GetDouble(), avg[t], 1e-6 * (1 + avg[t])) << t;
+        EXPECT_NEAR(p["max"].GetDouble(), mx[t], 1e-9) << t;
+      }
+    }
+  }
+}
+
+TEST_F(Api, TopDevicesAreTheHouseholdsLargestConsumersHighestFirst) {
+  auto hid = household_id(3);
+  auto r = http_get(port(), "/analytics/households/" + hid + "/top-devices?limit=3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = parse_json(r.body);
+  auto start = *parse_rfc3339(d["window"]["start"].GetString());
+  auto end = *parse_rfc3339(d["window"]["end"].GetString());
+  EXPECT_EQ(end - start, 24 * 60 * minute);
+  auto expected = brute("SELECT device_id::text, sum(energy_wh) FROM telemetry WHERE "
+                        "household_id = '" + hid + "' AND ts >= '" + iso(start) +
+                        "' AND ts < '" + iso(end) + "' GROUP BY 1");
+  auto& devs = d["devices"];
+  ASSERT_EQ(devs.Size(), 3u);
+  double prev = INFINITY;
+  for (auto& x : devs.GetArray()) {
+    double e = x["energy_wh"].GetDouble();
+    EXPECT_LE(e, prev);
+    prev = e;
+    EXPECT_NEAR(e, expected.at(x["device_id"].GetString()), 1e-6 * (1 + e));
+  }
+  // The three returned are the three largest of four.
+  std::vector<double> all;
+  for (auto& [k, v] : expected)
+    all.push_back(v);
+  std::sort(all.rbegin(), all.rend());
+  EXPECT_NEAR(devs[2]["energy_wh"].GetDouble(), all[2], 1e-6 * (1 + all[2]));
+}
+
+TEST_F(Api, EveryBadRequestGetsAJsonErrorNamingTheProblem) {
+  auto hid = household_id(1);
+  auto base = "/analytics/households/" + hid + "/energy";
+  expect_error(http_get(port(), "/analytics/households/not-a-uuid/energy"), 400,
+               "invalid_household_id");
+  expect_error(http_get(port(), "/analytics/devices/1234/power"), 400, "invalid_device_id");
+  expect_error(http_get(port(), base + "?start=last%20week"), 400, "invalid_start");
+  expect_error(http_get(port(), base + "?start=2026-11-27T12:00:00Z&end=2026-11-26T12:00:00Z"),
+               400, "invalid_range");
+  expect_error(http_get(port(), base + "?step=10m"), 400, "invalid_step");
+  expect_error(http_get(port(), base + "?start=1990-01-01T00:00:00Z"), 400, "range_too_large");
+  expect_error(http_get(port(), base + "?foo=1"), 400, "unknown_parameter");
+  expect_error(http_get(port(), "/analytics/households/" + hid + "/top-devices?limit=x"), 400,
+               "invalid_limit");
+  expect_error(http_get(port(), "/analytics/households/" + household_id(999) + "/energy"), 404,
+               "household_not_found");
+  expect_error(http_get(port(), "/analytics/households/" + household_id(999) + "/top-devices"),
+               404, "household_not_found");
+  expect_error(http_get(port(), "/analytics/devices/" + device_id(999) + "/power"), 404,
+               "device_not_found");
+  expect_error(http_get(port(), "/nope"), 404, "not_found");
+  expect_error(http_request(port(), "DELETE", base), 405, "method_not_allowed");
+  expect_error(http_request(port(), "POST", "/telemetry", std::string(2 << 20, 'x')), 413,
+               "body_too_large");
+}
+
+TEST_F(Api, RepeatedRequestIsACacheHitWithTheSameBody) {
+  auto target = "/analytics/households/" + household_id(1) + "/energy?step=1h";
+  auto first = http_get(port(), target);
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(first.headers["x-cache"], "miss");
+  auto second = http_get(port(), target);
+  ASSERT_EQ(second.status, 200);
+  EXPECT_EQ(second.headers["x-cache"], "hit");
+  EXPECT_EQ(second.body, first.body) << "a cached answer keeps its own fresh_as_of";
+  EXPECT_GE(redis_->dbsize(), 1);
+}
+
+TEST_F(Api, FreshAsOfNeverClaimsDataThatIsNotReflected) {
+  auto did = device_id(2);
+  auto power_at = [&](std::int64_t bucket, std::int64_t salt) {
+    // Each call uses a distinct range so that it is computed, not served from the cache.
+    auto r = http_get(port(), "/analytics/devices/" + did + "/power?step=1m&start=" +
+                                  iso(bucket - salt * minute) + "&end=" + iso(bucket + minute));
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto d = parse_json(r.body);
+    std::optional<double> max;
+    for (auto& p : d["series"].GetArray())
+      if (*parse_rfc3339(p["t"].GetString()) == bucket && p["max"].IsNumber())
+        max = p["max"].GetDouble();
+    return std::make_pair(max, *parse_rfc3339(d["fresh_as_of"].GetString()));
+  };
+  auto db_now = [&] {
+    return std::stoll(db_->scalar("SELECT (extract(epoch from clock_timestamp()) * 1e6)::bigint"));
+  };
+  // 1) A new reading (above the watermark) is visible at once, via the raw tail.
+  db_->exec("INSERT INTO telemetry VALUES (now(), '" + did + "', '" + household_id(1) +
+            "', 99999, 1)");
+  auto committed = db_now();
+  auto [v1, fresh1] = power_at(floor_to(committed, minute), 1);
+  EXPECT_GE(fresh1, committed - 1000 * 1000);  // within a second of the commit
+  EXPECT_LE(fresh1, db_now());
+  ASSERT_TRUE(v1);
+  EXPECT_EQ(*v1, 99999);
+  // 2) A late reading below the watermark is not in the materialised rows until a refresh:
+  //    fresh_as_of must then stay before its commit.
+  auto bucket = floor_to(committed - 30 * minute, minute);
+  db_->exec("INSERT INTO telemetry VALUES ('" + iso(bucket + 1000000) + "', '" + did + "', '" +
+            household_id(1) + "', 88888, 1)");
+  auto late_committed = db_now();
+  auto [v2, fresh2] = power_at(bucket, 2);
+  EXPECT_FALSE(v2 && *v2 == 88888) << "not refreshed yet";
+  EXPECT_LT(fresh2, late_committed) << "fresh_as_of must not claim the unrefreshed late write";
+  // 3) After a refresh the late reading shows and fresh_as_of moves past its commit.
+  db::session s{db_->url()};
+  db::refresh_cycle(s, *db::find_rollup("device_1m"),
+                    {2 * 60 * minute, minute, 6 * 60 * minute});
+  auto [v3, fresh3] = power_at(bucket, 3);
+  ASSERT_TRUE(v3);
+  EXPECT_EQ(*v3, 88888);
+  EXPECT_GE(fresh3, late_committed);
+}
+
+TEST_F(Api, OperationsEndpoints) {
+  EXPECT_EQ(http_get(port(), "/healthz").status, 200);
+  EXPECT_EQ(http_get(port(), "/readyz").status, 200);
+  auto m = http_get(port(), "/metrics");
+  ASSERT_EQ(m.status, 200);
+  for (auto* name : {"joule_http_request_duration_seconds_bucket", "joule_cache_requests_total",
+                     "joule_db_pool_queue_depth", "joule_db_pool_in_flight",
+                     "joule_db_pool_timeouts_total", "joule_rollup_lag_seconds",
+                     "joule_rollup_refresh_duration_seconds", "joule_actor_restarts_total"})
+    EXPECT_NE(m.body.find(name), std::string::npos) << name;
+  auto st = http_get(port(), "/admin/status");
+  ASSERT_EQ(st.status, 200);
+  auto d = parse_json(st.body);
+  EXPECT_TRUE(d.HasMember("db_pool"));
+  EXPECT_TRUE(d.HasMember("cache"));
+  EXPECT_TRUE(d.HasMember("refresh.device_1m"));
+  EXPECT_TRUE(d.HasMember("supervisor"));
+}
+
+} // namespace

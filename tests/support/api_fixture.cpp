@@ -1,0 +1,55 @@
+#include "tests/support/api_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+namespace joule::test {
+
+config::settings test_settings(const std::string& db_url, const std::string& redis_url) {
+  config::settings s;
+  s.db_url = db_url;
+  s.redis_url = redis_url;
+  s.http_listen = "127.0.0.1:0";
+  s.db_pool_size = 3;
+  s.scheduler_threads = 2;
+  s.refresh_device_1m.schedule_interval = std::chrono::hours(1);
+  s.refresh_household_5m.schedule_interval = std::chrono::hours(1);
+  s.refresh_device_1h.schedule_interval = std::chrono::hours(1);
+  s.alerts_enabled = false;
+  return s;
+}
+
+rapidjson::Document parse_json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  EXPECT_FALSE(d.HasParseError()) << "not JSON: " << body;
+  return d;
+}
+
+std::string household_id(int h) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", h);
+  return buf;
+}
+
+std::string device_id(int d) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-9000-%012d", d);
+  return buf;
+}
+
+void seed_fleet(const pg_test_db& db, int households, int per_household, int hours, int every_s) {
+  db.exec("INSERT INTO devices (id, household_id) SELECT "
+          "('00000000-0000-4000-9000-' || lpad(i::text, 12, '0'))::uuid, "
+          "('00000000-0000-4000-8000-' || lpad(((i - 1) / " + std::to_string(per_household) +
+          " + 1)::text, 12, '0'))::uuid FROM generate_series(1, " +
+          std::to_string(households * per_household) + ") i ON CONFLICT DO NOTHING");
+  db.exec("SELECT setseed(0.42); INSERT INTO telemetry SELECT t, d.id, d.household_id, "
+          "CASE WHEN random() < 0.03 THEN NULL ELSE round((random() * 2000)::numeric, 2) END, "
+          "round((random() * 5)::numeric, 3) FROM devices d, generate_series(now() - interval '" +
+          std::to_string(hours) + " hours', now(), interval '" + std::to_string(every_s) +
+          " seconds') t");
+}
+
+} // namespace joule::test
