@@ -153,6 +153,14 @@ void app::start() {
   d.system = std::make_unique<caf::actor_system>(tuned(d.caf_cfg, d.settings.scheduler_threads));
   d.root = d.system->spawn(supervisor, d.children(), d.registry, d.settings.supervisor_backoff_max);
   d.registry->put("supervisor", caf::actor_cast<caf::actor>(d.root));
+  {
+    // The supervisor spawns its children when it first runs: wait for that, so that the
+    // first request finds every actor in the registry.
+    caf::scoped_actor self{*d.system};
+    self->request(d.root, std::chrono::seconds(10), status_atom::value)
+        .receive([](std::string&) {},
+                 [](caf::error&) { throw std::runtime_error("supervisor did not start"); });
+  }
 
   auto ctx = std::make_shared<http::api_context>();
   ctx->system = d.system.get();

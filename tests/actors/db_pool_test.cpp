@@ -1,0 +1,124 @@
+// The DB pool under the deterministic scheduler: deadlines, queue bound, dispatch.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "db/db_pool.hpp"
+#include "tests/support/deterministic.hpp"
+
+using namespace joule;
+using namespace joule::test;
+
+namespace {
+
+struct worker_log {
+  std::vector<std::pair<int, caf::response_promise>> running;  // worker, promise
+  std::vector<caf::actor> workers;
+};
+
+// Test-only message: answer the job a worker holds.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+
+caf::behavior mock_worker(caf::event_based_actor* self, int index,
+                          std::shared_ptr<worker_log> log) {
+  return {
+      [self, index, log](db_job&) {
+        log->running.emplace_back(index, self->make_response_promise());
+        return log->running.back().second;
+      },
+      [index, log](finish_atom, std::size_t job, const std::string& body) {
+        if (log->running[job].first == index)
+          log->running[job].second.deliver(db_answer{200, body, false, {}});
+      },
+  };
+}
+
+struct DbPool : ::testing::Test, deterministic {
+  std::shared_ptr<worker_log> log = std::make_shared<worker_log>();
+  db_pool_actor pool;
+  std::vector<db_answer> answers;
+
+  void start(int size, std::size_t queue_limit) {
+    auto spawn_worker = [this](int i) {
+      log->workers.push_back(keep(sys->spawn(mock_worker, i, log)));
+      return caf::actor_cast<db_worker_actor>(log->workers.back());
+    };
+    pool = keep(sys->spawn(db::db_pool, db::db_pool_config{size, queue_limit}, spawn_worker));
+    run();
+  }
+
+  void finish(std::size_t job, const std::string& body) {
+    caf::anon_send(log->workers[static_cast<std::size_t>(log->running[job].first)],
+                   finish_atom::value, job, body);
+    run();
+  }
+
+  void submit(std::chrono::milliseconds timeout) {
+    db_job job;
+    job.timeout = timeout;
+    auto p = pool;
+    auto out = &answers;
+    keep(sys->spawn([p, job, out](caf::event_based_actor* self) {
+      self->request(p, caf::infinite, job)
+          .then([out](db_answer& a) { out->push_back(a); }, [](caf::error&) {});
+    }));
+    run();
+  }
+};
+
+TEST_F(DbPool, AQueuedJobIsAnsweredAtItsDeadline) {
+  start(1, 10);
+  submit(std::chrono::seconds(10));  // occupies the only worker
+  submit(std::chrono::milliseconds(300));
+  EXPECT_EQ(log->running.size(), 1u);
+  EXPECT_TRUE(answers.empty());
+  sched->advance_time(std::chrono::milliseconds(300));
+  run();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status, 504);
+  EXPECT_EQ(answers[0].error_code, "db_timeout");
+  // When the worker frees up, the expired job is not run.
+  finish(0, "ok");
+  EXPECT_EQ(log->running.size(), 1u);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].status, 200);
+}
+
+TEST_F(DbPool, ARunningJobIsAnsweredAtItsDeadlineAndItsWorkerStaysBusy) {
+  start(1, 10);
+  submit(std::chrono::milliseconds(500));
+  sched->advance_time(std::chrono::milliseconds(500));
+  run();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status, 504);
+  submit(std::chrono::seconds(5));
+  EXPECT_EQ(log->running.size(), 1u) << "the worker is still running the first query";
+  finish(0, "late");
+  EXPECT_EQ(log->running.size(), 2u) << "then it takes the next job";
+  ASSERT_EQ(answers.size(), 1u) << "the late answer is dropped";
+}
+
+TEST_F(DbPool, AFullQueueAnswers503AtOnce) {
+  start(1, 2);
+  for (int i = 0; i < 4; ++i)
+    submit(std::chrono::seconds(5));  // 1 running + 2 queued + 1 rejected
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status, 503);
+  EXPECT_EQ(answers[0].error_code, "overloaded");
+}
+
+TEST_F(DbPool, JobsSpreadOverIdleWorkers) {
+  start(3, 10);
+  for (int i = 0; i < 3; ++i)
+    submit(std::chrono::seconds(5));
+  ASSERT_EQ(log->running.size(), 3u);
+  std::set<int> used;
+  for (auto& [w, rp] : log->running)
+    used.insert(w);
+  EXPECT_EQ(used.size(), 3u);
+}
+
+} // namespace

@@ -1,0 +1,98 @@
+// The refresh actor's schedule under simulated time.
+#include <gtest/gtest.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "db/refresh_actor.hpp"
+#include "tests/support/deterministic.hpp"
+
+using namespace joule;
+using namespace joule::test;
+
+namespace {
+
+struct jobs_seen {
+  std::vector<caf::response_promise> pending;
+  int total = 0;
+};
+
+// Test-only message: finish every running job with this status.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+
+// Untyped so that it can take finish_atom; the refresh actor sees a db_worker_actor.
+caf::behavior mock_worker(caf::event_based_actor* self, std::shared_ptr<jobs_seen> seen) {
+  return {
+      [self, seen](db_job&) {
+        ++seen->total;
+        seen->pending.push_back(self->make_response_promise());
+        return seen->pending.back();
+      },
+      [seen](finish_atom, int status) {
+        for (auto& rp : seen->pending)
+          rp.deliver(db_answer{status, "{}", false, {}});
+        seen->pending.clear();
+      },
+  };
+}
+
+struct RefreshSchedule : ::testing::Test, deterministic {
+  std::shared_ptr<jobs_seen> seen = std::make_shared<jobs_seen>();
+  refresh_actor actor;
+  caf::actor worker_handle;
+
+  void start(std::chrono::milliseconds interval) {
+    worker_handle = keep(sys->spawn(mock_worker, seen));
+    auto worker = caf::actor_cast<db_worker_actor>(worker_handle);
+    db::refresh_config cfg;
+    cfg.rollup = "device_1m";
+    cfg.schedule_interval = interval;
+    actor = keep(sys->spawn(db::refresh, cfg, worker));
+    run();
+  }
+  void finish_all(int status) {
+    caf::anon_send(worker_handle, finish_atom::value, status);
+    run();
+  }
+};
+
+TEST_F(RefreshSchedule, RunsAtStartThenEveryInterval) {
+  start(std::chrono::seconds(30));
+  EXPECT_EQ(seen->total, 1) << "first cycle at start (materialises history)";
+  finish_all(200);
+  EXPECT_EQ(sched->advance_time(std::chrono::seconds(29)), 0u);
+  run();
+  EXPECT_EQ(seen->total, 1);
+  EXPECT_EQ(sched->advance_time(std::chrono::seconds(1)), 1u);
+  run();
+  EXPECT_EQ(seen->total, 2);
+  finish_all(200);
+  sched->advance_time(std::chrono::seconds(30));
+  run();
+  EXPECT_EQ(seen->total, 3);
+}
+
+TEST_F(RefreshSchedule, NeverTwoCyclesAtOnceAndTheNextWaitsForTheSlowOne) {
+  start(std::chrono::seconds(30));
+  // The first cycle is slow: no tick is pending and a manual tick is ignored while it runs.
+  EXPECT_EQ(sched->advance_time(std::chrono::minutes(5)), 0u);
+  caf::anon_send(actor, tick_atom::value);
+  run();
+  EXPECT_EQ(seen->total, 1);
+  finish_all(200);
+  EXPECT_EQ(sched->advance_time(std::chrono::seconds(30)), 1u);
+  run();
+  EXPECT_EQ(seen->total, 2);
+}
+
+TEST_F(RefreshSchedule, AFailedCycleRetriesAfterTheIntervalNotInATightLoop) {
+  start(std::chrono::seconds(10));
+  finish_all(503);
+  run();
+  EXPECT_EQ(seen->total, 1);
+  EXPECT_EQ(sched->advance_time(std::chrono::seconds(10)), 1u);
+  run();
+  EXPECT_EQ(seen->total, 2);
+}
+
+} // namespace
