@@ -18,6 +18,8 @@
 #include "db/partitions.hpp"
 #include "db/refresh_actor.hpp"
 #include "db/session.hpp"
+#include "db/telemetry_writer.hpp"
+#include "http/ingest_parse.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "rules/alerts_module.hpp"
@@ -127,6 +129,17 @@ std::vector<child_spec> app::impl::children() {
                        db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
                    return caf::actor_cast<caf::actor>(sys.spawn(db::partition_keeper, pc, worker));
                  }});
+  out.push_back({"ingest", [s](caf::actor_system& sys) {
+                   db::writer_config wc;
+                   wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
+                   wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
+                   auto cfg = worker_cfg(s, "ingest", std::chrono::milliseconds{30000});
+                   auto spawn_worker = [&sys, cfg](int) {
+                     return sys.spawn<caf::detached>(db::db_worker, cfg);
+                   };
+                   return caf::actor_cast<caf::actor>(
+                       sys.spawn(db::telemetry_writer, wc, spawn_worker, s.ingest_writers));
+                 }});
   if (s.alerts_enabled)
     for (auto& c : rules::alert_children(s, registry))
       out.push_back(std::move(c));
@@ -168,6 +181,37 @@ void app::start() {
   ctx->settings = d.settings;
   if (d.settings.alerts_enabled)
     rules::install_alert_routes(*ctx);
+  ctx->telemetry = [reg = d.registry, skew = d.settings.ingest_max_future_skew](
+                       http::routed_request&& req, http::respond_fn done) {
+    auto parsed = http::parse_readings(req.body, now_micros(), skew.count() * 1000);
+    if (!parsed.errors.empty()) {
+      http::response r;
+      r.status = 400;
+      r.body = http::render_reading_errors(parsed.errors);
+      return done(std::move(r));
+    }
+    auto writer = reg->get_as<telemetry_writer_actor>("ingest");
+    if (!writer) {
+      http::response r;
+      r.status = 503;
+      r.body = "{\"error\":{\"code\":\"starting\",\"message\":\"retry shortly\"}}";
+      r.headers.emplace_back("Retry-After", "1");
+      return done(std::move(r));
+    }
+    ingest_batch b;
+    b.rows = std::move(parsed.readings);
+    b.reply = [done](db_answer a) {
+      http::response r;
+      r.status = a.status;
+      r.body = std::move(a.body);
+      if (r.status == 503 || r.status == 504) {
+        r.status = 503;
+        r.headers.emplace_back("Retry-After", "1");
+      }
+      done(std::move(r));
+    };
+    caf::anon_send(writer, std::move(b));
+  };
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;

@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "actors/telemetry_row.hpp"
 
 namespace joule::db {
 class session;
@@ -76,6 +79,12 @@ struct redis_reply {
   std::string value;
 };
 
+/// A validated POST /telemetry batch; `reply` gets 202, 422 or 503 exactly once.
+struct ingest_batch {
+  std::vector<telemetry_row> rows;
+  std::function<void(db_answer)> reply;
+};
+
 /// A manual refresh request ([start, end) in µs since the epoch).
 struct refresh_request {
   std::int64_t start = 0;
@@ -90,6 +99,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::cache_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::cached_read)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::redis_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::refresh_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::ingest_batch)
 
 namespace joule {
 
@@ -131,6 +141,13 @@ using refresh_actor = caf::typed_actor<
   /// Internal: time for the next policy cycle.
   caf::reacts_to<tick_atom>,
   /// Status as JSON (watermark, last duration, cycles).
+  caf::replies_to<status_atom>::with<std::string>>;
+
+/// The telemetry writer: group commit of concurrent batches with COPY.
+using telemetry_writer_actor = caf::typed_actor<
+  /// Stores the batch whole or not at all; answers through `reply` after the commit.
+  caf::reacts_to<ingest_batch>,
+  /// Status as JSON (pending rows, commits).
   caf::replies_to<status_atom>::with<std::string>>;
 
 /// Spawns the long-lived actors, restarts crashed ones with backoff, reports their status.

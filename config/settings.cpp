@@ -237,6 +237,17 @@ std::vector<option> build_options() {
                          &settings::partitions_behind, 0, 3650));
   o.push_back(duration_option("partition.check_interval", "How often partitions are checked",
                               JOULE_FIELD(partition_check_interval), millis(1000), day));
+  o.push_back(duration_option("ingest.max_future_skew",
+                              "Readings further than this in the future are rejected",
+                              JOULE_FIELD(ingest_max_future_skew), millis(0), day));
+  o.push_back(int_option("ingest.max_pending_rows",
+                         "Readings waiting for the writer before POST /telemetry answers 503",
+                         &settings::ingest_max_pending_rows, 1, 100000000));
+  o.push_back(int_option("ingest.max_rows_per_commit",
+                         "Most readings one group commit writes", &settings::ingest_max_rows_per_commit,
+                         1, 10000000));
+  o.push_back(int_option("ingest.writers", "Writer connections (COPY) for POST /telemetry",
+                         &settings::ingest_writers, 1, 64));
   o.push_back(bool_option("alerts.enabled", "Run alert evaluators and webhook delivery",
                           &settings::alerts_enabled));
   o.push_back(duration_option("alerts.feed_interval",

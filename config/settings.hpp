@@ -64,6 +64,11 @@ struct settings {
   int partitions_ahead = 3;
   int partitions_behind = 7;
   millis partition_check_interval{std::chrono::minutes(10)};
+  // --- ingest (POST /telemetry)
+  millis ingest_max_future_skew{300000};
+  int ingest_max_pending_rows = 200000;
+  int ingest_max_rows_per_commit = 50000;
+  int ingest_writers = 2;
   // --- alerts
   bool alerts_enabled = true;
   millis alerts_feed_interval{1000};

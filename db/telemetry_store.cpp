@@ -1,0 +1,100 @@
+#include "db/telemetry_store.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+#include <unordered_map>
+
+#include <pqxx/pqxx>
+#include <pqxx/stream_to>
+
+#include "actors/timefmt.hpp"
+#include "db/session.hpp"
+
+namespace joule::db {
+namespace {
+
+std::string pg_array(const std::vector<std::string>& ids) {
+  std::string out = "{";
+  for (size_t i = 0; i < ids.size(); ++i)
+    out += (i ? "," : "") + ids[i];  // normalised UUIDs: no quoting needed
+  return out + "}";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+} // namespace
+
+std::vector<batch_outcome>
+write_batches(session& s, const std::vector<const std::vector<telemetry_row>*>& batches) {
+  std::vector<batch_outcome> out(batches.size());
+  std::vector<std::string> ids;
+  {
+    std::unordered_map<std::string, bool> seen;
+    for (auto* b : batches)
+      for (auto& r : *b)
+        if (seen.emplace(r.device_id, true).second)
+          ids.push_back(r.device_id);
+  }
+  pqxx::work tx{s.conn()};
+  std::unordered_map<std::string, std::string> household_of;
+  for (auto row : tx.exec_params("SELECT id::text, household_id::text FROM devices "
+                                 "WHERE id = ANY($1::uuid[])",
+                                 pg_array(ids)))
+    household_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+
+  std::vector<bool> accepted(batches.size(), true);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::vector<std::string> unknown, mismatch;
+    for (auto& r : *batches[i]) {
+      auto it = household_of.find(r.device_id);
+      if (it == household_of.end()) {
+        if (unknown.size() < 20 && std::find(unknown.begin(), unknown.end(), r.device_id) == unknown.end())
+          unknown.push_back(r.device_id);
+      } else if (!r.household_id.empty() && r.household_id != it->second) {
+        if (mismatch.size() < 20)
+          mismatch.push_back(r.device_id);
+      }
+    }
+    if (unknown.empty() && mismatch.empty())
+      continue;
+    accepted[i] = false;
+    out[i].status = 422;
+    std::string list;
+    for (auto& id : unknown.empty() ? mismatch : unknown)
+      list += (list.empty() ? "\"" : ",\"") + id + "\"";
+    out[i].body = unknown.empty()
+                      ? "{\"error\":{\"code\":\"household_mismatch\",\"message\":\"household_id "
+                        "differs from the registered household of these devices\",\"device_ids\":[" +
+                            list + "]}}"
+                      : "{\"error\":{\"code\":\"unknown_devices\",\"message\":\"these devices are "
+                        "not registered; nothing was stored\",\"device_ids\":[" + list + "]}}";
+  }
+  size_t written = 0;
+  {
+    pqxx::stream_to copy{tx, "telemetry",
+                         std::vector<std::string>{"ts", "device_id", "household_id", "power_w",
+                                                  "energy_wh"}};
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (!accepted[i])
+        continue;
+      for (auto& r : *batches[i]) {
+        const auto& hh = r.household_id.empty() ? household_of.at(r.device_id) : r.household_id;
+        copy << std::make_tuple(format_rfc3339(r.ts), r.device_id, hh, number(r.power_w),
+                                number(r.energy_wh));
+        ++written;
+      }
+      out[i].body = "{\"accepted\":" + std::to_string(batches[i]->size()) + "}";
+    }
+    copy.complete();
+  }
+  tx.commit();
+  (void)written;
+  return out;
+}
+
+} // namespace joule::db

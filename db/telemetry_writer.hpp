@@ -1,0 +1,35 @@
+#pragma once
+// The telemetry writer: batches from concurrent POST /telemetry requests are grouped into one
+// transaction per writer connection (group commit). Bounded: over max_pending_rows new
+// batches get 503 at once instead of growing memory.
+
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+
+namespace joule::db {
+
+struct writer_config {
+  std::size_t max_pending_rows = 200000;
+  std::size_t max_rows_per_commit = 50000;
+};
+
+struct telemetry_writer_state {
+  static inline const char* name = "telemetry_writer";
+  writer_config cfg;
+  std::vector<db_worker_actor> workers;
+  std::vector<bool> busy;
+  std::deque<ingest_batch> pending;
+  std::size_t pending_rows = 0;
+  std::uint64_t commits = 0;
+  std::uint64_t rows_written = 0;
+  std::uint64_t rejected_overload = 0;
+};
+
+telemetry_writer_actor::behavior_type
+telemetry_writer(telemetry_writer_actor::stateful_pointer<telemetry_writer_state> self,
+                 writer_config cfg, std::function<db_worker_actor(int)> spawn_worker, int workers);
+
+} // namespace joule::db

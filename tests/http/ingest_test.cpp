@@ -1,0 +1,172 @@
+// POST /telemetry: every validation case gets its documented answer and writes nothing; an
+// accepted batch is entirely visible; concurrent batches land exactly once; saturation is a 503.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "actors/timefmt.hpp"
+#include "tests/support/api_fixture.hpp"
+
+using namespace joule;
+using namespace joule::test;
+
+namespace {
+
+class Ingest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    db_ = new pg_test_db("joule_test_ingest");
+    seed_fleet(*db_, 2, 3, 0, 3600);  // devices only (plus one reading each)
+    auto s = test_settings(db_->url(), "");
+    s.http_body_limit = 256 * 1024;
+    app_ = new app(s);
+    app_->start();
+  }
+  static void TearDownTestSuite() {
+    delete app_;
+    delete db_;
+  }
+  static long rows() { return std::stol(db_->scalar("SELECT count(*) FROM telemetry")); }
+  static http_result post(const std::string& body) {
+    return http_request(app_->port(), "POST", "/telemetry", body);
+  }
+  static std::string reading(const std::string& ts, const std::string& dev, double p, double e,
+                             const std::string& extra = "") {
+    return "{\"ts\":\"" + ts + "\",\"device_id\":\"" + dev + "\",\"power_w\":" +
+           std::to_string(p) + ",\"energy_wh\":" + std::to_string(e) + extra + "}";
+  }
+  static std::string now_ts() { return format_rfc3339(now_micros()); }
+  static pg_test_db* db_;
+  static app* app_;
+};
+pg_test_db* Ingest::db_ = nullptr;
+app* Ingest::app_ = nullptr;
+
+void expect_rejected(const http_result& r, int status, const std::string& code,
+                     const std::string& mention) {
+  EXPECT_EQ(r.status, status) << r.body;
+  auto d = parse_json(r.body);
+  ASSERT_TRUE(d.HasMember("error")) << r.body;
+  EXPECT_EQ(std::string(d["error"]["code"].GetString()), code) << r.body;
+  EXPECT_NE(r.body.find(mention), std::string::npos) << "should mention " << mention << ": " << r.body;
+}
+
+TEST_F(Ingest, AcceptedBatchIsEntirelyVisibleWithHouseholdFromDevices) {
+  auto before = rows();
+  std::string body = "{\"readings\":[";
+  for (int i = 0; i < 50; ++i)
+    body += (i ? "," : "") + reading(format_rfc3339(now_micros() - i * 1000000), device_id(1 + i % 6),
+                                     100 + i, 0.25);
+  body += "]}";
+  auto r = post(body);
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.body, "{\"accepted\":50}");
+  EXPECT_EQ(rows(), before + 50) << "202 only after the commit";
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM telemetry t JOIN devices d ON d.id = t.device_id "
+                        "WHERE t.household_id = d.household_id AND t.power_w >= 100 AND "
+                        "t.power_w < 150 AND t.energy_wh = 0.25"),
+            "50");
+}
+
+TEST_F(Ingest, EveryInvalidBatchIsRejectedWholeAndWritesNothing) {
+  auto before = rows();
+  auto good = reading(now_ts(), device_id(1), 1, 1);
+  expect_rejected(post("{\"readings\":[" + good + ","), 400, "invalid_readings", "malformed JSON");
+  expect_rejected(post("not json"), 400, "invalid_readings", "malformed JSON");
+  expect_rejected(post("{\"readings\":{}}"), 400, "invalid_readings", "readings");
+  expect_rejected(post("{\"readings\":[]}"), 400, "invalid_readings", "empty");
+  expect_rejected(post("{\"readings\":[" + good + ",{\"ts\":\"" + now_ts() + "\",\"device_id\":\"" +
+                       device_id(1) + "\",\"power_w\":\"5\",\"energy_wh\":1}]}"),
+                  400, "invalid_readings", "readings[1].power_w must be a number");
+  expect_rejected(post("{\"readings\":[" + good + ",{\"ts\":\"" + now_ts() + "\",\"device_id\":\"" +
+                       device_id(1) + "\",\"power_w\":NaN,\"energy_wh\":1}]}"),
+                  400, "invalid_readings", "NaN");
+  expect_rejected(post("{\"readings\":[{\"ts\":\"" + now_ts() + "\",\"device_id\":\"" + device_id(1) +
+                       "\",\"power_w\":1,\"energy_wh\":-Infinity}]}"),
+                  400, "invalid_readings", "Infinity");
+  expect_rejected(post("{\"readings\":[" + good + "," + reading(now_ts(), device_id(1), 1, -2) + "]}"),
+                  400, "invalid_readings", "readings[1].energy_wh must not be negative");
+  expect_rejected(post("{\"readings\":[" + reading(format_rfc3339(now_micros() + 3600000000LL),
+                                                   device_id(1), 1, 1) + "]}"),
+                  400, "invalid_readings", "in the future");
+  expect_rejected(post("{\"readings\":[" + reading("yesterday", device_id(1), 1, 1) + "]}"), 400,
+                  "invalid_readings", "RFC 3339");
+  expect_rejected(post("{\"readings\":[" + reading(now_ts(), "dev-1", 1, 1) + "]}"), 400,
+                  "invalid_readings", "device_id");
+  expect_rejected(post("{\"readings\":[{\"ts\":\"" + now_ts() + "\",\"power_w\":1,\"energy_wh\":1}]}"),
+                  400, "invalid_readings", "device_id missing");
+  expect_rejected(post("{\"readings\":[" + good + "," +
+                       reading(now_ts(), "00000000-0000-4000-9000-000000009999", 1, 1) + "]}"),
+                  422, "unknown_devices", "00000000-0000-4000-9000-000000009999");
+  expect_rejected(post("{\"readings\":[" +
+                       reading(now_ts(), device_id(1), 1, 1,
+                               ",\"household_id\":\"" + household_id(2) + "\"") + "]}"),
+                  422, "household_mismatch", device_id(1));
+  auto big = "{\"readings\":[" + std::string(300 * 1024, ' ') + "]}";
+  expect_rejected(post(big), 413, "body_too_large", "bytes");
+  EXPECT_EQ(rows(), before) << "nothing of a rejected batch may be written";
+}
+
+TEST_F(Ingest, ConcurrentBatchesAllLandExactlyOnce) {
+  auto before = rows();
+  constexpr int threads = 8, batches = 10, per_batch = 100;
+  std::atomic<int> accepted{0}, other{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int b = 0; b < batches; ++b) {
+        std::string body = "{\"readings\":[";
+        for (int i = 0; i < per_batch; ++i)
+          body += (i ? "," : "") +
+                  reading(format_rfc3339(now_micros() - (t * 100000 + b * 1000 + i) * 1000LL),
+                          device_id(1 + (t + i) % 6), 7000 + t, 0.001 * b);
+        body += "]}";
+        auto r = post(body);
+        (r.status == 202 ? accepted : other)++;
+      }
+    });
+  for (auto& th : pool)
+    th.join();
+  EXPECT_EQ(accepted.load(), threads * batches);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(rows(), before + threads * batches * per_batch);
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM (SELECT ts, device_id FROM telemetry WHERE power_w "
+                        ">= 7000 GROUP BY 1, 2 HAVING count(*) > 1) d"),
+            "0")
+      << "no reading stored twice";
+}
+
+TEST_F(Ingest, ASaturatedWriterAnswers503WithRetryAfter) {
+  auto s = test_settings(db_->url(), "");
+  s.ingest_max_pending_rows = 1;  // any batch beyond one row waits for nothing: refused
+  s.ingest_writers = 1;
+  app small{s};
+  small.start();
+  std::string body = "{\"readings\":[" + reading(now_ts(), device_id(2), 1, 1) + "," +
+                     reading(now_ts(), device_id(2), 2, 1) + "]}";
+  auto before = rows();
+  auto r = http_request(small.port(), "POST", "/telemetry", body);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "1");
+  EXPECT_EQ(rows(), before);
+}
+
+TEST_F(Ingest, RowsWrittenBySqlClientsAndThroughTheApiAreAnsweredAlike) {
+  // The write path is unchanged: a plain INSERT is picked up like an ingested reading.
+  // A device of its own, so that no other test's readings share the bucket.
+  db_->exec("INSERT INTO devices (id, household_id) VALUES ('" + device_id(7) + "', '" +
+            household_id(3) + "')");
+  auto bucket = floor_to(now_micros(), 60 * micros_per_second);
+  auto t = format_rfc3339(bucket + 1000);
+  db_->exec("INSERT INTO telemetry VALUES ('" + t + "', '" + device_id(7) + "', '" +
+            household_id(3) + "', 4242, 1)");
+  ASSERT_EQ(post("{\"readings\":[" + reading(t, device_id(7), 4343, 1) + "]}").status, 202);
+  auto r = http_get(app_->port(), "/analytics/devices/" + device_id(7) + "/power?step=1m&start=" +
+                                       format_rfc3339(bucket) + "&end=" +
+                                       format_rfc3339(bucket + 60 * micros_per_second));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"avg\":4292.5,\"max\":4343"), std::string::npos) << r.body;
+}
+
+} // namespace
