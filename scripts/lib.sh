@@ -5,7 +5,7 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps)
+  redis-server procps curl ninja-build)
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 
@@ -26,7 +26,9 @@ ensure_packages() {
 build_joule() {
   local dir=$1; shift
   export CCACHE_DIR=${CCACHE_DIR:-$JOULE_ROOT/.ccache}
-  cmake -S "$JOULE_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+  local gen=()
+  [ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
+  cmake -S "$JOULE_ROOT" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
 }
 
@@ -94,4 +96,8 @@ create_database() {  # create_database NAME
   "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U joule -d postgres -qtAc \
     "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
     "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U joule -d postgres -qc "CREATE DATABASE $1" >/dev/null
+}
+
+psql_q() {  # psql_q SQL: one value from the running server's database
+  "$PG_BIN/psql" "$JOULE_DB_URL" -qtAc "$1"
 }
