@@ -36,6 +36,8 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
       if (!c.handle || c.handle.address() != dm.source)
         continue;
       c.handle = nullptr;
+      // Until the restart, users get a quick "restarting" answer instead of a dead handle.
+      st.registry->put(c.spec.name, caf::actor{});
       if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
         return;  // stopped on purpose
       // A child that ran a while before dying starts over with a short backoff.

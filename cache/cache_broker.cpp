@@ -152,6 +152,7 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
   auto& st = self->state;
   st.cfg = cfg;
   st.pool = std::move(pool);
+  m();  // register the metrics now, so /metrics lists them from the start
   if (cfg.enabled)
     for (int i = 0; i < cfg.workers; ++i) {
       st.workers.push_back(spawn_worker(i));

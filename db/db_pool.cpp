@@ -62,6 +62,7 @@ void dispatch(pool_ptr self) {
     auto id = st.queue.front();
     st.queue.pop_front();
     auto& p = st.jobs.at(id);
+    p.queued = false;
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         p.deadline - self->clock().now());
     db_job job = p.job;
@@ -97,6 +98,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
   auto& st = self->state;
   st.cfg = cfg;
   st.spawn_worker = std::move(spawn_worker);
+  m();  // register the metrics now, so /metrics lists them from the start
   for (int i = 0; i < cfg.size; ++i) {
     st.workers.push_back(st.spawn_worker(i));
     st.busy.push_back(false);
@@ -143,7 +145,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
         auto id = st.next_id++;
         auto timeout = job.timeout;
         st.jobs.emplace(id, db_pool_state::pending{std::move(job), rp,
-                                                   self->clock().now() + timeout, false});
+                                                   self->clock().now() + timeout, false, true});
         st.queue.push_back(id);
         self->delayed_send(self, timeout, deadline_atom::value, id);
         dispatch(self);
@@ -161,11 +163,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             error_answer(504, "db_timeout", "the database did not answer in time"));
         // Still queued: forget it (dispatch skips ids that are gone). Running: keep the entry
         // until the worker answers, so the worker stays marked busy.
-        bool running = true;
-        for (auto q : st.queue)
-          if (q == id)
-            running = false;
-        if (!running)
+        if (it->second.queued)
           st.jobs.erase(it);
         update_gauges(st);
       },

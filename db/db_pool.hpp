@@ -30,6 +30,7 @@ struct db_pool_state {
     caf::typed_response_promise<db_answer> promise;
     caf::actor_clock::time_point deadline;
     bool answered = false;
+    bool queued = true;  // false once a worker has it
   };
   std::vector<db_worker_actor> workers;
   std::vector<bool> busy;

@@ -105,6 +105,7 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
                                                        int workers) {
   auto& st = self->state;
   st.cfg = cfg;
+  m();  // register the metrics now, so /metrics lists them from the start
   for (int i = 0; i < workers; ++i) {
     st.workers.push_back(spawn_worker(i));
     st.busy.push_back(false);

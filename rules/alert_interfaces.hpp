@@ -1,0 +1,146 @@
+#pragma once
+// The alerts feature's actor contract: atoms, message types and typed interfaces of the
+// manager, bucket feed, evaluators, state store and notifier. Kept here rather than in
+// actors/interfaces.hpp so the feature can change without touching the shared header.
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "rules/evaluation.hpp"
+#include "rules/payload.hpp"
+#include "rules/rule.hpp"
+
+namespace joule::rules {
+
+// --- atoms (at most 10 characters; distinct from actors/interfaces.hpp)
+using rule_set_atom = caf::atom_constant<caf::atom("ruleset")>;
+using rule_drop_atom = caf::atom_constant<caf::atom("ruledrop")>;
+using subscribe_atom = caf::atom_constant<caf::atom("feedsub")>;
+using unsubscribe_atom = caf::atom_constant<caf::atom("feedunsub")>;
+using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
+
+/// The latest buckets of one rule's scope id and window, read at database time `db_now`.
+struct feed_batch {
+  std::vector<bucket_value> buckets;  // ascending
+  std::int64_t db_now = 0;
+};
+
+/// A state change to persist: the new state, valid only if the stored one still has
+/// `expected_seq`, plus the notifications it produced (same transaction).
+struct state_change {
+  std::string rule_id;
+  std::int64_t expected_seq = 0;
+  eval_state next;
+  std::vector<notification> notes;
+};
+
+/// What became of a state_change.
+struct save_outcome {
+  enum kind_t : std::uint8_t {
+    applied,   // stored; `current` is the new state (with its new seq)
+    conflict,  // the stored seq differed; `current` is what is stored
+    failed,    // not stored (database unreachable, timeout); `error` says why
+  } kind = failed;
+  eval_state current;
+  std::string error;
+};
+
+/// All enabled rules and their states, read at start-up (internal to the manager).
+struct rules_loaded {
+  std::vector<std::pair<alert_rule, eval_state>> rules;
+  std::string error;  // non-empty: the load failed, retry later
+};
+
+/// One finished delivery attempt (internal to the notifier).
+struct attempt_done {
+  std::string alert_id;
+  std::string destination;
+  int http_status = 0;  // 0: no response (network error, timeout)
+  std::string error;
+  int attempts = 0;     // this attempt's number
+};
+
+} // namespace joule::rules
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::alert_rule)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::feed_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::state_change)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::save_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::rules_loaded)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::attempt_done)
+
+namespace joule::rules {
+
+/// Persists evaluator state changes (production: a db_job on the pool per save).
+using alert_store_actor = caf::typed_actor<
+  /// Stores the change atomically with its notifications; always answers, errors included.
+  caf::replies_to<state_change>::with<save_outcome>>;
+
+/// One rule's evaluator: state machine ok → pending → firing → resolved, with cooldown.
+using alert_evaluator_actor = caf::typed_actor<
+  /// The latest buckets of this rule's scope id and window (from the feed).
+  caf::reacts_to<feed_batch>,
+  /// A new definition of the same rule (PUT); state is kept.
+  caf::reacts_to<rule_set_atom, alert_rule>,
+  /// Rule, phase and counters as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
+/// Subscription of one evaluator to the feed.
+struct feed_subscription {
+  std::string rule_id;
+  scope_kind scope = scope_kind::device;
+  std::string scope_id;
+  std::int64_t window_us = minute_us;
+  alert_evaluator_actor evaluator;
+};
+
+} // namespace joule::rules
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::feed_subscription)
+
+namespace joule::rules {
+
+/// Reads the latest buckets for all subscribed scope ids once per interval and hands each
+/// evaluator its own.
+using bucket_feed_actor = caf::typed_actor<
+  /// Adds or replaces the subscription of a rule.
+  caf::reacts_to<subscribe_atom, feed_subscription>,
+  /// Removes the subscription of a rule (by id).
+  caf::reacts_to<unsubscribe_atom, std::string>,
+  /// Internal: time for the next cycle.
+  caf::reacts_to<tick_atom>,
+  /// Subscriptions, cycles, last cycle duration as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
+/// Owns the evaluators: loads enabled rules at start, applies API changes live.
+using alert_manager_actor = caf::typed_actor<
+  /// A rule was created or updated (enabled or not): spawn, update or stop its evaluator.
+  caf::reacts_to<rule_set_atom, alert_rule>,
+  /// A rule was deleted: stop its evaluator.
+  caf::reacts_to<rule_drop_atom, std::string>,
+  /// Internal: the start-up load finished.
+  caf::reacts_to<rules_loaded>,
+  /// Internal: retry the start-up load.
+  caf::reacts_to<tick_atom>,
+  /// Rules and evaluators as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
+/// Delivers notifications from the durable outbox.
+using notifier_actor = caf::typed_actor<
+  /// New rows may be due: claim now instead of at the next poll.
+  caf::reacts_to<nudge_atom>,
+  /// Internal: poll the outbox.
+  caf::reacts_to<tick_atom>,
+  /// Internal: a delivery attempt ended.
+  caf::reacts_to<attempt_done>,
+  /// In-flight deliveries per destination, outbox depth, counters as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
+} // namespace joule::rules

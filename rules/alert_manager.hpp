@@ -1,0 +1,51 @@
+#pragma once
+// The alert manager: owns the bucket feed, the state store and one evaluator per enabled
+// rule (all linked to it). At start it loads the enabled rules and their persisted states;
+// afterwards the API tells it about every rule change, which it applies live. Changes carry
+// the rule's version, so a change that raced with the start-up load is never undone by it.
+// Any crash below it takes the subtree down and the supervisor restarts the manager, which
+// rebuilds everything from PostgreSQL.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "rules/alert_interfaces.hpp"
+#include "rules/bucket_feed.hpp"
+
+namespace joule::rules {
+
+struct alert_manager_config {
+  bucket_feed_config feed;
+  std::chrono::milliseconds save_timeout{5000};
+  std::chrono::milliseconds load_retry{2000};
+};
+
+struct alert_manager_state {
+  static inline const char* name = "alert_manager";
+  struct running_rule {
+    alert_rule rule;
+    alert_evaluator_actor evaluator;
+  };
+  alert_manager_config cfg;
+  std::function<db_pool_actor()> pool;
+  bucket_feed_actor feed;
+  alert_store_actor store;
+  /// Enabled rules with their evaluators.
+  std::unordered_map<std::string, running_rule> running;
+  /// Newest version seen per rule id (INT64_MAX once deleted), enabled or not.
+  std::unordered_map<std::string, std::int64_t> versions;
+  bool loaded = false;
+  std::uint64_t load_failures = 0;
+};
+
+/// `pool` returns the live DB pool; `nudge` wakes the notifier after notifications were
+/// stored.
+alert_manager_actor::behavior_type
+alert_manager(alert_manager_actor::stateful_pointer<alert_manager_state> self,
+              alert_manager_config cfg, std::function<db_pool_actor()> pool,
+              std::function<void()> nudge);
+
+} // namespace joule::rules

@@ -1,0 +1,68 @@
+#include "rules/alert_store.hpp"
+
+#include <memory>
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "rules/rule_sql.hpp"
+
+namespace joule::rules {
+
+alert_store_actor::behavior_type
+alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
+            std::function<db_pool_actor()> pool, std::function<void()> nudge,
+            std::chrono::milliseconds job_timeout) {
+  self->state.pool = std::move(pool);
+  self->state.nudge = std::move(nudge);
+  self->state.job_timeout = job_timeout;
+  return {
+      [self](state_change& change) -> caf::typed_response_promise<save_outcome> {
+        auto rp = self->make_response_promise<save_outcome>();
+        auto pool = self->state.pool();
+        if (!pool) {
+          ++self->state.failures;
+          rp.deliver(save_outcome{save_outcome::failed, {}, "the database pool is not running"});
+          return rp;
+        }
+        auto result = std::make_shared<save_result>();
+        const bool has_notes = !change.notes.empty();
+        db_job job;
+        job.label = "alerts.save_state";
+        job.timeout = self->state.job_timeout;
+        // Safe to rerun after a lost connection: the seq guard turns a second apply into a
+        // conflict instead of a duplicate notification.
+        job.retry_on_disconnect = true;
+        job.run = [change = std::move(change), result](db::session& s) {
+          *result = save_state(s, change.rule_id, change.expected_seq, change.next, change.notes);
+          return db_answer{};
+        };
+        self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+            .then(
+                [self, rp, result, has_notes](db_answer& a) mutable {
+                  auto& st = self->state;
+                  if (a.status != 200) {
+                    ++st.failures;
+                    rp.deliver(save_outcome{save_outcome::failed, {}, a.body});
+                    return;
+                  }
+                  if (!result->applied) {
+                    ++st.conflicts;
+                    rp.deliver(save_outcome{save_outcome::conflict, result->current, {}});
+                    return;
+                  }
+                  ++st.saves;
+                  rp.deliver(save_outcome{save_outcome::applied, result->current, {}});
+                  if (has_notes && st.nudge)
+                    st.nudge();
+                },
+                [self, rp](caf::error& err) mutable {
+                  ++self->state.failures;
+                  rp.deliver(
+                      save_outcome{save_outcome::failed, {}, self->system().render(err)});
+                });
+        return rp;
+      },
+  };
+}
+
+} // namespace joule::rules

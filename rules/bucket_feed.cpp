@@ -1,0 +1,176 @@
+#include "rules/bucket_feed.hpp"
+
+#include <memory>
+#include <set>
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/metrics.hpp"
+#include "rules/feed_sql.hpp"
+
+namespace joule::rules {
+namespace {
+
+using self_ptr = bucket_feed_actor::stateful_pointer<bucket_feed_state>;
+
+feed_request build_request(const bucket_feed_state& st) {
+  std::set<std::string> dev1, dev5, hh1, hh5;
+  for (auto& [id, sub] : st.subs) {
+    bool five = sub.window_us != minute_us;
+    if (sub.scope == scope_kind::device)
+      (five ? dev5 : dev1).insert(sub.scope_id);
+    else
+      (five ? hh5 : hh1).insert(sub.scope_id);
+  }
+  feed_request req;
+  req.grace_us = st.cfg.grace_us;
+  for (auto& id : dev5)
+    req.device_5m_ids.push_back(id);
+  for (auto& id : dev1)
+    if (!dev5.count(id))  // a 5m read covers the 1m rules of the same device
+      req.device_1m_ids.push_back(id);
+  req.household_1m_ids.assign(hh1.begin(), hh1.end());
+  req.household_5m_ids.assign(hh5.begin(), hh5.end());
+  return req;
+}
+
+void distribute(self_ptr self, const feed_data& data) {
+  auto& st = self->state;
+  const auto closed_before = data.db_now - st.cfg.grace_us;
+  const std::vector<bucket_value> none;
+  auto find = [&none](const auto& map, const std::string& id) -> const std::vector<bucket_value>& {
+    auto it = map.find(id);
+    return it == map.end() ? none : it->second;
+  };
+  std::unordered_map<std::string, std::vector<bucket_value>> merged_5m;  // device id → 5m
+  std::uint64_t sent = 0;
+  for (auto& [rule_id, sub] : st.subs) {
+    feed_batch batch;
+    batch.db_now = data.db_now;
+    if (sub.scope == scope_kind::device) {
+      if (sub.window_us == minute_us) {
+        batch.buckets = find(data.device_1m, sub.scope_id);
+      } else {
+        auto it = merged_5m.find(sub.scope_id);
+        if (it == merged_5m.end())
+          it = merged_5m
+                   .emplace(sub.scope_id, merge_buckets(find(data.device_1m, sub.scope_id),
+                                                        sub.window_us, closed_before))
+                   .first;
+        batch.buckets = it->second;
+      }
+    } else {
+      batch.buckets = find(sub.window_us == minute_us ? data.household_1m : data.household_5m,
+                           sub.scope_id);
+    }
+    // Only 1m device buckets are read for 5m device rules, whose lookback is the longer one.
+    if (sub.scope == scope_kind::device && sub.window_us == minute_us) {
+      auto lo = feed_lookback(data.db_now, minute_us, st.cfg.grace_us);
+      std::vector<bucket_value> recent;
+      for (auto& b : batch.buckets)
+        if (b.start >= lo)
+          recent.push_back(b);
+      batch.buckets.swap(recent);
+    }
+    if (batch.buckets.empty())
+      continue;
+    self->send(sub.evaluator, std::move(batch));
+    ++sent;
+  }
+  st.last_batches_sent = sent;
+}
+
+void run_cycle(self_ptr self) {
+  auto& st = self->state;
+  if (st.running || st.subs.empty())
+    return;
+  auto pool = st.pool();
+  if (!pool)
+    return;
+  st.running = true;
+  auto req = std::make_shared<feed_request>(build_request(st));
+  auto data = std::make_shared<feed_data>();
+  db_job job;
+  job.label = "alerts.feed";
+  job.timeout = st.cfg.job_timeout;
+  job.run = [req, data](db::session& s) {
+    *data = read_feed(s, *req);
+    return db_answer{};
+  };
+  auto started = std::chrono::steady_clock::now();
+  self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+      .then(
+          [self, data, started](db_answer& a) {
+            auto& st = self->state;
+            st.running = false;
+            ++st.cycles;
+            st.last_duration_ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                          started)
+                    .count();
+            metrics::global()
+                .get_histogram("joule_alert_feed_cycle_seconds",
+                               "Duration of one bucket feed cycle (all rules' queries)")
+                .observe(st.last_duration_ms / 1000.0);
+            metrics::global()
+                .get_gauge("joule_alert_feed_last_cycle_seconds",
+                           "Duration of the latest bucket feed cycle")
+                .set(st.last_duration_ms / 1000.0);
+            if (a.status != 200) {
+              ++st.failures;
+              metrics::global()
+                  .get_counter("joule_alert_feed_failures_total", "Bucket feed cycles that failed")
+                  .inc();
+              log(log_level::warn, "alerts", "bucket feed cycle failed: " + a.body);
+              return;
+            }
+            st.last_db_now = data->db_now;
+            distribute(self, *data);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            st.running = false;
+            ++st.failures;
+            log(log_level::warn, "alerts",
+                "bucket feed cycle failed: " + self->system().render(err));
+          });
+}
+
+} // namespace
+
+bucket_feed_actor::behavior_type bucket_feed(self_ptr self, bucket_feed_config cfg,
+                                             std::function<db_pool_actor()> pool) {
+  self->state.cfg = cfg;
+  self->state.pool = std::move(pool);
+  self->send(self, tick_atom::value);
+  return {
+      [self](subscribe_atom, feed_subscription& sub) {
+        auto id = sub.rule_id;
+        self->state.subs[id] = std::move(sub);
+        metrics::global()
+            .get_gauge("joule_alert_feed_subscriptions", "Evaluators fed by the bucket feed")
+            .set(static_cast<double>(self->state.subs.size()));
+      },
+      [self](unsubscribe_atom, const std::string& rule_id) {
+        self->state.subs.erase(rule_id);
+        metrics::global()
+            .get_gauge("joule_alert_feed_subscriptions", "Evaluators fed by the bucket feed")
+            .set(static_cast<double>(self->state.subs.size()));
+      },
+      [self](tick_atom) {
+        self->delayed_send(self, self->state.cfg.interval, tick_atom::value);
+        run_cycle(self);
+      },
+      [self](status_atom) -> std::string {
+        auto& st = self->state;
+        return "{\"subscriptions\":" + std::to_string(st.subs.size()) +
+               ",\"cycles\":" + std::to_string(st.cycles) +
+               ",\"failures\":" + std::to_string(st.failures) +
+               ",\"last_duration_ms\":" + std::to_string(st.last_duration_ms) +
+               ",\"last_batches_sent\":" + std::to_string(st.last_batches_sent) + "}";
+      },
+  };
+}
+
+} // namespace joule::rules

@@ -1,0 +1,42 @@
+#pragma once
+// The shared bucket feed: once per interval, one DB job reads the latest buckets of every
+// subscribed scope id (a handful of batched queries, rules_sql/feed_sql.cpp) and each
+// evaluator gets the buckets of its own scope id and window. 10,000 rules cost the same
+// number of queries as one. A cycle still running when the next tick comes is not doubled.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "rules/alert_interfaces.hpp"
+
+namespace joule::rules {
+
+struct bucket_feed_config {
+  std::chrono::milliseconds interval{1000};
+  /// A bucket counts as closed once it ended this long ago (late rows of the same commit
+  /// burst still land in it).
+  std::int64_t grace_us = 2'000'000;
+  std::chrono::milliseconds job_timeout{5000};
+};
+
+struct bucket_feed_state {
+  static inline const char* name = "bucket_feed";
+  bucket_feed_config cfg;
+  std::function<db_pool_actor()> pool;
+  std::unordered_map<std::string, feed_subscription> subs;  // by rule id
+  bool running = false;
+  std::uint64_t cycles = 0;
+  std::uint64_t failures = 0;
+  double last_duration_ms = 0;
+  std::int64_t last_db_now = 0;
+  std::uint64_t last_batches_sent = 0;
+};
+
+bucket_feed_actor::behavior_type
+bucket_feed(bucket_feed_actor::stateful_pointer<bucket_feed_state> self, bucket_feed_config cfg,
+            std::function<db_pool_actor()> pool);
+
+} // namespace joule::rules

@@ -1,0 +1,138 @@
+#include "rules/feed_sql.hpp"
+
+#include <pqxx/pqxx>
+
+#include "actors/timefmt.hpp"
+#include "db/session.hpp"
+
+namespace joule::rules {
+namespace {
+
+constexpr std::int64_t five_min = 5 * minute_us;
+
+std::string ts_or_minus_inf(const std::optional<std::int64_t>& t) {
+  return t ? format_rfc3339(*t) : std::string("-infinity");
+}
+
+void collect(const pqxx::result& res, std::int64_t width, std::int64_t closed_before,
+             std::unordered_map<std::string, std::vector<bucket_value>>& into) {
+  for (auto row : res) {
+    bucket_value b;
+    b.start = row[1].as<std::int64_t>();
+    b.width = width;
+    if (!row[2].is_null())
+      b.energy_sum = row[2].as<double>();
+    if (!row[3].is_null())
+      b.power_sum = row[3].as<double>();
+    b.power_count = row[4].is_null() ? 0 : row[4].as<std::int64_t>();
+    if (!row[5].is_null())
+      b.power_max = row[5].as<double>();
+    b.closed = b.start + width <= closed_before;
+    into[row[0].as<std::string>()].push_back(b);
+  }
+}
+
+} // namespace
+
+std::int64_t feed_lookback(std::int64_t now, std::int64_t width, std::int64_t grace) {
+  return floor_to(now - grace, width) - width;
+}
+
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i)
+      out += ',';
+    out += ids[i];
+  }
+  return out + "}";
+}
+
+feed_data read_feed(db::session& s, const feed_request& req) {
+  feed_data out;
+  pqxx::nontransaction q{s.conn()};
+  // now() and the watermarks first, in one round trip: passing the watermark as a parameter
+  // lets the planner prune telemetry partitions.
+  std::optional<std::int64_t> wm_device_1m, wm_household_5m;
+  auto snap = q.exec(
+      "SELECT (extract(epoch from now()) * 1000000)::bigint, name, "
+      "(extract(epoch from watermark) * 1000000)::bigint FROM rollup_state "
+      "WHERE name IN ('device_1m', 'household_5m')");
+  ++out.queries;
+  for (auto row : snap) {
+    out.db_now = row[0].as<std::int64_t>();
+    if (row[2].is_null())
+      continue;
+    if (row[1].as<std::string>() == "device_1m")
+      wm_device_1m = row[2].as<std::int64_t>();
+    else
+      wm_household_5m = row[2].as<std::int64_t>();
+  }
+  if (snap.empty()) {
+    out.db_now = q.exec("SELECT (extract(epoch from now()) * 1000000)::bigint")[0][0]
+                     .as<std::int64_t>();
+    ++out.queries;
+  }
+  const auto now = out.db_now;
+  const auto closed_before = now - req.grace_us;
+  const auto lo1 = feed_lookback(now, minute_us, req.grace_us);
+  const auto lo5 = feed_lookback(now, five_min, req.grace_us);
+
+  if (!req.device_1m_ids.empty() || !req.device_5m_ids.empty()) {
+    // 1m state for every device; 5m rules merge it (sums of sums, max of maxes).
+    auto res = q.exec_params(
+        "SELECT device_id::text, (extract(epoch from bucket) * 1000000)::bigint, energy_wh_sum, "
+        "       power_w_sum, power_w_count, power_w_max "
+        "  FROM rollup_device_1m "
+        " WHERE ((device_id = ANY($1::uuid[]) AND bucket >= $3::timestamptz) "
+        "     OR (device_id = ANY($2::uuid[]) AND bucket >= $4::timestamptz)) "
+        "   AND bucket >= $4::timestamptz AND bucket < $5::timestamptz "
+        "UNION ALL "
+        "SELECT device_id::text, (extract(epoch from date_bin('1 minute', ts, "
+        "       '2000-01-01 00:00:00+00')) * 1000000)::bigint, sum(energy_wh), sum(power_w), "
+        "       count(power_w), max(power_w) "
+        "  FROM telemetry "
+        " WHERE ((device_id = ANY($1::uuid[]) AND ts >= $3::timestamptz) "
+        "     OR (device_id = ANY($2::uuid[]) AND ts >= $4::timestamptz)) "
+        "   AND ts >= GREATEST($4::timestamptz, $5::timestamptz) "
+        " GROUP BY 1, 2 ORDER BY 2",
+        uuid_array(req.device_1m_ids), uuid_array(req.device_5m_ids), format_rfc3339(lo1),
+        format_rfc3339(lo5), ts_or_minus_inf(wm_device_1m));
+    ++out.queries;
+    collect(res, minute_us, closed_before, out.device_1m);
+  }
+  if (!req.household_5m_ids.empty()) {
+    auto res = q.exec_params(
+        "SELECT household_id::text, (extract(epoch from bucket) * 1000000)::bigint, "
+        "       energy_wh_sum, power_w_sum, power_w_count, NULL::double precision "
+        "  FROM rollup_household_5m "
+        " WHERE household_id = ANY($1::uuid[]) AND bucket >= $2::timestamptz "
+        "   AND bucket < $3::timestamptz "
+        "UNION ALL "
+        "SELECT household_id::text, (extract(epoch from date_bin('5 minutes', ts, "
+        "       '2000-01-01 00:00:00+00')) * 1000000)::bigint, sum(energy_wh), sum(power_w), "
+        "       count(power_w), NULL::double precision "
+        "  FROM telemetry "
+        " WHERE household_id = ANY($1::uuid[]) AND ts >= GREATEST($2::timestamptz, $3::timestamptz) "
+        " GROUP BY 1, 2 ORDER BY 2",
+        uuid_array(req.household_5m_ids), format_rfc3339(lo5), ts_or_minus_inf(wm_household_5m));
+    ++out.queries;
+    collect(res, five_min, closed_before, out.household_5m);
+  }
+  if (!req.household_1m_ids.empty()) {
+    // No household 1m rollup exists: two minutes of raw rows per household, read through the
+    // (household_id, ts) index.
+    auto res = q.exec_params(
+        "SELECT household_id::text, (extract(epoch from date_bin('1 minute', ts, "
+        "       '2000-01-01 00:00:00+00')) * 1000000)::bigint, sum(energy_wh), sum(power_w), "
+        "       count(power_w), max(power_w) "
+        "  FROM telemetry WHERE household_id = ANY($1::uuid[]) AND ts >= $2::timestamptz "
+        " GROUP BY 1, 2 ORDER BY 2",
+        uuid_array(req.household_1m_ids), format_rfc3339(lo1));
+    ++out.queries;
+    collect(res, minute_us, closed_before, out.household_1m);
+  }
+  return out;
+}
+
+} // namespace joule::rules

@@ -1,0 +1,47 @@
+#pragma once
+// The bucket feed's queries: the latest buckets of every subscribed scope id, a few queries
+// per cycle however many rules there are (ids batched as `= ANY($1::uuid[])`). Real-time:
+// rollup rows below the watermark plus a GROUP BY over the raw tail above it, so a reading
+// counts as soon as it is committed.
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rules/evaluation.hpp"
+
+namespace joule::db {
+class session;
+} // namespace joule::db
+
+namespace joule::rules {
+
+/// Which ids to read, split by how far back each needs buckets.
+struct feed_request {
+  std::vector<std::string> device_1m_ids;   // devices with only 1m rules
+  std::vector<std::string> device_5m_ids;   // devices with a 5m rule (read as 1m state)
+  std::vector<std::string> household_1m_ids;
+  std::vector<std::string> household_5m_ids;
+  std::int64_t grace_us = 2'000'000;
+};
+
+/// Buckets by scope id, each list ascending. `closed` is set relative to db_now - grace.
+struct feed_data {
+  std::int64_t db_now = 0;
+  std::unordered_map<std::string, std::vector<bucket_value>> device_1m;  // 1m state
+  std::unordered_map<std::string, std::vector<bucket_value>> household_1m;
+  std::unordered_map<std::string, std::vector<bucket_value>> household_5m;
+  int queries = 0;
+};
+
+/// Start of the oldest bucket the feed reads for `width`: the bucket that closed most
+/// recently (or is in its grace period) and everything after it.
+std::int64_t feed_lookback(std::int64_t now, std::int64_t width, std::int64_t grace);
+
+feed_data read_feed(db::session& s, const feed_request& req);
+
+/// '{a,b,...}' for `$n::uuid[]` (ids are validated UUIDs).
+std::string uuid_array(const std::vector<std::string>& ids);
+
+} // namespace joule::rules

@@ -1,0 +1,284 @@
+#include "rules/notifier.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/metrics.hpp"
+#include "actors/timefmt.hpp"
+#include "rules/payload.hpp"
+
+namespace joule::rules {
+namespace {
+
+using self_ptr = notifier_actor::stateful_pointer<notifier_state>;
+
+metrics::counter& deliveries(const char* result) {
+  return metrics::global().get_counter("joule_alert_deliveries_total",
+                                       "Webhook delivery attempts by result",
+                                       metrics::label("result", result));
+}
+
+double jitter() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+}
+
+void claim(self_ptr self);
+
+void start_delivery(self_ptr self, outbox_item item) {
+  auto& st = self->state;
+  ++st.in_flight;
+  ++st.in_flight_by_destination[item.destination];
+  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts};
+  auto target = parse_webhook_url(item.webhook_url);
+  // The allow-list may have changed since the rule was stored: check on every attempt.
+  if (!target || !host_allowed(target->host, st.cfg.allowed_hosts)) {
+    base.http_status = -1;  // never retried
+    base.error = "webhook host is not allowed";
+    self->send(self, std::move(base));
+    return;
+  }
+  webhook_request req;
+  req.url = item.webhook_url;
+  req.body = item.payload;
+  req.headers = webhook_headers(item, now_micros() / micros_per_second);
+  req.timeout = st.cfg.webhook_timeout;
+  auto me = caf::actor_cast<notifier_actor>(self);
+  st.send(std::move(req), [me, base](webhook_response r) mutable {
+    base.http_status = r.status;
+    base.error = std::move(r.error);
+    caf::anon_send(me, std::move(base));  // back from the I/O thread
+  });
+}
+
+// Starts queued rows of destinations below their limit.
+void start_queued(self_ptr self) {
+  auto& st = self->state;
+  for (auto& [dest, queue] : st.queued_by_destination) {
+    while (!queue.empty() && st.in_flight_by_destination[dest] < st.cfg.per_destination) {
+      auto item = std::move(queue.front());
+      queue.pop_front();
+      start_delivery(self, std::move(item));
+    }
+  }
+}
+
+std::size_t queued_count(const notifier_state& st) {
+  std::size_t n = 0;
+  for (auto& [d, q] : st.queued_by_destination)
+    n += q.size();
+  return n;
+}
+
+void claim(self_ptr self) {
+  auto& st = self->state;
+  if (st.claiming) {
+    st.claim_again = true;
+    return;
+  }
+  int capacity = st.cfg.workers - st.in_flight - static_cast<int>(queued_count(st));
+  if (capacity <= 0)
+    return;
+  auto pool = st.pool();
+  if (!pool)
+    return;
+  // Receivers already at their limit are left out of the claim: their rows stay claimable by
+  // other instances and do not occupy our capacity.
+  std::vector<std::string> busy;
+  for (auto& [dest, n] : st.in_flight_by_destination) {
+    auto q = st.queued_by_destination.find(dest);
+    auto queued = q == st.queued_by_destination.end() ? 0 : q->second.size();
+    if (n + static_cast<int>(queued) >= st.cfg.per_destination)
+      busy.push_back(dest);
+  }
+  st.claiming = true;
+  st.claim_again = false;
+  struct claimed {
+    std::vector<outbox_item> items;
+    std::pair<std::int64_t, std::int64_t> depth{0, 0};
+  };
+  auto out = std::make_shared<claimed>();
+  db_job job;
+  job.label = "alerts.claim";
+  job.timeout = st.cfg.job_timeout;
+  job.retry_on_disconnect = false;  // the claim commits a lease: do not run it twice
+  job.run = [out, busy, capacity, lease = st.cfg.lease.count()](db::session& s) {
+    out->items = claim_due(s, busy, capacity, lease);
+    out->depth = outbox_depth(s);
+    return db_answer{};
+  };
+  self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+      .then(
+          [self, out](db_answer& a) {
+            auto& st = self->state;
+            st.claiming = false;
+            if (a.status != 200) {
+              log(log_level::warn, "alerts", "outbox claim failed: " + a.body);
+              return;
+            }
+            st.outbox_depth = out->depth.first;
+            metrics::global()
+                .get_gauge("joule_alert_outbox_depth", "Notifications waiting for delivery")
+                .set(static_cast<double>(out->depth.first));
+            metrics::global()
+                .get_gauge("joule_alert_outbox_oldest_due_seconds",
+                           "Age of the oldest due notification")
+                .set(std::max<double>(0, static_cast<double>(out->depth.second) / 1e6));
+            bool claimed_any = false;
+            for (auto& item : out->items) {
+              // Our own lease on a row still queued here may have run out and been claimed
+              // again by us: one delivery is enough.
+              if (!st.held.insert(item.alert_id).second)
+                continue;
+              claimed_any = true;
+              st.queued_by_destination[item.destination].push_back(std::move(item));
+            }
+            start_queued(self);
+            if (st.claim_again || claimed_any)
+              claim(self);
+          },
+          [self](caf::error& err) {
+            self->state.claiming = false;
+            log(log_level::warn, "alerts",
+                "outbox claim failed: " + self->system().render(err));
+          });
+}
+
+void record(self_ptr self, attempt_record rec) {
+  auto pool = self->state.pool();
+  if (!pool)
+    return;  // the lease runs out and the row is delivered again
+  db_job job;
+  job.label = "alerts.record_attempt";
+  job.timeout = self->state.cfg.job_timeout;
+  job.run = [rec](db::session& s) {
+    record_attempt(s, rec);
+    return db_answer{};
+  };
+  auto id = rec.alert_id;
+  self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+      .then(
+          [self, id](db_answer& a) {
+            self->state.held.erase(id);
+            if (a.status != 200)
+              log(log_level::warn, "alerts",
+                  "recording delivery of " + id + " failed (it will be retried): " + a.body);
+            claim(self);
+          },
+          [self, id](caf::error&) {
+            self->state.held.erase(id);
+            claim(self);
+          });
+}
+
+void on_attempt(self_ptr self, attempt_done& done) {
+  auto& st = self->state;
+  --st.in_flight;
+  if (--st.in_flight_by_destination[done.destination] <= 0)
+    st.in_flight_by_destination.erase(done.destination);
+  auto d = decide(done.http_status, done.attempts, st.cfg, jitter());
+  attempt_record rec;
+  rec.alert_id = done.alert_id;
+  rec.kind = d.kind;
+  rec.http_status = std::max(0, done.http_status);
+  rec.error = done.error;
+  rec.retry_in_ms = d.retry_in_ms;
+  if (rec.error.empty() && (done.http_status < 200 || done.http_status >= 300))
+    rec.error = "HTTP " + std::to_string(done.http_status);
+  switch (d.kind) {
+    case attempt_record::delivered:
+      ++st.delivered;
+      deliveries("ok").inc();
+      break;
+    case attempt_record::retry:
+      ++st.retried;
+      deliveries("retrying").inc();
+      break;
+    case attempt_record::failed:
+      ++st.failed;
+      deliveries("failed").inc();
+      log(log_level::warn, "alerts",
+          "delivery of " + done.alert_id + " to " + done.destination + " failed after " +
+              std::to_string(done.attempts) + " attempt(s): " + rec.error);
+      break;
+  }
+  record(self, std::move(rec));
+  start_queued(self);
+}
+
+} // namespace
+
+delivery_decision decide(int http_status, int attempts, const notifier_config& cfg,
+                         double jitter01) {
+  delivery_decision d;
+  if (http_status >= 200 && http_status < 300)
+    return d;
+  bool retryable = http_status == 0 || http_status == 429 || http_status >= 500;
+  if (!retryable || attempts >= cfg.max_attempts) {
+    d.kind = attempt_record::failed;
+    return d;
+  }
+  d.kind = attempt_record::retry;
+  double base = static_cast<double>(cfg.retry_initial.count()) *
+                std::pow(2.0, std::min(attempts - 1, 40));
+  base = std::min(base, static_cast<double>(cfg.retry_max.count()));
+  d.retry_in_ms = static_cast<std::int64_t>(base / 2 + jitter01 * base / 2);
+  return d;
+}
+
+std::vector<std::pair<std::string, std::string>>
+webhook_headers(const outbox_item& item, std::int64_t now_s) {
+  return {
+      {"X-Joule-Alert-Id", item.alert_id},
+      {"X-Joule-Timestamp", std::to_string(now_s)},
+      {"X-Joule-Signature", sign(item.webhook_secret, item.alert_id, now_s, item.payload)},
+      {"X-Joule-Attempt", std::to_string(item.attempts)},
+  };
+}
+
+notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
+                                       std::function<db_pool_actor()> pool, webhook_sender send) {
+  auto& st = self->state;
+  st.cfg = cfg;
+  st.pool = std::move(pool);
+  if (send) {
+    st.send = std::move(send);
+  } else {
+    st.client = std::make_unique<webhook_client>();
+    st.send = [c = st.client.get()](webhook_request r, std::function<void(webhook_response)> d) {
+      c->post(std::move(r), std::move(d));
+    };
+  }
+  self->send(self, tick_atom::value);
+  return {
+      [self](nudge_atom) { claim(self); },
+      [self](tick_atom) {
+        self->delayed_send(self, self->state.cfg.poll_interval, tick_atom::value);
+        claim(self);
+      },
+      [self](attempt_done& done) { on_attempt(self, done); },
+      [self](status_atom) -> std::string {
+        auto& st = self->state;
+        std::string dests = "{";
+        bool first = true;
+        for (auto& [d, n] : st.in_flight_by_destination) {
+          dests += (first ? "\"" : ",\"") + d + "\":" + std::to_string(n);
+          first = false;
+        }
+        return "{\"in_flight\":" + std::to_string(st.in_flight) + ",\"by_destination\":" +
+               dests + "},\"queued\":" + std::to_string(queued_count(st)) +
+               ",\"outbox_depth\":" + std::to_string(st.outbox_depth) +
+               ",\"delivered\":" + std::to_string(st.delivered) +
+               ",\"retried\":" + std::to_string(st.retried) +
+               ",\"failed\":" + std::to_string(st.failed) + "}";
+      },
+  };
+}
+
+} // namespace joule::rules

@@ -1,0 +1,71 @@
+#pragma once
+// The notifier: delivers webhook notifications from the durable outbox
+// (alert_notifications). It claims due rows with a lease (FOR UPDATE SKIP LOCKED), posts them
+// through an asynchronous HTTP client, and records each attempt: delivered, retry later
+// (network error, timeout, 5xx, 429: exponential backoff with jitter) or failed (other
+// statuses, or out of attempts). At most `per_destination` requests run per receiver, so a
+// slow or dead receiver only delays its own notifications. A crash loses nothing: the lease
+// runs out and the row is claimed again (at-least-once, same alert id).
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "rules/alert_interfaces.hpp"
+#include "rules/rule_sql.hpp"
+#include "rules/webhook_client.hpp"
+
+namespace joule::rules {
+
+struct notifier_config {
+  int workers = 8;          // deliveries in flight at once (alerts.delivery_workers)
+  int per_destination = 2;  // deliveries in flight per receiver (scheme://host:port)
+  std::chrono::milliseconds poll_interval{500};
+  std::chrono::milliseconds webhook_timeout{5000};
+  int max_attempts = 12;
+  std::chrono::milliseconds retry_initial{1000};
+  std::chrono::milliseconds retry_max{300000};
+  std::chrono::milliseconds lease{15000};  // > webhook_timeout, with room for the queue
+  std::string allowed_hosts;
+  std::chrono::milliseconds job_timeout{3000};
+};
+
+/// What to do after an attempt (pure, for tests).
+struct delivery_decision {
+  attempt_record::kind_t kind = attempt_record::delivered;
+  std::int64_t retry_in_ms = 0;
+};
+/// `jitter01` in [0, 1): the delay is drawn from [base/2, base) with base = initial·2^(n-1)
+/// capped at retry_max ("equal jitter": spreads retries without ever retrying at once).
+delivery_decision decide(int http_status, int attempts, const notifier_config& cfg,
+                         double jitter01);
+
+/// The headers of one attempt at Unix time `now_s`.
+std::vector<std::pair<std::string, std::string>>
+webhook_headers(const outbox_item& item, std::int64_t now_s);
+
+struct notifier_state {
+  static inline const char* name = "notifier";
+  notifier_config cfg;
+  std::function<db_pool_actor()> pool;
+  webhook_sender send;
+  std::unique_ptr<webhook_client> client;  // owns the I/O thread when `send` is the default
+  std::unordered_map<std::string, int> in_flight_by_destination;
+  std::unordered_map<std::string, std::deque<outbox_item>> queued_by_destination;
+  std::unordered_set<std::string> held;  // alert ids claimed and not yet recorded
+  int in_flight = 0;
+  bool claiming = false;
+  bool claim_again = false;
+  std::uint64_t delivered = 0, retried = 0, failed = 0;
+  std::int64_t outbox_depth = 0;
+};
+
+/// `send` may be empty: the notifier then owns a webhook_client.
+notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier_state> self,
+                                       notifier_config cfg, std::function<db_pool_actor()> pool,
+                                       webhook_sender send);
+
+} // namespace joule::rules

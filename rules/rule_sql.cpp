@@ -1,0 +1,373 @@
+#include "rules/rule_sql.hpp"
+
+#include <pqxx/pqxx>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "actors/timefmt.hpp"
+#include "db/session.hpp"
+
+namespace joule::rules {
+namespace {
+
+// Always read through the alias r (alert_rules AS r), so joins stay unambiguous.
+const char* rule_columns =
+    "r.id::text, r.scope, r.scope_id::text, r.metric, r.window_minutes, r.op, r.threshold, "
+    "r.recover_value, r.cooldown_sec, r.for_buckets, r.webhook_url, r.webhook_secret, "
+    "r.enabled, r.version, (extract(epoch from r.created_at) * 1000000)::bigint, "
+    "(extract(epoch from r.updated_at) * 1000000)::bigint";
+
+const char* state_columns =
+    "s.phase, s.breaches, (extract(epoch from s.last_bucket) * 1000000)::bigint, "
+    "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
+    "(extract(epoch from s.fired_at) * 1000000)::bigint, s.seq";
+
+alert_rule rule_from(const pqxx::row& row, int c = 0) {
+  alert_rule r;
+  r.id = row[c + 0].as<std::string>();
+  r.scope = row[c + 1].as<std::string>() == "device" ? scope_kind::device : scope_kind::household;
+  r.scope_id = row[c + 2].as<std::string>();
+  auto m = row[c + 3].as<std::string>();
+  r.metric = m == "power_w_max"     ? metric_kind::power_w_max
+             : m == "energy_wh_sum" ? metric_kind::energy_wh_sum
+                                    : metric_kind::power_w_avg;
+  r.window_us = row[c + 4].as<std::int64_t>() * minute_us;
+  auto op = row[c + 5].as<std::string>();
+  r.op = op == ">=" ? compare_op::ge : op == "<" ? compare_op::lt : op == "<=" ? compare_op::le
+                                                                               : compare_op::gt;
+  r.threshold = row[c + 6].as<double>();
+  if (!row[c + 7].is_null())
+    r.recover_value = row[c + 7].as<double>();
+  r.cooldown_sec = row[c + 8].as<std::int64_t>();
+  r.for_buckets = row[c + 9].as<int>();
+  r.webhook_url = row[c + 10].as<std::string>();
+  r.webhook_secret = row[c + 11].as<std::string>();
+  r.enabled = row[c + 12].as<bool>();
+  r.version = row[c + 13].as<std::int64_t>();
+  r.created_at = row[c + 14].as<std::int64_t>();
+  r.updated_at = row[c + 15].as<std::int64_t>();
+  return r;
+}
+
+eval_state state_from(const pqxx::row& row, int c) {
+  eval_state s;
+  s.current = phase_from(row[c].as<std::string>()).value_or(phase::ok);
+  s.breaches = row[c + 1].as<int>();
+  if (!row[c + 2].is_null())
+    s.last_bucket = row[c + 2].as<std::int64_t>();
+  if (!row[c + 3].is_null())
+    s.cooldown_until = row[c + 3].as<std::int64_t>();
+  if (!row[c + 4].is_null())
+    s.incident_id = row[c + 4].as<std::string>();
+  if (!row[c + 5].is_null())
+    s.fired_at = row[c + 5].as<std::int64_t>();
+  s.seq = row[c + 6].as<std::int64_t>();
+  return s;
+}
+
+// Optional values travel as text; '' is NULL (libpqxx 6 binds a fixed parameter list).
+std::string opt_double(const std::optional<double>& v) {
+  if (!v)
+    return {};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", *v);
+  return buf;
+}
+std::string opt_time(const std::optional<std::int64_t>& t) {
+  return t ? format_rfc3339(*t) : std::string{};
+}
+
+bool scope_exists(pqxx::work& tx, const alert_rule& r) {
+  const char* sql = r.scope == scope_kind::device
+                        ? "SELECT 1 FROM devices WHERE id = $1::uuid"
+                        : "SELECT 1 FROM devices WHERE household_id = $1::uuid LIMIT 1";
+  return !tx.exec_params(sql, r.scope_id).empty();
+}
+
+} // namespace
+
+rule_write create_rule(db::session& s, const alert_rule& r) {
+  rule_write out;
+  pqxx::work tx{s.conn()};
+  if (!scope_exists(tx, r)) {
+    out.scope_missing = true;
+    return out;
+  }
+  auto res = tx.exec_params(
+      std::string("INSERT INTO alert_rules AS r (scope, scope_id, metric, window_minutes, op, "
+                  "threshold, recover_value, cooldown_sec, for_buckets, webhook_url, "
+                  "webhook_secret, enabled) VALUES ($1, $2::uuid, $3, $4::int, $5, "
+                  "$6::double precision, NULLIF($7, '')::double precision, $8::int, $9::int, "
+                  "$10, $11, $12::boolean) RETURNING ") + rule_columns,
+      to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
+      to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
+      r.webhook_url, r.webhook_secret, r.enabled);
+  out.stored = rule_from(res[0]);
+  tx.exec_params("INSERT INTO alert_rule_state (rule_id) VALUES ($1::uuid)", out.stored->id);
+  tx.commit();
+  return out;
+}
+
+rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r) {
+  rule_write out;
+  pqxx::work tx{s.conn()};
+  if (tx.exec_params("SELECT 1 FROM alert_rules WHERE id = $1::uuid FOR UPDATE", id).empty()) {
+    out.rule_missing = true;
+    return out;
+  }
+  if (!scope_exists(tx, r)) {
+    out.scope_missing = true;
+    return out;
+  }
+  auto res = tx.exec_params(
+      std::string("UPDATE alert_rules AS r SET scope = $2, scope_id = $3::uuid, metric = $4, "
+                  "window_minutes = $5::int, op = $6, threshold = $7::double precision, "
+                  "recover_value = NULLIF($8, '')::double precision, cooldown_sec = $9::int, "
+                  "for_buckets = $10::int, webhook_url = $11, webhook_secret = $12, "
+                  "enabled = $13::boolean, version = version + 1, updated_at = now() "
+                  "WHERE r.id = $1::uuid RETURNING ") + rule_columns,
+      id, to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
+      to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
+      r.webhook_url, r.webhook_secret, r.enabled);
+  out.stored = rule_from(res[0]);
+  tx.commit();
+  return out;
+}
+
+bool delete_rule(db::session& s, const std::string& id) {
+  pqxx::work tx{s.conn()};
+  auto res = tx.exec_params("DELETE FROM alert_rules WHERE id = $1::uuid RETURNING 1", id);
+  tx.commit();
+  return !res.empty();
+}
+
+std::optional<alert_rule> get_rule(db::session& s, const std::string& id) {
+  pqxx::nontransaction q{s.conn()};
+  auto res = q.exec_params(std::string("SELECT ") + rule_columns +
+                               " FROM alert_rules r WHERE r.id = $1::uuid",
+                           id);
+  if (res.empty())
+    return std::nullopt;
+  return rule_from(res[0]);
+}
+
+std::vector<alert_rule> list_rules(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  std::vector<alert_rule> out;
+  for (auto row : q.exec(std::string("SELECT ") + rule_columns +
+                         " FROM alert_rules r ORDER BY r.created_at, r.id"))
+    out.push_back(rule_from(row));
+  return out;
+}
+
+std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  std::vector<std::pair<alert_rule, eval_state>> out;
+  // A rule without a state row (should not happen) is loaded with the initial state.
+  auto res = q.exec(std::string("SELECT ") + rule_columns + ", COALESCE(s.phase, 'ok'), "
+                    "COALESCE(s.breaches, 0), (extract(epoch from s.last_bucket) * 1000000)::bigint, "
+                    "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
+                    "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0) "
+                    "FROM alert_rules r LEFT JOIN alert_rule_state s ON s.rule_id = r.id "
+                    "WHERE r.enabled");
+  out.reserve(res.size());
+  for (auto row : res)
+    out.emplace_back(rule_from(row), state_from(row, 16));
+  return out;
+}
+
+save_result save_state(db::session& s, const std::string& rule_id, std::int64_t expected_seq,
+                       const eval_state& next, const std::vector<notification>& notes) {
+  save_result out;
+  pqxx::work tx{s.conn()};
+  auto res = tx.exec_params(
+      "UPDATE alert_rule_state SET phase = $3, breaches = $4::int, "
+      "last_bucket = NULLIF($5, '')::timestamptz, cooldown_until = NULLIF($6, '')::timestamptz, "
+      "incident_id = NULLIF($7, '')::uuid, fired_at = NULLIF($8, '')::timestamptz, "
+      "seq = seq + 1, updated_at = now() WHERE rule_id = $1::uuid AND seq = $2::bigint "
+      "RETURNING seq",
+      rule_id, expected_seq, to_string(next.current), next.breaches, opt_time(next.last_bucket),
+      next.cooldown_until ? format_rfc3339(next.cooldown_until) : std::string{},
+      next.incident_id, next.fired_at ? format_rfc3339(next.fired_at) : std::string{});
+  if (res.empty()) {
+    // Someone else moved the state (another instance, or our own save that timed out but
+    // committed): report what is stored so the evaluator continues from there.
+    auto cur = tx.exec_params(std::string("SELECT ") + state_columns +
+                                  " FROM alert_rule_state s WHERE s.rule_id = $1::uuid",
+                              rule_id);
+    if (!cur.empty())
+      out.current = state_from(cur[0], 0);
+    return out;  // rolls back: nothing written
+  }
+  for (auto& n : notes)
+    tx.exec_params(
+        "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
+        "observed, payload, webhook_url, webhook_secret, destination) VALUES ($1::uuid, "
+        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10)",
+        n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
+        n.payload, n.webhook_url, n.webhook_secret, n.destination);
+  tx.commit();
+  out.applied = true;
+  out.current = next;
+  out.current.seq = res[0][0].as<std::int64_t>();
+  return out;
+}
+
+std::vector<event_row> list_events(db::session& s, const std::optional<std::string>& rule_id,
+                                   const std::optional<std::int64_t>& since, int limit) {
+  pqxx::nontransaction q{s.conn()};
+  auto res = q.exec_params(
+      "SELECT alert_id::text, incident_id::text, rule_id::text, status, delivery, "
+      "COALESCE(last_error, ''), (extract(epoch from bucket) * 1000000)::bigint, "
+      "(extract(epoch from created_at) * 1000000)::bigint, "
+      "(extract(epoch from next_attempt_at) * 1000000)::bigint, "
+      "(extract(epoch from delivered_at) * 1000000)::bigint, last_status, observed, attempts "
+      "FROM alert_notifications WHERE ($1 = '' OR rule_id = NULLIF($1, '')::uuid) "
+      "AND ($2 = '' OR created_at >= NULLIF($2, '')::timestamptz) "
+      "ORDER BY created_at DESC, alert_id LIMIT $3::int",
+      rule_id.value_or(""), since ? format_rfc3339(*since) : std::string{}, limit);
+  std::vector<event_row> out;
+  for (auto row : res) {
+    event_row e;
+    e.alert_id = row[0].as<std::string>();
+    e.incident_id = row[1].as<std::string>();
+    e.rule_id = row[2].as<std::string>();
+    e.status = row[3].as<std::string>();
+    e.delivery = row[4].as<std::string>();
+    e.last_error = row[5].as<std::string>();
+    e.bucket = row[6].as<std::int64_t>();
+    e.created_at = row[7].as<std::int64_t>();
+    e.next_attempt_at = row[8].as<std::int64_t>();
+    if (!row[9].is_null())
+      e.delivered_at = row[9].as<std::int64_t>();
+    if (!row[10].is_null())
+      e.last_status = row[10].as<int>();
+    e.observed = row[11].as<double>();
+    e.attempts = row[12].as<int>();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string render_events(const std::vector<event_row>& rows) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
+  auto str = [&w](const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v);
+  };
+  w.StartObject();
+  w.Key("events");
+  w.StartArray();
+  for (auto& e : rows) {
+    w.StartObject();
+    str("alert_id", e.alert_id);
+    str("incident_id", e.incident_id);
+    str("rule_id", e.rule_id);
+    str("status", e.status);
+    str("bucket", format_rfc3339(e.bucket));
+    w.Key("observed");
+    w.Double(e.observed);
+    str("created_at", format_rfc3339(e.created_at));
+    w.Key("delivery");
+    w.StartObject();
+    str("status", e.delivery);
+    w.Key("attempts");
+    w.Int(e.attempts);
+    w.Key("last_http_status");
+    if (e.last_status)
+      w.Int(*e.last_status);
+    else
+      w.Null();
+    w.Key("last_error");
+    if (e.last_error.empty())
+      w.Null();
+    else
+      w.String(e.last_error);
+    w.Key("delivered_at");
+    if (e.delivered_at)
+      w.String(format_rfc3339(*e.delivered_at));
+    else
+      w.Null();
+    w.Key("next_attempt_at");
+    if (e.delivery == "pending")
+      w.String(format_rfc3339(e.next_attempt_at));
+    else
+      w.Null();
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return buf.GetString();
+}
+
+namespace {
+
+// '{a,b}' array literal for `= ANY($1::text[])`; destinations never contain ',', '"' or '{'
+// (parse_webhook_url rejects whitespace; hosts are plain names), quoting keeps it safe anyway.
+std::string text_array(const std::vector<std::string>& v) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    out += i ? ",\"" : "\"";
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\')
+        out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+} // namespace
+
+std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
+                                   int limit, std::int64_t lease_ms) {
+  pqxx::work tx{s.conn()};
+  auto res = tx.exec_params(
+      "WITH due AS (SELECT alert_id FROM alert_notifications "
+      " WHERE delivery = 'pending' AND next_attempt_at <= now() "
+      "   AND (lease_until IS NULL OR lease_until < now()) "
+      "   AND NOT (destination = ANY($1::text[])) "
+      " ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) "
+      "UPDATE alert_notifications n SET lease_until = now() + $3::bigint * interval '1 ms', "
+      "       attempts = n.attempts + 1 "
+      "  FROM due WHERE n.alert_id = due.alert_id "
+      "RETURNING n.alert_id::text, n.payload, n.webhook_url, n.webhook_secret, n.destination, "
+      "          n.attempts",
+      text_array(busy), limit, lease_ms);
+  tx.commit();
+  std::vector<outbox_item> out;
+  for (auto row : res)
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>()});
+  return out;
+}
+
+void record_attempt(db::session& s, const attempt_record& a) {
+  pqxx::work tx{s.conn()};
+  const char* delivery = a.kind == attempt_record::delivered ? "delivered"
+                         : a.kind == attempt_record::failed  ? "failed"
+                                                             : "pending";
+  tx.exec_params(
+      "UPDATE alert_notifications SET delivery = $2, lease_until = NULL, "
+      "last_status = NULLIF($3::int, 0), last_error = NULLIF($4, ''), "
+      "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + $5::bigint * interval '1 ms' "
+      "                       ELSE next_attempt_at END, "
+      "delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END "
+      "WHERE alert_id = $1::uuid AND delivery = 'pending'",
+      a.alert_id, delivery, a.http_status, a.error, a.retry_in_ms);
+  tx.commit();
+}
+
+std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  auto r = q.exec(
+      "SELECT count(*), COALESCE((extract(epoch from now() - min(next_attempt_at)) * 1000000)"
+      "::bigint, 0) FROM alert_notifications WHERE delivery = 'pending'");
+  return {r[0][0].as<std::int64_t>(), r[0][1].as<std::int64_t>()};
+}
+
+} // namespace joule::rules

@@ -1,0 +1,90 @@
+#pragma once
+// The alerts feature's SQL: plain C++ over one db::session (runs inside db_jobs on a DB
+// worker thread). Always parameterised; timestamps travel as RFC 3339 text and come back as
+// µs since the epoch. Throws what libpqxx throws; the DB worker turns that into answers.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rules/evaluation.hpp"
+#include "rules/payload.hpp"
+#include "rules/rule.hpp"
+
+namespace joule::db {
+class session;
+} // namespace joule::db
+
+namespace joule::rules {
+
+/// Outcome of a rule write: the stored rule, or which id was unknown.
+struct rule_write {
+  std::optional<alert_rule> stored;
+  bool rule_missing = false;   // PUT/DELETE of an unknown rule id
+  bool scope_missing = false;  // scope_id not in devices (id or household_id)
+};
+
+/// Inserts a rule and its initial state row in one transaction.
+rule_write create_rule(db::session& s, const alert_rule& r);
+/// Replaces the definition of rule `id` (bumps version); the evaluation state is kept.
+rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r);
+/// Deletes the rule and its state (its notifications stay as history); false when unknown.
+bool delete_rule(db::session& s, const std::string& id);
+std::optional<alert_rule> get_rule(db::session& s, const std::string& id);
+std::vector<alert_rule> list_rules(db::session& s);
+
+/// Every enabled rule with its persisted state (start-up of the evaluators).
+std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s);
+
+/// Result of a state save.
+struct save_result {
+  bool applied = false;   // false: `seq` did not match; `current` is the stored state
+  eval_state current;     // the state now stored (seq included)
+};
+
+/// Stores `next` if the stored seq still equals `expected_seq`, inserting `notes` into the
+/// outbox in the same transaction (all or nothing).
+save_result save_state(db::session& s, const std::string& rule_id, std::int64_t expected_seq,
+                       const eval_state& next, const std::vector<notification>& notes);
+
+/// One row of GET /alerts/events.
+struct event_row {
+  std::string alert_id, incident_id, rule_id, status, delivery, last_error;
+  std::int64_t bucket = 0, created_at = 0, next_attempt_at = 0;
+  std::optional<std::int64_t> delivered_at;
+  std::optional<int> last_status;
+  double observed = 0;
+  int attempts = 0;
+};
+std::vector<event_row> list_events(db::session& s, const std::optional<std::string>& rule_id,
+                                   const std::optional<std::int64_t>& since, int limit);
+std::string render_events(const std::vector<event_row>& rows);
+
+/// A claimed outbox row.
+struct outbox_item {
+  std::string alert_id, payload, webhook_url, webhook_secret, destination;
+  int attempts = 0;  // including this one
+};
+
+/// Claims up to `limit` due rows whose destination is not in `busy`, leasing them for
+/// `lease_ms` (FOR UPDATE SKIP LOCKED: concurrent claimers never get the same row). The
+/// attempt is counted at claim time, so a crash mid-delivery still counts.
+std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
+                                   int limit, std::int64_t lease_ms);
+
+/// How one attempt ended.
+struct attempt_record {
+  std::string alert_id;
+  enum kind_t : std::uint8_t { delivered, retry, failed } kind = delivered;
+  int http_status = 0;         // 0: no response
+  std::string error;
+  std::int64_t retry_in_ms = 0;  // for retry
+};
+void record_attempt(db::session& s, const attempt_record& a);
+
+/// Pending notifications (the outbox depth) and the age of the oldest due one (µs).
+std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s);
+
+} // namespace joule::rules

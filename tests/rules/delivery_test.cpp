@@ -1,0 +1,56 @@
+// Delivery policy and signing (pure): which outcomes retry, backoff bounds, headers.
+#include <gtest/gtest.h>
+
+#include "rules/notifier.hpp"
+#include "rules/payload.hpp"
+
+namespace joule::rules {
+namespace {
+
+TEST(Signature, MatchesAnIndependentHmac) {
+  // python3: hmac.new(b"s3cret", b'a1.1700000000.{"x":1}', hashlib.sha256).hexdigest()
+  EXPECT_EQ(sign("s3cret", "a1", 1700000000, "{\"x\":1}"),
+            "sha256=e60989ec2e508588caf7c1e52178cfc2cae69dbdccdf9511c166a2039ff17998");
+  EXPECT_NE(sign("s3cret", "a1", 1700000001, "{\"x\":1}"),
+            sign("s3cret", "a1", 1700000000, "{\"x\":1}"));
+}
+
+TEST(Headers, CarryIdTimestampAndSignature) {
+  outbox_item item{"a1", "{\"x\":1}", "http://h/", "s3cret", "http://h:80", 3};
+  auto h = webhook_headers(item, 1700000000);
+  std::map<std::string, std::string> m(h.begin(), h.end());
+  EXPECT_EQ(m["X-Joule-Alert-Id"], "a1");
+  EXPECT_EQ(m["X-Joule-Timestamp"], "1700000000");
+  EXPECT_EQ(m["X-Joule-Signature"],
+            "sha256=e60989ec2e508588caf7c1e52178cfc2cae69dbdccdf9511c166a2039ff17998");
+}
+
+TEST(Decide, SuccessRetryAndFailure) {
+  notifier_config c;
+  c.max_attempts = 5;
+  c.retry_initial = std::chrono::milliseconds(1000);
+  c.retry_max = std::chrono::milliseconds(8000);
+  EXPECT_EQ(decide(200, 1, c, 0.5).kind, attempt_record::delivered);
+  EXPECT_EQ(decide(204, 1, c, 0.5).kind, attempt_record::delivered);
+  for (int status : {0, 429, 500, 502, 503})
+    EXPECT_EQ(decide(status, 1, c, 0.5).kind, attempt_record::retry) << status;
+  for (int status : {301, 400, 401, 404, 410, -1})
+    EXPECT_EQ(decide(status, 1, c, 0.5).kind, attempt_record::failed) << status;
+  EXPECT_EQ(decide(503, 5, c, 0.5).kind, attempt_record::failed);  // out of attempts
+}
+
+TEST(Decide, BackoffDoublesWithJitterAndIsCapped) {
+  notifier_config c;
+  c.max_attempts = 100;
+  c.retry_initial = std::chrono::milliseconds(1000);
+  c.retry_max = std::chrono::milliseconds(8000);
+  EXPECT_EQ(decide(503, 1, c, 0.0).retry_in_ms, 500);
+  EXPECT_EQ(decide(503, 1, c, 0.999999).retry_in_ms, 999);
+  EXPECT_EQ(decide(503, 2, c, 0.0).retry_in_ms, 1000);
+  EXPECT_EQ(decide(503, 3, c, 0.0).retry_in_ms, 2000);
+  EXPECT_EQ(decide(503, 10, c, 0.0).retry_in_ms, 4000);  // capped at 8 s, halved by jitter
+  EXPECT_LT(decide(503, 60, c, 0.99).retry_in_ms, 8000);
+}
+
+} // namespace
+} // namespace joule::rules
