@@ -1,5 +1,7 @@
 #include "actors/app.hpp"
 
+#include <cstdlib>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
@@ -49,6 +51,12 @@ config::refresh_policy policy_of(const config::settings& s, const std::string& r
 
 caf::actor_system_config& tuned(caf::actor_system_config& cfg, int threads) {
   cfg.set("scheduler.max-threads", threads);
+  // Work stealing spins while idle; on a 2-core box that spinning is CPU PostgreSQL needs.
+  // The sharing policy parks idle workers on a condition variable instead.
+  if (const char* p = std::getenv("JOULE_CAF_POLICY"))
+    cfg.set("scheduler.policy", caf::atom_from_string(p));
+  else
+    cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.set("logger.verbosity", caf::atom("quiet"));
   return cfg;
 }
