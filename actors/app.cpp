@@ -103,6 +103,8 @@ std::vector<child_spec> app::impl::children() {
                    cc.breaker_failures = s.cache_breaker_failures;
                    cc.breaker_open = s.cache_breaker_open;
                    cc.max_inflight = s.cache_max_inflight;
+                   cc.local_ttl = s.cache_local_ttl;
+                   cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
                    std::string host;
                    std::uint16_t port = 0;
                    if (cc.enabled)

@@ -20,6 +20,8 @@ struct cache_metrics {
       metrics::global().get_counter("joule_cache_redis_errors_total", "Failed Redis commands");
   metrics::counter& coalesced = metrics::global().get_counter(
       "joule_cache_coalesced_total", "Reads that joined an in-flight computation of their key");
+  metrics::counter& local_hits = metrics::global().get_counter(
+      "joule_cache_local_hits_total", "Hits answered by the in-process near cache (part of hit)");
   metrics::gauge& breaker_open = metrics::global().get_gauge(
       "joule_cache_breaker_open", "1 while the circuit breaker bypasses Redis");
 };
@@ -43,8 +45,20 @@ redis_worker_actor pick_worker(self_ptr self) {
 }
 
 std::chrono::milliseconds redis_deadline(const cache_config& cfg) {
-  // The worker's own socket timeout plus time queued behind other commands.
-  return cfg.redis_timeout * 2 + std::chrono::milliseconds{20};
+  // A slow Redis is detected by the worker's own socket timeout (redis.timeout); this outer
+  // bound only catches a stuck worker. It is generous on purpose: under CPU overload commands
+  // wait in the worker's mailbox, and tripping the breaker then would send every read to the
+  // (more expensive) database.
+  return std::max(cfg.redis_timeout * 5, std::chrono::milliseconds{250});
+}
+
+void remember(self_ptr self, const std::string& key, const std::string& body) {
+  auto& st = self->state;
+  if (st.cfg.local_ttl.count() == 0)
+    return;
+  if (st.local.size() >= st.cfg.local_max_entries)
+    st.local.clear();  // crude but bounded; entries live one second anyway
+  st.local[key] = {body, self->clock().now() + st.cfg.local_ttl};
 }
 
 void open_breaker(self_ptr self) {
@@ -120,8 +134,10 @@ void join_flight(self_ptr self, cached_read read, cache_outcome outcome) {
       count(w.outcome);
       w.reply(cache_answer{a, w.outcome});
     }
-    if (a.status == 200 && any_miss)
+    if (a.status == 200 && any_miss) {
       store(self, key, a);
+      remember(self, key, a.body);
+    }
   };
   // The pool enforces the job's timeout; the extra second only guards a lost pool.
   auto guard = read.job.timeout + std::chrono::seconds(1);
@@ -164,6 +180,15 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
       [self](cached_read& read) {
         auto& st = self->state;
         read.key = st.cfg.key_prefix + read.key;
+        if (auto it = st.local.find(read.key); it != st.local.end()) {
+          if (it->second.expires > self->clock().now()) {
+            count(cache_outcome::hit);
+            m().local_hits.inc();
+            read.reply(cache_answer{db_answer{200, it->second.body, false, {}}, cache_outcome::hit});
+            return;
+          }
+          st.local.erase(it);
+        }
         // A key already being computed: wait for that answer instead of asking Redis.
         if (auto it = st.flights.find(read.key); it != st.flights.end()) {
           join_flight(self, std::move(read), cache_outcome::miss);
@@ -183,6 +208,7 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
                   if (r.kind == redis_reply::hit) {
                     redis_ok(self);
                     count(cache_outcome::hit);
+                    remember(self, shared->key, r.value);
                     shared->reply(cache_answer{db_answer{200, std::move(r.value), false, {}},
                                                cache_outcome::hit});
                   } else if (r.kind == redis_reply::miss) {

@@ -25,6 +25,9 @@ struct cache_config {
   int breaker_failures = 3;
   std::chrono::milliseconds breaker_open{2000};
   int max_inflight = 512;
+  /// In-process near cache in front of Redis (0 disables): hot keys skip the Redis round trip.
+  std::chrono::milliseconds local_ttl{1000};
+  std::size_t local_max_entries = 20000;
   std::string key_prefix = "joule:v1:";
 };
 
@@ -48,6 +51,12 @@ struct cache_broker_state {
   breaker_state breaker = breaker_state::closed;
   int consecutive_failures = 0;
   int redis_in_flight = 0;
+  struct local_entry {
+    std::string body;
+    caf::actor_clock::time_point expires;
+  };
+  /// The near cache: answers held for at most local_ttl (never longer than in Redis).
+  std::unordered_map<std::string, local_entry> local;
   /// In-flight computations per key and everyone waiting for them.
   std::unordered_map<std::string, std::vector<waiter>> flights;
   std::uint64_t db_queries = 0;

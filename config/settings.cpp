@@ -204,6 +204,11 @@ std::vector<option> build_options() {
   o.push_back(int_option("cache.max_inflight",
                          "Redis commands in flight before requests bypass the cache",
                          &settings::cache_max_inflight, 1, 1000000));
+  o.push_back(duration_option("cache.local_ttl",
+                              "In-process near cache in front of Redis for hot keys (0 disables)",
+                              JOULE_FIELD(cache_local_ttl), millis(0), millis(60000)));
+  o.push_back(int_option("cache.local_max_entries", "Most answers the near cache holds",
+                         &settings::cache_local_max_entries, 1, 10000000));
   o.push_back(string_option("http.listen", "HTTP listen address host:port (port 0 = any free)",
                             &settings::http_listen, check_listen));
   o.push_back(int_option("http.threads", "HTTP I/O threads", &settings::http_threads, 1, 64));

@@ -41,6 +41,8 @@ struct settings {
   int cache_breaker_failures = 3;
   millis cache_breaker_open{2000};
   int cache_max_inflight = 512;
+  millis cache_local_ttl{1000};
+  int cache_local_max_entries = 20000;
   // --- http
   std::string http_listen = "127.0.0.1:8080";
   int http_threads = 1;

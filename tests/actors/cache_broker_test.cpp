@@ -66,13 +66,19 @@ caf::behavior mock_pool(caf::event_based_actor* self, std::shared_ptr<world> w) 
   };
 }
 
+cache::cache_config local_off() {
+  cache::cache_config cfg;
+  cfg.local_ttl = std::chrono::milliseconds(0);
+  return cfg;
+}
+
 struct CacheBroker : ::testing::Test, deterministic {
   std::shared_ptr<world> w = std::make_shared<world>();
   cache_actor broker;
   caf::actor pool_handle;
   std::vector<cache_answer> answers;
 
-  void start(cache::cache_config cfg = {}) {
+  void start(cache::cache_config cfg = local_off()) {
     auto pool = caf::actor_cast<db_pool_actor>(keep(sys->spawn(mock_pool, w)));
     pool_handle = caf::actor_cast<caf::actor>(pool);
     auto spawn_redis = [this](int) { return keep(sys->spawn(mock_redis, w)); };
@@ -130,7 +136,7 @@ TEST_F(CacheBroker, DifferentKeysAreComputedSeparately) {
 }
 
 TEST_F(CacheBroker, BreakerBypassesADeadRedisAndProbesItBackIn) {
-  cache::cache_config cfg;
+  auto cfg = local_off();
   cfg.breaker_failures = 3;
   cfg.breaker_open = std::chrono::milliseconds(2000);
   start(cfg);
@@ -167,7 +173,7 @@ TEST_F(CacheBroker, BreakerBypassesADeadRedisAndProbesItBackIn) {
 }
 
 TEST_F(CacheBroker, DisabledCacheIsABypassThatStillCoalesces) {
-  cache::cache_config cfg;
+  auto cfg = local_off();
   cfg.enabled = false;
   start(cfg);
   read("k");
@@ -179,6 +185,31 @@ TEST_F(CacheBroker, DisabledCacheIsABypassThatStillCoalesces) {
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].outcome, cache_outcome::bypass);
   EXPECT_EQ(w->puts, 0);
+}
+
+TEST_F(CacheBroker, NearCacheAnswersHotKeysWithoutRedisForLocalTtl) {
+  auto cfg = local_off();
+  cfg.local_ttl = std::chrono::milliseconds(1000);
+  start(cfg);
+  read("k");
+  run();
+  answer_pool("v1");
+  ASSERT_EQ(answers.size(), 1u);
+  int gets = w->gets;
+  for (int i = 0; i < 10; ++i)
+    read("k");
+  run();
+  EXPECT_EQ(w->gets, gets) << "hot key answered in-process";
+  ASSERT_EQ(answers.size(), 11u);
+  EXPECT_EQ(answers.back().outcome, cache_outcome::hit);
+  EXPECT_EQ(answers.back().answer.body, "v1");
+  // After local_ttl the near cache lets go; Redis (which has it) answers again.
+  sched->advance_time(std::chrono::milliseconds(1001));
+  run();
+  read("k");
+  run();
+  EXPECT_EQ(w->gets, gets + 1);
+  EXPECT_EQ(answers.back().outcome, cache_outcome::hit);
 }
 
 TEST(CacheTtl, JitterStaysWithinTheConfiguredBand) {
