@@ -21,6 +21,7 @@
 #include "db/refresh_actor.hpp"
 #include "db/session.hpp"
 #include "db/telemetry_writer.hpp"
+#include "db/watermarks.hpp"
 #include "http/ingest_parse.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
@@ -68,6 +69,7 @@ struct app::impl {
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<service_registry> registry = std::make_shared<service_registry>();
+  std::shared_ptr<db::watermark_board> watermarks = std::make_shared<db::watermark_board>();
   supervisor_actor root;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -118,12 +120,13 @@ std::vector<child_spec> app::impl::children() {
                  }});
   for (auto& r : db::rollups()) {
     auto name = r.name;
-    out.push_back({"refresh." + name, [s, name](caf::actor_system& sys) {
+    out.push_back({"refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
                      auto p = policy_of(s, name);
                      db::refresh_config rc;
                      rc.rollup = name;
                      rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
                      rc.schedule_interval = p.schedule_interval;
+                     rc.board = board;
                      auto worker = sys.spawn<caf::detached>(
                          db::db_worker, worker_cfg(s, "refresh." + name, std::chrono::milliseconds{0}));
                      return caf::actor_cast<caf::actor>(sys.spawn(db::refresh, rc, worker));
@@ -188,6 +191,7 @@ void app::start() {
   auto ctx = std::make_shared<http::api_context>();
   ctx->system = d.system.get();
   ctx->registry = d.registry;
+  ctx->watermarks = d.watermarks;
   ctx->settings = d.settings;
   if (d.settings.alerts_enabled)
     rules::install_alert_routes(*ctx);

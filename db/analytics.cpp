@@ -7,6 +7,7 @@
 
 #include "actors/timefmt.hpp"
 #include "db/session.hpp"
+#include "db/watermarks.hpp"
 
 namespace joule::db {
 namespace {
@@ -44,8 +45,24 @@ struct snapshot {
   std::optional<std::int64_t> wm_device_1m, wm_household_5m, wm_device_1h;
 };
 
+// The watermarks from the board, if it knows all of `needed`; found/now then come with the
+// answer itself (one round trip).
+std::optional<snapshot> known_snapshot(watermark_board* known,
+                                       std::initializer_list<const char*> needed) {
+  if (!known)
+    return std::nullopt;
+  for (auto* n : needed)
+    if (!known->get(n))
+      return std::nullopt;
+  snapshot snap;
+  snap.wm_device_1m = known->get("device_1m");
+  snap.wm_household_5m = known->get("household_5m");
+  snap.wm_device_1h = known->get("device_1h");
+  return snap;
+}
+
 snapshot read_snapshot(session& s, pqxx::transaction_base& q, const char* exists_column,
-                       const std::string& id) {
+                       const std::string& id, watermark_board* known) {
   auto wm = [](const char* name) {
     return "(SELECT " + us("watermark") + " FROM rollup_state WHERE name = '" + name + "')";
   };
@@ -64,7 +81,28 @@ snapshot read_snapshot(session& s, pqxx::transaction_base& q, const char* exists
   snap.wm_device_1m = opt(2);
   snap.wm_household_5m = opt(3);
   snap.wm_device_1h = opt(4);
+  if (known) {
+    if (snap.wm_device_1m)
+      known->raise("device_1m", *snap.wm_device_1m);
+    if (snap.wm_household_5m)
+      known->raise("household_5m", *snap.wm_household_5m);
+    if (snap.wm_device_1h)
+      known->raise("device_1h", *snap.wm_device_1h);
+  }
   return snap;
+}
+
+// Either the board's watermarks (one round trip: found/now come with the answer) or a
+// snapshot read first.
+snapshot take_snapshot(session& s, pqxx::transaction_base& q, const char* exists_column,
+                       const std::string& id, watermark_board* known,
+                       std::initializer_list<const char*> needed, bool& one_trip) {
+  if (auto snap = known_snapshot(known, needed)) {
+    one_trip = true;
+    return *snap;
+  }
+  one_trip = false;
+  return read_snapshot(s, q, exists_column, id, known);
 }
 
 // Splits [start, end) at the watermarks of the given rollups (coarsest first).
@@ -102,7 +140,9 @@ std::vector<std::string> params_for(const std::string& key, const std::vector<ti
 
 // A one-row CTE `meta(f)`: the log time of the oldest late write inside a materialised tier
 // that no refresh has reflected yet (NULL: none). Everything committed before it is reflected.
-std::string meta_cte(const std::vector<tier>& tiers) {
+std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column) {
+  auto extra = std::string(", ") + us("now()") + " AS n, EXISTS (SELECT 1 FROM devices WHERE " +
+               exists_column + " = $1::uuid) AS found";
   std::string cond;
   for (size_t i = 0; i < tiers.size(); ++i) {
     if (tiers[i].rollup.empty())
@@ -112,9 +152,9 @@ std::string meta_cte(const std::vector<tier>& tiers) {
             "' AND lo < " + hi + " AND hi >= " + lo + ")";
   }
   if (cond.empty())
-    return "meta AS (SELECT NULL::bigint AS f)";
-  return "meta AS (SELECT " + us("min(logged_at)") + " AS f FROM rollup_invalidations WHERE " +
-         cond + ")";
+    return "meta AS (SELECT NULL::bigint AS f" + extra + ")";
+  return "meta AS (SELECT (SELECT " + us("min(logged_at)") +
+         " FROM rollup_invalidations WHERE " + cond + ") AS f" + extra + ")";
 }
 
 // The union over tiers; each branch yields (t, e, ps, pc, pm).
@@ -138,32 +178,34 @@ std::string union_sql(const std::vector<tier>& tiers, const std::string& key_col
   return sql;
 }
 
+// Columns of the meta row: f (0), ..., n and found at `ncol`, `ncol + 1`.
 answer_meta finish_meta(const snapshot& snap, const std::vector<tier>& tiers,
-                        const pqxx::result& r) {
+                        const pqxx::result& r, int ncol) {
   answer_meta m;
-  m.found = true;
-  m.fresh_as_of = snap.now;
+  m.found = r.empty() ? snap.found : r[0][ncol + 1].as<bool>();
+  auto now = r.empty() ? snap.now : r[0][ncol].as<std::int64_t>();
+  m.fresh_as_of = now;
   if (!r.empty() && !r[0][0].is_null())
-    m.fresh_as_of = std::min(snap.now, r[0][0].as<std::int64_t>());
+    m.fresh_as_of = std::min(now, r[0][0].as<std::int64_t>());
   m.live = tiers.empty() || tiers.back().rollup.empty();
   return m;
 }
 
 series_result run_series(session& s, pqxx::transaction_base& q, const snapshot& snap,
                          const std::vector<tier>& tiers, const std::string& key_col,
-                         const std::string& id, std::int64_t step, bool power) {
+                         const char* exists_column, const std::string& id, std::int64_t step,
+                         bool power) {
   series_result res;
-  if (tiers.empty()) {
-    res.meta = finish_meta(snap, tiers, {});
-    return res;
-  }
-  auto sql = "WITH " + meta_cte(tiers) + " SELECT meta.f, s.b, s.e, s.p, s.m FROM meta LEFT JOIN "
+  auto sql = "WITH " + meta_cte(tiers, exists_column) +
+             " SELECT meta.f, s.b, s.e, s.p, s.m, meta.n, meta.found FROM meta LEFT JOIN "
              "(SELECT " + us("date_bin('" + std::to_string(step / micros_per_second) +
                              " seconds', t, '2000-01-01 00:00:00+00')") +
              " AS b, sum(e) AS e, sum(ps) / NULLIF(sum(pc), 0) AS p, max(pm) AS m FROM (" +
              union_sql(tiers, key_col, power) + ") x GROUP BY 1) s ON true ORDER BY s.b";
   auto r = exec_cached(s, q, sql, params_for(id, tiers));
-  res.meta = finish_meta(snap, tiers, r);
+  res.meta = finish_meta(snap, tiers, r, 5);
+  if (!res.meta.found)
+    return {};
   for (auto row : r) {
     if (row[1].is_null())
       continue;  // no buckets: the meta row only
@@ -181,22 +223,26 @@ series_result run_series(session& s, pqxx::transaction_base& q, const snapshot& 
 
 } // namespace
 
-series_result household_energy(session& s, const series_query& qry, read_mode mode) {
+series_result household_energy(session& s, const series_query& qry, read_mode mode,
+                               watermark_board* known) {
   pqxx::nontransaction q{s.conn()};
-  auto snap = read_snapshot(s, q, "household_id", qry.id);
-  if (!snap.found)
+  bool one_trip = false;
+  auto snap = take_snapshot(s, q, "household_id", qry.id, known, {"household_5m"}, one_trip);
+  if (!one_trip && !snap.found)
     return {};
   auto tiers = mode == read_mode::raw
                    ? plan_tiers(qry.start, qry.end, {}, {})
                    : plan_tiers(qry.start, qry.end, {{"household_5m", snap.wm_household_5m}},
                                 {"rollup_household_5m"});
-  return run_series(s, q, snap, tiers, "household_id", qry.id, qry.step, false);
+  return run_series(s, q, snap, tiers, "household_id", "household_id", qry.id, qry.step, false);
 }
 
-series_result device_power(session& s, const series_query& qry, read_mode mode) {
+series_result device_power(session& s, const series_query& qry, read_mode mode,
+                           watermark_board* known) {
   pqxx::nontransaction q{s.conn()};
-  auto snap = read_snapshot(s, q, "id", qry.id);
-  if (!snap.found)
+  bool one_trip = false;
+  auto snap = take_snapshot(s, q, "id", qry.id, known, {"device_1m", "device_1h"}, one_trip);
+  if (!one_trip && !snap.found)
     return {};
   std::vector<tier> tiers;
   if (mode == read_mode::raw)
@@ -208,14 +254,17 @@ series_result device_power(session& s, const series_query& qry, read_mode mode) 
   else
     tiers = plan_tiers(qry.start, qry.end, {{"device_1m", snap.wm_device_1m}},
                        {"rollup_device_1m"});
-  return run_series(s, q, snap, tiers, "device_id", qry.id, qry.step, true);
+  return run_series(s, q, snap, tiers, "device_id", "id", qry.id, qry.step, true);
 }
 
-top_result top_devices(session& s, const top_query& qry, read_mode mode) {
+top_result top_devices(session& s, const top_query& qry, read_mode mode,
+                       watermark_board* known) {
   pqxx::nontransaction q{s.conn()};
   top_result res;
-  auto snap = read_snapshot(s, q, "household_id", qry.household_id);
-  if (!snap.found)
+  bool one_trip = false;
+  auto snap = take_snapshot(s, q, "household_id", qry.household_id, known,
+                            {"device_1m", "device_1h"}, one_trip);
+  if (!one_trip && !snap.found)
     return res;
   auto tiers = mode == read_mode::raw
                    ? plan_tiers(qry.start, qry.end, {}, {})
@@ -239,14 +288,17 @@ top_result top_devices(session& s, const top_query& qry, read_mode mode) {
   }
   auto limit = "$" + std::to_string(2 + 2 * tiers.size()) + "::int";
   auto sql = "WITH hd AS (SELECT id FROM devices WHERE household_id = $1::uuid), " +
-             meta_cte(tiers) + " SELECT meta.f, s.d, s.total FROM meta LEFT JOIN (SELECT "
+             meta_cte(tiers, "household_id") +
+             " SELECT meta.f, s.d, s.total, meta.n, meta.found FROM meta LEFT JOIN (SELECT "
              "device_id::text AS d, sum(e) AS total FROM (" + branches +
              ") x GROUP BY 1 HAVING sum(e) IS NOT NULL ORDER BY 2 DESC, 1 LIMIT " + limit +
              ") s ON true ORDER BY s.total DESC, s.d";
   auto params = params_for(qry.household_id, tiers);
   params.push_back(std::to_string(qry.limit));
   auto r = exec_cached(s, q, sql, params);
-  res.meta = finish_meta(snap, tiers, r);
+  res.meta = finish_meta(snap, tiers, r, 3);
+  if (!res.meta.found)
+    return {};
   for (auto row : r)
     if (!row[1].is_null())
       res.devices.push_back({row[1].as<std::string>(), row[2].as<double>()});

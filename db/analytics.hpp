@@ -56,8 +56,15 @@ struct top_result {
   std::vector<device_energy> devices;
 };
 
-series_result household_energy(session& s, const series_query& q, read_mode mode);
-series_result device_power(session& s, const series_query& q, read_mode mode);
-top_result top_devices(session& s, const top_query& q, read_mode mode);
+class watermark_board;
+
+/// With `known` watermarks (all those the query needs) an answer takes one round trip;
+/// otherwise the watermarks are read first (and `known` is raised with them).
+series_result household_energy(session& s, const series_query& q, read_mode mode,
+                               watermark_board* known = nullptr);
+series_result device_power(session& s, const series_query& q, read_mode mode,
+                           watermark_board* known = nullptr);
+top_result top_devices(session& s, const top_query& q, read_mode mode,
+                       watermark_board* known = nullptr);
 
 } // namespace joule::db

@@ -77,6 +77,8 @@ void run_cycle(self_ptr self) {
             st.last = *report;
             if (report->skipped)
               ++st.skipped;
+            if (st.cfg.board && report->watermark_after != 0)
+              st.cfg.board->raise(st.cfg.rollup, report->watermark_after);
             record(st.cfg.rollup, *report);
             if (report->rows_written > 0 || report->invalidations_kept > 0)
               log(log_level::debug, "refresh",

@@ -8,6 +8,7 @@
 
 #include "actors/interfaces.hpp"
 #include "db/rollups.hpp"
+#include "db/watermarks.hpp"
 
 namespace joule::db {
 
@@ -16,6 +17,8 @@ struct refresh_config {
   refresh_policy_us policy;
   std::chrono::milliseconds schedule_interval{30000};
   std::chrono::milliseconds job_timeout{std::chrono::hours(1)};
+  /// Where the read path learns new watermarks (may be null).
+  std::shared_ptr<watermark_board> board;
 };
 
 struct refresh_state {

@@ -55,7 +55,12 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
                                  "(hashtext('joule.refresh.' || $1))::text",
                              spec.name);
   if (!wait_for_lock && lock[0][0].as<std::string>() != "true") {
+    // Another process is refreshing; report the watermark it last committed.
     rep.skipped = true;
+    auto cur = tx.exec_params("SELECT " + us("watermark") + " FROM rollup_state WHERE name = $1",
+                              spec.name);
+    if (!cur.empty() && !cur[0][0].is_null())
+      rep.watermark_after = cur[0][0].as<std::int64_t>();
     return rep;
   }
   auto st = tx.exec_params("SELECT " + us("now()") + ", " + us("watermark") +

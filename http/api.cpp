@@ -165,8 +165,9 @@ handler_fn make_api_handler(std::shared_ptr<api_context> ctx) {
         db_job job;
         job.label = rname;
         job.timeout = cfg.db_request_deadline;
-        job.run = [q, step, mode, energy](db::session& s) {
-          auto r = energy ? db::household_energy(s, q, mode) : db::device_power(s, q, mode);
+        job.run = [q, step, mode, energy, wm = ctx->watermarks](db::session& s) {
+          auto r = energy ? db::household_energy(s, q, mode, wm.get())
+                          : db::device_power(s, q, mode, wm.get());
           if (!r.meta.found)
             return energy ? db::error_answer(404, "household_not_found",
                                              "no household " + q.id + " is registered")
@@ -188,8 +189,8 @@ handler_fn make_api_handler(std::shared_ptr<api_context> ctx) {
         db_job job;
         job.label = rname;
         job.timeout = cfg.db_request_deadline;
-        job.run = [q, mode](db::session& s) {
-          auto r = db::top_devices(s, q, mode);
+        job.run = [q, mode, wm = ctx->watermarks](db::session& s) {
+          auto r = db::top_devices(s, q, mode, wm.get());
           if (!r.meta.found)
             return db::error_answer(404, "household_not_found",
                                     "no household " + q.household_id + " is registered");

@@ -18,6 +18,10 @@ namespace joule {
 class service_registry;
 } // namespace joule
 
+namespace joule::db {
+class watermark_board;
+} // namespace joule::db
+
 namespace joule::http {
 
 /// A routed request handed to a feature outside http/ (alerts, ingest).
@@ -33,6 +37,8 @@ using feature_handler = std::function<void(routed_request&&, respond_fn)>;
 
 struct api_context {
   caf::actor_system* system = nullptr;
+  /// Watermarks known to this process (lets an answer take one round trip).
+  std::shared_ptr<db::watermark_board> watermarks;
   std::shared_ptr<service_registry> registry;
   config::settings settings;
   /// /alerts/rules, /alerts/rules/{id}, /alerts/events (501 while unset).
