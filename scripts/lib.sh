@@ -29,7 +29,9 @@ build_joule() {
   local gen=()
   [ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
   cmake -S "$JOULE_ROOT" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  local targets=()
+  for t in ${JOULE_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 }
 
 # A port derived from the checkout path, then probed upwards until free, so two

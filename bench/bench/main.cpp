@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
     a.require_known({"url", "nocache-url", "raw-url", "db", "households", "devices-min",
                      "devices-max", "seed", "rates", "duration", "connections", "threads",
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
-                     "ingest-connections", "read-rate", "json", "markdown"});
+                     "ingest-connections", "read-rate", "json", "markdown",
+                     "hot-households"});
     install_stop_signal_handlers();
     scenario_report report;
     const auto& s = a.subcommand();
