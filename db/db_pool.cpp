@@ -1,5 +1,6 @@
 #include "db/db_pool.hpp"
 
+#include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -91,7 +92,24 @@ void dispatch(pool_ptr self) {
 
 void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.workers[index]); }
 
+// A named function with arguments rather than a capturing lambda: CAF 0.17 dereferences a
+// null argument tuple for argument-less function actors (UBSan reports it).
+void one_shot_ask(caf::event_based_actor* self, db_pool_actor pool, db_job job,
+                  std::function<void(db_answer)> then) {
+  auto timeout = job.timeout + std::chrono::seconds(1);
+  self->request(pool, timeout, std::move(job))
+      .then([then](db_answer& a) { then(std::move(a)); },
+            [then](caf::error&) {
+              then(error_answer(503, "db_unavailable", "the database pool did not answer"));
+            });
+}
+
 } // namespace
+
+void ask_pool(caf::actor_system& sys, db_pool_actor pool, db_job job,
+              std::function<void(db_answer)> then) {
+  sys.spawn(one_shot_ask, std::move(pool), std::move(job), std::move(then));
+}
 
 db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
                                      worker_factory spawn_worker) {

@@ -47,4 +47,9 @@ struct db_pool_state {
 db_pool_actor::behavior_type db_pool(db_pool_actor::stateful_pointer<db_pool_state> self,
                                      db_pool_config cfg, worker_factory spawn_worker);
 
+/// Runs `job` on the pool from outside an actor (an HTTP thread): a one-shot actor asks and
+/// `then` gets the answer on a CAF thread (503 db_unavailable if the pool does not answer).
+void ask_pool(caf::actor_system& sys, db_pool_actor pool, db_job job,
+              std::function<void(db_answer)> then);
+
 } // namespace joule::db

@@ -10,6 +10,7 @@
 #include "actors/metrics.hpp"
 #include "actors/registry.hpp"
 #include "actors/timefmt.hpp"
+#include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "db/session.hpp"
 #include "http/render.hpp"
@@ -83,16 +84,8 @@ void direct(const api_context& ctx, db_job job, respond_fn done) {
     done(json_error(503, "starting", "the server is (re)starting; retry shortly"));
     return;
   }
-  auto sys = ctx.system;
-  sys->spawn([pool, job = std::move(job), done = std::move(done)](caf::event_based_actor* self) {
-    self->request(pool, job.timeout + std::chrono::seconds(1), job)
-        .then([done](db_answer& a) { done(from_answer(a)); },
-              [done](caf::error&) {
-                auto r = json_error(503, "db_unavailable", "the database pool did not answer");
-                r.headers.emplace_back("Retry-After", "1");
-                done(std::move(r));
-              });
-  });
+  db::ask_pool(*ctx.system, pool, std::move(job),
+               [done = std::move(done)](db_answer a) { done(from_answer(a)); });
 }
 
 std::string series_key(const char* kind, const db::series_query& q, const std::string& step,
@@ -101,9 +94,11 @@ std::string series_key(const char* kind, const db::series_query& q, const std::s
          std::to_string(q.end) + ":" + step + (raw ? ":raw" : "");
 }
 
-void admin_status(const api_context& ctx, respond_fn done) {
-  auto sources = ctx.registry->all();
-  ctx.system->spawn([sources, done](caf::event_based_actor* self) {
+// Asks every registered actor for its status and answers with one JSON object. (A named
+// function with arguments: CAF 0.17 mishandles argument-less function actors.)
+void collect_status(caf::event_based_actor* self,
+                    std::vector<std::pair<std::string, caf::actor>> sources, respond_fn done) {
+  {
     auto results = std::make_shared<std::vector<std::string>>(sources.size(), "null");
     auto pending = std::make_shared<std::size_t>(sources.size());
     auto finish = [self, sources, results, done] {
@@ -127,7 +122,11 @@ void admin_status(const api_context& ctx, respond_fn done) {
           .then([step](std::string& s) { step(std::move(s)); },
                 [step](caf::error&) { step("null"); });
     }
-  });
+  }
+}
+
+void admin_status(const api_context& ctx, respond_fn done) {
+  ctx.system->spawn(collect_status, ctx.registry->all(), std::move(done));
 }
 
 } // namespace

@@ -8,6 +8,7 @@
 
 #include "actors/registry.hpp"
 #include "actors/timefmt.hpp"
+#include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "http/render.hpp"
 #include "http/router.hpp"
@@ -50,15 +51,7 @@ void run_job(const route_env& env, db_job job, std::function<void(db_answer)> th
     then(db::error_answer(503, "starting", "the server is (re)starting; retry shortly"));
     return;
   }
-  env.system->spawn([pool, job = std::move(job), then = std::move(then)](
-                        caf::event_based_actor* self) mutable {
-    auto timeout = job.timeout + std::chrono::seconds(1);
-    self->request(pool, timeout, std::move(job))
-        .then([then](db_answer& a) { then(std::move(a)); },
-              [then](caf::error&) {
-                then(db::error_answer(503, "db_unavailable", "the database pool did not answer"));
-              });
-  });
+  db::ask_pool(*env.system, pool, std::move(job), std::move(then));
 }
 
 response from_answer(const db_answer& a) {

@@ -39,7 +39,9 @@ caf::behavior mock_worker(caf::event_based_actor* self, int index,
 struct DbPool : ::testing::Test, deterministic {
   std::shared_ptr<worker_log> log = std::make_shared<worker_log>();
   db_pool_actor pool;
-  std::vector<db_answer> answers;
+  // Shared with the one-shot askers, which may still run while the fixture is torn down.
+  std::shared_ptr<std::vector<db_answer>> got = std::make_shared<std::vector<db_answer>>();
+  std::vector<db_answer>& answers = *got;
 
   void start(int size, std::size_t queue_limit) {
     auto spawn_worker = [this](int i) {
@@ -59,12 +61,7 @@ struct DbPool : ::testing::Test, deterministic {
   void submit(std::chrono::milliseconds timeout) {
     db_job job;
     job.timeout = timeout;
-    auto p = pool;
-    auto out = &answers;
-    keep(sys->spawn([p, job, out](caf::event_based_actor* self) {
-      self->request(p, caf::infinite, job)
-          .then([out](db_answer& a) { out->push_back(a); }, [](caf::error&) {});
-    }));
+    db::ask_pool(*sys, pool, job, [out = got](db_answer a) { out->push_back(std::move(a)); });
     run();
   }
 };
