@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
                      "devices-max", "seed", "rates", "duration", "connections", "threads",
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
                      "ingest-connections", "read-rate", "json", "markdown",
-                     "hot-households"});
+                     "hot-households", "rules", "server-pid", "api-connections", "idle",
+                     "ready-timeout"});
     install_stop_signal_handlers();
     scenario_report report;
     const auto& s = a.subcommand();
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
       report = run_freshness_scenario(a);
     else if (s == "ingest")
       report = run_ingest_scenario(a);
+    else if (s == "alerts")
+      report = run_alerts_scenario(a);
     else {
       std::cerr << usage;
       return s.empty() || s == "help" ? 0 : 2;
