@@ -157,6 +157,18 @@ std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column) 
          " FROM rollup_invalidations WHERE " + cond + ") AS f" + extra + ")";
 }
 
+// Raw rows of one household or device. A device's rows are found through the
+// (household_id, ts) index of its registered household: the (ts, device_id) index would scan
+// every device's rows in the time range (10 ms vs 0.9 ms for a 2-minute tail of the standard
+// fleet). This assumes a device's rows carry its registered household, which POST /telemetry
+// enforces and SQL writers are expected to keep.
+std::string raw_key_filter(const std::string& key_col) {
+  if (key_col == "device_id")
+    return "household_id = (SELECT household_id FROM devices WHERE id = $1::uuid) AND "
+           "device_id = $1::uuid";
+  return key_col + " = $1::uuid";
+}
+
 // The union over tiers; each branch yields (t, e, ps, pc, pm).
 std::string union_sql(const std::vector<tier>& tiers, const std::string& key_col, bool has_max) {
   std::string sql;
@@ -167,8 +179,8 @@ std::string union_sql(const std::vector<tier>& tiers, const std::string& key_col
       sql += " UNION ALL ";
     if (t.table.empty())
       sql += "SELECT ts AS t, energy_wh AS e, power_w AS ps, (power_w IS NOT NULL)::int AS pc, "
-             "power_w AS pm FROM telemetry WHERE " + key_col + " = $1::uuid AND ts >= " + lo +
-             " AND ts < " + hi;
+             "power_w AS pm FROM telemetry WHERE " + raw_key_filter(key_col) + " AND ts >= " +
+             lo + " AND ts < " + hi;
     else
       sql += std::string("SELECT bucket AS t, energy_wh_sum AS e, power_w_sum AS ps, "
                          "power_w_count AS pc, ") +
