@@ -25,7 +25,10 @@ ensure_packages() {
 # build DIR [cmake args...]
 build_joule() {
   local dir=$1; shift
-  export CCACHE_DIR=${CCACHE_DIR:-$JOULE_ROOT/.ccache}
+  # One compiler cache per machine, shared by every checkout (paths made relative to the
+  # checkout), so a second checkout or a CI clone rebuilds in seconds, not half an hour.
+  export CCACHE_DIR=${CCACHE_DIR:-/var/cache/joule-ccache}
+  export CCACHE_BASEDIR=$JOULE_ROOT CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-4G}
   local gen=()
   [ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
   cmake -S "$JOULE_ROOT" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
