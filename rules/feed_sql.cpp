@@ -102,6 +102,10 @@ feed_data read_feed(db::session& s, const feed_request& req) {
     collect(res, minute_us, closed_before, out.device_1m);
   }
   if (!req.household_5m_ids.empty()) {
+    // Three tiers, so that no cycle aggregates minutes of raw rows for every household:
+    // household 5m rollup below its watermark, then the device 1m rollup (summed over the
+    // household's registered devices) up to the 1m watermark, then raw rows. The middle tier
+    // assumes a device's rows carry its registered household, as the analytics read path does.
     auto res = q.exec_params(
         "SELECT household_id::text, (extract(epoch from bucket) * 1000000)::bigint, "
         "       energy_wh_sum, power_w_sum, power_w_count, NULL::double precision "
@@ -109,13 +113,23 @@ feed_data read_feed(db::session& s, const feed_request& req) {
         " WHERE household_id = ANY($1::uuid[]) AND bucket >= $2::timestamptz "
         "   AND bucket < $3::timestamptz "
         "UNION ALL "
-        "SELECT household_id::text, (extract(epoch from date_bin('5 minutes', ts, "
-        "       '2000-01-01 00:00:00+00')) * 1000000)::bigint, sum(energy_wh), sum(power_w), "
-        "       count(power_w), NULL::double precision "
-        "  FROM telemetry "
-        " WHERE household_id = ANY($1::uuid[]) AND ts >= GREATEST($2::timestamptz, $3::timestamptz) "
+        "SELECT household_id::text, (extract(epoch from date_bin('5 minutes', t, "
+        "       '2000-01-01 00:00:00+00')) * 1000000)::bigint, sum(e), sum(ps), sum(pc), "
+        "       NULL::double precision "
+        "  FROM (SELECT d.household_id, r.bucket AS t, r.energy_wh_sum AS e, "
+        "               r.power_w_sum AS ps, r.power_w_count AS pc "
+        "          FROM devices d JOIN rollup_device_1m r ON r.device_id = d.id "
+        "         WHERE d.household_id = ANY($1::uuid[]) "
+        "           AND r.bucket >= GREATEST($2::timestamptz, $3::timestamptz) "
+        "           AND r.bucket < $4::timestamptz "
+        "        UNION ALL "
+        "        SELECT household_id, ts, energy_wh, power_w, (power_w IS NOT NULL)::int "
+        "          FROM telemetry "
+        "         WHERE household_id = ANY($1::uuid[]) "
+        "           AND ts >= GREATEST($2::timestamptz, $3::timestamptz, $4::timestamptz)) x "
         " GROUP BY 1, 2 ORDER BY 2",
-        uuid_array(req.household_5m_ids), format_rfc3339(lo5), ts_or_minus_inf(wm_household_5m));
+        uuid_array(req.household_5m_ids), format_rfc3339(lo5), ts_or_minus_inf(wm_household_5m),
+        ts_or_minus_inf(wm_device_1m));
     ++out.queries;
     collect(res, five_min, closed_before, out.household_5m);
   }
