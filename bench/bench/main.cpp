@@ -16,6 +16,7 @@ const char* usage =
     "ids: --db CONNINFO (devices table) or --households N [--seed S] (simulator model)\n"
     "  read           --url U [--nocache-url U2] [--rates 1000,2000,5000,10000,20000]\n"
     "                 [--duration 10s] [--connections 64] [--threads 1] [--timeout 2s]\n"
+    "                 [--hot-households N (only the first N households)] [--cooldown 5s]\n"
     "  raw-vs-rollup  --url U --raw-url R [--requests 30 per endpoint] [--timeout 30s]\n"
     "                 [--max-time 180s]\n"
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
                      "ingest-connections", "read-rate", "json", "markdown",
                      "hot-households", "rules", "server-pid", "api-connections", "idle",
-                     "ready-timeout"});
+                     "ready-timeout", "cooldown"});
     install_stop_signal_handlers();
     scenario_report report;
     const auto& s = a.subcommand();

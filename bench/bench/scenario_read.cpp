@@ -50,6 +50,9 @@ std::vector<run_stats> sweep(const std::string& label, const http_url& url, cons
   const auto duration = a.get_duration("duration", std::chrono::seconds(10));
   const auto seed = static_cast<uint64_t>(a.get_int("seed", 1));
   std::vector<run_stats> runs;
+  // A previous sweep may have left a server saturated (queued database jobs, open requests);
+  // they share PostgreSQL with this one, so let them drain before measuring.
+  std::this_thread::sleep_for(a.get_duration("cooldown", std::chrono::seconds(5)));
   for (double rate : rates) {
     if (stop_requested())
       break;
