@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "bench/alert_rules.hpp"
-#include "bench/rest_client.hpp"
+#include "common/http_client.hpp"
 #include "bench/scenarios.hpp"
 #include "bench/webhook_sink.hpp"
 #include "common/hash.hpp"
@@ -73,7 +73,7 @@ void parallel_calls(const http_url& url, size_t n, int64_t connections, Call cal
   std::vector<std::thread> threads;
   for (int64_t c = 0; c < std::max<int64_t>(1, connections); ++c)
     threads.emplace_back([&] {
-      rest_client client(url, std::chrono::seconds(10));
+      http_client client(url, std::chrono::seconds(10));
       for (size_t i; (i = next.fetch_add(1)) < n && !stop_requested();)
         call(client, i);
     });
@@ -82,7 +82,7 @@ void parallel_calls(const http_url& url, size_t n, int64_t connections, Call cal
 }
 
 // Answers 503/429 are retried after Retry-After (at most 5 times).
-http_result with_retries(rest_client& c, const std::string& method, const std::string& target,
+http_result with_retries(http_client& c, const std::string& method, const std::string& target,
                          const std::string& body, api_totals& totals) {
   http_result r;
   for (int attempt = 0; attempt < 6; ++attempt) {
@@ -192,7 +192,7 @@ scenario_report run_alerts_scenario(const cli_args& a) {
   auto body = [&] {
     // 1. Create the rules.
     const double t0 = now_seconds();
-    parallel_calls(url, bodies.size(), connections, [&](rest_client& c, size_t i) {
+    parallel_calls(url, bodies.size(), connections, [&](http_client& c, size_t i) {
       auto r = with_retries(c, "POST", "/alerts/rules", bodies[i], create_totals);
       std::string id;
       if (r.status == 201 && read_rule_id(r.body, id))
@@ -292,7 +292,7 @@ scenario_report run_alerts_scenario(const cli_args& a) {
       if (!rule_ids[i].empty())
         todo.push_back(i);
     std::atomic<uint64_t> ok{0};
-    parallel_calls(url, todo.size(), connections, [&](rest_client& c, size_t j) {
+    parallel_calls(url, todo.size(), connections, [&](http_client& c, size_t j) {
       auto r = with_retries(c, "DELETE", "/alerts/rules/" + rule_ids[todo[j]], "", delete_totals);
       if (r.status == 204 || r.status == 404)
         ++ok;

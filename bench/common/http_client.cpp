@@ -107,4 +107,9 @@ http_result http_client::post_json(const std::string& target, const std::string&
   return impl_->exchange(http::verb::post, target, &body);
 }
 
+http_result http_client::request(const std::string& method, const std::string& target,
+                                 const std::string& body) {
+  return impl_->exchange(http::string_to_verb(method), target, body.empty() ? nullptr : &body);
+}
+
 } // namespace joule::bench

@@ -31,6 +31,9 @@ public:
   /// `target` is the path and query, e.g. "/analytics/devices/…/power?step=1m".
   http_result get(const std::string& target);
   http_result post_json(const std::string& target, const std::string& body);
+  /// Any method ("GET", "POST", "PUT", "DELETE"); an empty body sends none.
+  http_result request(const std::string& method, const std::string& target,
+                      const std::string& body = {});
 
 private:
   struct impl;

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "bench/alert_rules.hpp"
-#include "bench/rest_client.hpp"
+#include "common/http_client.hpp"
 #include "bench/webhook_sink.hpp"
 
 using namespace joule::bench;
@@ -118,7 +118,7 @@ TEST(AlertRules, ParsesProcFiles) {
 TEST(WebhookSink, RecordsPostsAndAnswers200) {
   webhook_sink sink;
   ASSERT_GT(sink.port(), 0);
-  rest_client client(http_url::parse("http://127.0.0.1:" + std::to_string(sink.port())),
+  http_client client(http_url::parse("http://127.0.0.1:" + std::to_string(sink.port())),
                      std::chrono::seconds(5));
   auto r = client.request("POST", "/joule-bench/webhook",
                           R"({"alert_id":"a1","rule_id":"r1","scope_id":"s1","status":"firing"})");
