@@ -6,10 +6,10 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/registry.hpp"
+#include "core/log.hpp"
+#include "core/registry.hpp"
 #include "actors/supervisor.hpp"
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
 #include "cache/redis_client.hpp"
 #include "cache/redis_worker.hpp"

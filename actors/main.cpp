@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "actors/app.hpp"
-#include "actors/log.hpp"
-#include "actors/timefmt.hpp"
+#include "core/log.hpp"
+#include "core/timefmt.hpp"
 #include "config/settings.hpp"
 #include "db/migrations.hpp"
 #include "db/rollups.hpp"

@@ -1,7 +1,7 @@
 #include "actors/supervisor.hpp"
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 
 namespace joule {
 namespace {

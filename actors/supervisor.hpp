@@ -8,15 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "actors/interfaces.hpp"
-#include "actors/registry.hpp"
+#include "core/child_spec.hpp"
+#include "core/interfaces.hpp"
+#include "core/registry.hpp"
 
 namespace joule {
-
-struct child_spec {
-  std::string name;  // registry key, metrics label
-  std::function<caf::actor(caf::actor_system&)> spawn;
-};
 
 struct supervisor_state {
   static inline const char* name = "supervisor";

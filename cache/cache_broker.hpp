@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 
 namespace joule::cache {
 

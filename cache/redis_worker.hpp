@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 #include "cache/redis_client.hpp"
 
 namespace joule::cache {

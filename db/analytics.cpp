@@ -5,7 +5,7 @@
 
 #include <pqxx/pqxx>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "db/session.hpp"
 #include "db/watermarks.hpp"
 

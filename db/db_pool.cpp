@@ -4,8 +4,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "db/db_worker.hpp"
 
 namespace joule::db {

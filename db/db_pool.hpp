@@ -11,7 +11,7 @@
 
 #include <caf/typed_response_promise.hpp>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 
 namespace joule::db {
 

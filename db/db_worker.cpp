@@ -2,8 +2,8 @@
 
 #include <pqxx/pqxx>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "db/session.hpp"
 
 namespace joule::db {

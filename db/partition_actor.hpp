@@ -3,7 +3,7 @@
 
 #include <chrono>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 
 namespace joule::db {
 

@@ -2,7 +2,7 @@
 
 #include <pqxx/pqxx>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "db/session.hpp"
 
 namespace joule::db {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::db {
 

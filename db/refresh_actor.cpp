@@ -2,9 +2,9 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
-#include "actors/timefmt.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::db {
 namespace {

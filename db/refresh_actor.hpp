@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 #include "db/rollups.hpp"
 #include "db/watermarks.hpp"
 

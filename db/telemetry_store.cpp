@@ -8,7 +8,7 @@
 #include <pqxx/pqxx>
 #include <pqxx/stream_to>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "db/session.hpp"
 
 namespace joule::db {

@@ -1,7 +1,7 @@
 #include "db/telemetry_writer.hpp"
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "db/db_worker.hpp"
 #include "db/telemetry_store.hpp"
 

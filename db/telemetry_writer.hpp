@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 
 namespace joule::db {
 

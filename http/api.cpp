@@ -6,10 +6,10 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/interfaces.hpp"
-#include "actors/metrics.hpp"
-#include "actors/registry.hpp"
-#include "actors/timefmt.hpp"
+#include "core/interfaces.hpp"
+#include "core/metrics.hpp"
+#include "core/registry.hpp"
+#include "core/timefmt.hpp"
 #include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "db/session.hpp"

@@ -7,7 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "http/router.hpp"
 
 namespace joule::http {

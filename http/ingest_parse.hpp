@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/telemetry_row.hpp"
+#include "core/telemetry_row.hpp"
 
 namespace joule::http {
 

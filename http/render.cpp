@@ -3,7 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::http {
 namespace {

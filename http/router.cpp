@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::http {
 namespace {

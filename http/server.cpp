@@ -18,7 +18,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "actors/log.hpp"
+#include "core/log.hpp"
 
 namespace joule::http {
 

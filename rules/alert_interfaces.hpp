@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 #include "rules/evaluation.hpp"
 #include "rules/payload.hpp"
 #include "rules/rule.hpp"

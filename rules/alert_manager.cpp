@@ -5,8 +5,8 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "rules/alert_evaluator.hpp"
 #include "rules/alert_store.hpp"
 #include "rules/rule_sql.hpp"

@@ -6,8 +6,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/registry.hpp"
-#include "actors/timefmt.hpp"
+#include "core/registry.hpp"
+#include "core/timefmt.hpp"
 #include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "http/render.hpp"

@@ -7,6 +7,19 @@
 #include "rules/rule_sql.hpp"
 
 namespace joule::rules {
+namespace {
+
+// Out of line on purpose: with the outcome built and delivered inline inside CAF's handler
+// templates, GCC 12 at -O3 reports a false maybe-uninitialized on eval_state's strings.
+[[gnu::noinline]] void deliver_failure(caf::typed_response_promise<save_outcome>& rp,
+                                       std::string why) {
+  save_outcome out;
+  out.kind = save_outcome::failed;
+  out.error = std::move(why);
+  rp.deliver(std::move(out));
+}
+
+} // namespace
 
 alert_store_actor::behavior_type
 alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
@@ -21,7 +34,7 @@ alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
         auto pool = self->state.pool();
         if (!pool) {
           ++self->state.failures;
-          rp.deliver(save_outcome{save_outcome::failed, {}, "the database pool is not running"});
+          deliver_failure(rp, "the database pool is not running");
           return rp;
         }
         auto result = std::make_shared<save_result>();
@@ -42,7 +55,7 @@ alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
                   auto& st = self->state;
                   if (a.status != 200) {
                     ++st.failures;
-                    rp.deliver(save_outcome{save_outcome::failed, {}, a.body});
+                    deliver_failure(rp, a.body);
                     return;
                   }
                   if (!result->applied) {
@@ -57,8 +70,7 @@ alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
                 },
                 [self, rp](caf::error& err) mutable {
                   ++self->state.failures;
-                  rp.deliver(
-                      save_outcome{save_outcome::failed, {}, self->system().render(err)});
+                  deliver_failure(rp, self->system().render(err));
                 });
         return rp;
       },

@@ -4,7 +4,8 @@
 #include <memory>
 #include <vector>
 
-#include "actors/supervisor.hpp"
+#include "core/child_spec.hpp"
+#include "core/registry.hpp"
 #include "http/api.hpp"
 
 namespace joule::rules {

@@ -5,8 +5,8 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "rules/feed_sql.hpp"
 
 namespace joule::rules {

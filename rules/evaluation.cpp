@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <map>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::rules {
 

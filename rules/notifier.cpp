@@ -8,9 +8,9 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
-#include "actors/timefmt.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/timefmt.hpp"
 #include "rules/payload.hpp"
 
 namespace joule::rules {

@@ -6,7 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule::rules {
 

@@ -5,7 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "db/session.hpp"
 
 namespace joule::rules {

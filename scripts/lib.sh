@@ -31,7 +31,7 @@ build_joule() {
   export CCACHE_BASEDIR=$JOULE_ROOT CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-4G}
   local gen=()
   [ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
-  cmake -S "$JOULE_ROOT" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+  cmake -S "$JOULE_ROOT" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=${JOULE_BUILD_TYPE:-Release} "$@" >/dev/null
   local targets=()
   for t in ${JOULE_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
   cmake --build "$dir" -j "$(nproc)" "${targets[@]}"

@@ -8,7 +8,7 @@
 
 #include <pqxx/pqxx>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "db/partitions.hpp"
 #include "db/rollups.hpp"
 #include "db/session.hpp"

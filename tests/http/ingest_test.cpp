@@ -5,7 +5,7 @@
 #include <atomic>
 #include <thread>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "tests/support/api_fixture.hpp"
 
 using namespace joule;

@@ -7,9 +7,9 @@
 
 #include <caf/scoped_actor.hpp>
 
-#include "actors/interfaces.hpp"
-#include "actors/registry.hpp"
-#include "actors/timefmt.hpp"
+#include "core/interfaces.hpp"
+#include "core/registry.hpp"
+#include "core/timefmt.hpp"
 #include "db/session.hpp"
 #include "tests/support/api_fixture.hpp"
 #include "tests/support/tcp_proxy.hpp"

@@ -14,7 +14,7 @@
 #include <rapidjson/document.h>
 
 #include "actors/app.hpp"
-#include "actors/metrics.hpp"
+#include "core/metrics.hpp"
 #include "rules/rule.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_test_db.hpp"

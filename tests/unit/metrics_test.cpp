@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "actors/metrics.hpp"
+#include "core/metrics.hpp"
 
 using namespace joule::metrics;
 

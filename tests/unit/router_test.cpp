@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 #include "http/router.hpp"
 
 using namespace joule;

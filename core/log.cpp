@@ -1,9 +1,9 @@
-#include "actors/log.hpp"
+#include "core/log.hpp"
 
 #include <atomic>
 #include <cstdio>
 
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 namespace joule {
 namespace {

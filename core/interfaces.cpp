@@ -1,4 +1,4 @@
-#include "actors/interfaces.hpp"
+#include "core/interfaces.hpp"
 
 namespace joule {
 

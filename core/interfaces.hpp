@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/telemetry_row.hpp"
+#include "core/telemetry_row.hpp"
 
 namespace joule::db {
 class session;

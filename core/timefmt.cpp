@@ -1,4 +1,4 @@
-#include "actors/timefmt.hpp"
+#include "core/timefmt.hpp"
 
 #include <chrono>
 #include <cstdio>
