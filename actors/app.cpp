@@ -22,9 +22,12 @@
 #include "db/session.hpp"
 #include "db/telemetry_writer.hpp"
 #include "db/watermarks.hpp"
-#include "http/ingest_parse.hpp"
-#include "http/api.hpp"
+#include "http/analytics_routes.hpp"
+#include "http/ingest_routes.hpp"
+#include "http/routes.hpp"
+#include "http/system_routes.hpp"
 #include "http/server.hpp"
+#include "rules/alert_routes.hpp"
 #include "rules/alerts_module.hpp"
 
 namespace joule {
@@ -81,78 +84,69 @@ struct app::impl {
 std::vector<child_spec> app::impl::children() {
   const auto s = settings;
   std::vector<child_spec> out;
-  out.push_back({"db_pool", [s](caf::actor_system& sys) {
-                   db::db_pool_config pc;
-                   pc.size = s.db_pool_size;
-                   pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
-                   auto wc = worker_cfg(s, "pool", s.db_statement_timeout);
-                   // Blocking libpqxx calls: each worker gets its own thread.
-                   auto spawn_worker = [&sys, wc](int) {
-                     return sys.spawn<caf::detached>(db::db_worker, wc);
-                   };
-                   return caf::actor_cast<caf::actor>(sys.spawn(db::db_pool, pc, spawn_worker));
-                 }});
-  auto reg = registry;
-  out.push_back({"cache", [s, reg](caf::actor_system& sys) {
-                   cache::cache_config cc;
-                   cc.enabled = !s.redis_url.empty();
-                   cc.workers = s.redis_workers;
-                   cc.redis_timeout = s.redis_timeout;
-                   cc.ttl = s.cache_ttl;
-                   cc.live_ttl = s.cache_live_ttl;
-                   cc.jitter_min_pct = s.cache_jitter_min_pct;
-                   cc.jitter_max_pct = s.cache_jitter_max_pct;
-                   cc.breaker_failures = s.cache_breaker_failures;
-                   cc.breaker_open = s.cache_breaker_open;
-                   cc.max_inflight = s.cache_max_inflight;
-                   cc.local_ttl = s.cache_local_ttl;
-                   cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
-                   std::string host;
-                   std::uint16_t port = 0;
-                   if (cc.enabled)
-                     cache::parse_redis_url(s.redis_url, host, port);
-                   auto spawn_worker = [&sys, host, port, t = s.redis_timeout](int) {
-                     return sys.spawn<caf::detached>(cache::redis_worker, host, port, t);
-                   };
-                   auto pool = [reg] { return reg->get_as<db_pool_actor>("db_pool"); };
-                   return caf::actor_cast<caf::actor>(
-                       sys.spawn(cache::cache_broker, cc, spawn_worker, pool));
-                 }});
+  out.push_back(supervise<db_pool_actor>("db_pool", [s, board = watermarks](caf::actor_system& sys) {
+    db::db_pool_config pc;
+    pc.size = s.db_pool_size;
+    pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
+    pc.query_deadline = s.db_request_deadline;
+    pc.mode = s.api_read_raw ? db::read_mode::raw : db::read_mode::rollups;
+    pc.watermarks = board;
+    return db::spawn_db_pool(sys, pc, worker_cfg(s, "pool", s.db_statement_timeout));
+  }));
+  out.push_back(supervise<cache_actor>("cache", [s](caf::actor_system& sys) {
+    cache::cache_config cc;
+    cc.enabled = !s.redis_url.empty();
+    cc.workers = s.redis_workers;
+    cc.redis_timeout = s.redis_timeout;
+    cc.ttl = s.cache_ttl;
+    cc.live_ttl = s.cache_live_ttl;
+    cc.jitter_min_pct = s.cache_jitter_min_pct;
+    cc.jitter_max_pct = s.cache_jitter_max_pct;
+    cc.breaker_failures = s.cache_breaker_failures;
+    cc.breaker_open = s.cache_breaker_open;
+    cc.max_inflight = s.cache_max_inflight;
+    cc.local_ttl = s.cache_local_ttl;
+    cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
+    cc.flight_timeout = s.db_request_deadline + std::chrono::seconds(1);
+    std::string host;
+    std::uint16_t port = 0;
+    if (cc.enabled)
+      cache::parse_redis_url(s.redis_url, host, port);
+    return cache::spawn_cache_broker(sys, cc, host, port);
+  }));
   for (auto& r : db::rollups()) {
     auto name = r.name;
-    out.push_back({"refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
-                     auto p = policy_of(s, name);
-                     db::refresh_config rc;
-                     rc.rollup = name;
-                     rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
-                     rc.schedule_interval = p.schedule_interval;
-                     rc.board = board;
-                     auto worker = sys.spawn<caf::detached>(
-                         db::db_worker, worker_cfg(s, "refresh." + name, std::chrono::milliseconds{0}));
-                     return caf::actor_cast<caf::actor>(sys.spawn(db::refresh, rc, worker));
-                   }});
+    out.push_back(supervise<refresh_actor>(
+        "refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
+          auto p = policy_of(s, name);
+          db::refresh_config rc;
+          rc.rollup = name;
+          rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
+          rc.schedule_interval = p.schedule_interval;
+          rc.board = board;
+          auto worker = sys.spawn<caf::detached>(
+              db::db_worker, worker_cfg(s, "refresh." + name, std::chrono::milliseconds{0}));
+          return sys.spawn(db::refresh, rc, worker);
+        }));
   }
-  out.push_back({"partitions", [s](caf::actor_system& sys) {
-                   db::partition_config pc;
-                   pc.interval_us = us(s.partition_interval);
-                   pc.ahead = s.partitions_ahead;
-                   pc.behind = s.partitions_behind;
-                   pc.check_interval = s.partition_check_interval;
-                   auto worker = sys.spawn<caf::detached>(
-                       db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
-                   return caf::actor_cast<caf::actor>(sys.spawn(db::partition_keeper, pc, worker));
-                 }});
-  out.push_back({"ingest", [s](caf::actor_system& sys) {
-                   db::writer_config wc;
-                   wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
-                   wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
-                   auto cfg = worker_cfg(s, "ingest", std::chrono::milliseconds{30000});
-                   auto spawn_worker = [&sys, cfg](int) {
-                     return sys.spawn<caf::detached>(db::db_worker, cfg);
-                   };
-                   return caf::actor_cast<caf::actor>(
-                       sys.spawn(db::telemetry_writer, wc, spawn_worker, s.ingest_writers));
-                 }});
+  out.push_back(supervise<partition_actor>("partitions", [s](caf::actor_system& sys) {
+    db::partition_config pc;
+    pc.interval_us = us(s.partition_interval);
+    pc.ahead = s.partitions_ahead;
+    pc.behind = s.partitions_behind;
+    pc.check_interval = s.partition_check_interval;
+    auto worker = sys.spawn<caf::detached>(
+        db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
+    return sys.spawn(db::partition_keeper, pc, worker);
+  }));
+  out.push_back(supervise<telemetry_writer_actor>("ingest", [s](caf::actor_system& sys) {
+    db::writer_config wc;
+    wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
+    wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
+    auto cfg = worker_cfg(s, "ingest", std::chrono::milliseconds{30000});
+    auto spawn_worker = [&sys, cfg](int) { return sys.spawn<caf::detached>(db::db_worker, cfg); };
+    return sys.spawn(db::telemetry_writer, wc, spawn_worker, s.ingest_writers);
+  }));
   if (s.alerts_enabled)
     for (auto& c : rules::alert_children(s, registry))
       out.push_back(std::move(c));
@@ -178,7 +172,7 @@ void app::start() {
   }
   d.system = std::make_unique<caf::actor_system>(tuned(d.caf_cfg, d.settings.scheduler_threads));
   d.root = d.system->spawn(supervisor, d.children(), d.registry, d.settings.supervisor_backoff_max);
-  d.registry->put("supervisor", caf::actor_cast<caf::actor>(d.root));
+  d.registry->put<supervisor_actor>("supervisor", d.root);
   {
     // The supervisor spawns its children when it first runs: wait for that, so that the
     // first request finds every actor in the registry.
@@ -188,51 +182,23 @@ void app::start() {
                  [](caf::error&) { throw std::runtime_error("supervisor did not start"); });
   }
 
-  auto ctx = std::make_shared<http::api_context>();
-  ctx->system = d.system.get();
-  ctx->registry = d.registry;
-  ctx->watermarks = d.watermarks;
-  ctx->settings = d.settings;
+  // Each feature registers its own routes.
+  auto env = std::make_shared<http::route_env>();
+  env->registry = d.registry;
+  env->settings = d.settings;
+  auto table = std::make_shared<http::route_table>();
+  http::add_system_routes(*table, env);
+  http::add_analytics_routes(*table, env);
+  http::add_ingest_routes(*table, env);
   if (d.settings.alerts_enabled)
-    rules::install_alert_routes(*ctx);
-  ctx->telemetry = [reg = d.registry, skew = d.settings.ingest_max_future_skew](
-                       http::routed_request&& req, http::respond_fn done) {
-    auto parsed = http::parse_readings(req.body, now_micros(), skew.count() * 1000);
-    if (!parsed.errors.empty()) {
-      http::response r;
-      r.status = 400;
-      r.body = http::render_reading_errors(parsed.errors);
-      return done(std::move(r));
-    }
-    auto writer = reg->get_as<telemetry_writer_actor>("ingest");
-    if (!writer) {
-      http::response r;
-      r.status = 503;
-      r.body = "{\"error\":{\"code\":\"starting\",\"message\":\"retry shortly\"}}";
-      r.headers.emplace_back("Retry-After", "1");
-      return done(std::move(r));
-    }
-    ingest_batch b;
-    b.rows = std::move(parsed.readings);
-    b.reply = [done](db_answer a) {
-      http::response r;
-      r.status = a.status;
-      r.body = std::move(a.body);
-      if (r.status == 503 || r.status == 504) {
-        r.status = 503;
-        r.headers.emplace_back("Retry-After", "1");
-      }
-      done(std::move(r));
-    };
-    caf::anon_send(writer, std::move(b));
-  };
+    rules::add_alert_routes(*table, env);
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;
   hc.body_limit = static_cast<std::uint64_t>(d.settings.http_body_limit);
   hc.request_timeout = d.settings.http_request_timeout;
   hc.idle_timeout = d.settings.http_idle_timeout;
-  d.server = std::make_unique<http::server>(hc, http::make_api_handler(ctx));
+  d.server = std::make_unique<http::server>(hc, http::serve(*d.system, table));
   try {
     d.port = d.server->start();
   } catch (const std::exception& e) {

@@ -10,11 +10,10 @@ using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 
 void start_child(self_ptr self, std::size_t i) {
   auto& c = self->state.children[i];
-  c.handle = c.spec.spawn(self->system());
+  c.running = c.spec.start(self->system(), *self->state.registry);
   c.started = self->clock().now();
   c.restarting = false;
-  self->monitor(c.handle);
-  self->state.registry->put(c.spec.name, c.handle);
+  c.running.monitor(self);
 }
 
 } // namespace
@@ -26,18 +25,22 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
   st.registry = std::move(registry);
   st.backoff_max = backoff_max;
   for (auto& s : specs)
-    st.children.push_back({std::move(s), {}, 0, std::chrono::milliseconds{0}, {}, false});
+    {
+    supervisor_state::child c;
+    c.spec = std::move(s);
+    st.children.push_back(std::move(c));
+  }
   for (std::size_t i = 0; i < st.children.size(); ++i)
     start_child(self, i);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     for (std::size_t i = 0; i < st.children.size(); ++i) {
       auto& c = st.children[i];
-      if (!c.handle || c.handle.address() != dm.source)
+      if (!c.running.address || c.running.address != dm.source)
         continue;
-      c.handle = nullptr;
+      c.running = running_child{};
       // Until the restart, users get a quick "restarting" answer instead of a dead handle.
-      st.registry->put(c.spec.name, caf::actor{});
+      c.spec.withdraw(*st.registry);
       if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
         return;  // stopped on purpose
       // A child that ran a while before dying starts over with a short backoff.
@@ -62,8 +65,8 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& ch = self->state.children;
     for (auto it = ch.rbegin(); it != ch.rend(); ++it)
-      if (it->handle)
-        caf::anon_send_exit(it->handle, caf::exit_reason::user_shutdown);
+      if (it->running.address)
+        it->running.stop(caf::exit_reason::user_shutdown);
     self->quit(msg.reason);
   });
   return {
@@ -76,7 +79,7 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
         bool first = true;
         for (auto& c : self->state.children) {
           out += (first ? "\"" : ",\"") + c.spec.name + "\":{\"running\":" +
-                 (c.handle ? "true" : "false") + ",\"restarts\":" + std::to_string(c.restarts) +
+                 (c.running.address ? "true" : "false") + ",\"restarts\":" + std::to_string(c.restarts) +
                  "}";
           first = false;
         }

@@ -18,7 +18,7 @@ struct supervisor_state {
   static inline const char* name = "supervisor";
   struct child {
     child_spec spec;
-    caf::actor handle;
+    running_child running;  // address null while not running
     std::uint64_t restarts = 0;
     std::chrono::milliseconds backoff{0};
     caf::actor_clock::time_point started{};

@@ -1,5 +1,11 @@
 #include "cache/cache_broker.hpp"
 
+#include <optional>
+
+#include <caf/actor_system.hpp>
+
+#include "cache/redis_worker.hpp"
+
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 
@@ -86,14 +92,14 @@ void redis_failed(self_ptr self, const std::string& why) {
   }
 }
 
-void store(self_ptr self, const std::string& key, const db_answer& a) {
+void store(self_ptr self, const std::string& key, const std::string& body, bool live) {
   auto& st = self->state;
   if (!st.cfg.enabled || st.breaker != breaker_state::closed ||
       st.redis_in_flight >= st.cfg.max_inflight)
     return;
   ++st.redis_in_flight;
-  self->request(pick_worker(self), redis_deadline(st.cfg), put_atom::value, key, a.body,
-                ttl_ms(st.cfg, a.live, st.rng))
+  self->request(pick_worker(self), redis_deadline(st.cfg), put_atom::value, key, body,
+                ttl_ms(st.cfg, live, st.rng))
       .then(
           [self](redis_reply& r) {
             --self->state.redis_in_flight;
@@ -108,50 +114,53 @@ void store(self_ptr self, const std::string& key, const db_answer& a) {
           });
 }
 
-// Joins (or starts) the computation of `read.key`; everyone gets the same answer.
-void join_flight(self_ptr self, cached_read read, cache_outcome outcome) {
+cache_lookup answer(cache_outcome outcome, std::string body) {
+  cache_lookup l;
+  l.outcome = outcome;
+  l.found = true;
+  l.body = std::move(body);
+  return l;
+}
+
+// The caller behind `rp` computes `key` (or, if someone already does, waits for that answer).
+void compute_or_wait(self_ptr self, const std::string& key,
+                     caf::typed_response_promise<cache_lookup> rp, cache_outcome outcome) {
   auto& st = self->state;
-  auto& waiters = st.flights[read.key];
-  waiters.push_back({std::move(read.reply), outcome});
-  if (waiters.size() > 1) {
+  if (auto it = st.flights.find(key); it != st.flights.end()) {
     ++st.coalesced;
     m().coalesced.inc();
+    it->second.waiters.push_back(std::move(rp));
     return;
   }
+  auto& f = st.flights[key];
+  f.id = st.next_flight++;
+  f.outcome = outcome;
   ++st.db_queries;
-  auto key = read.key;
-  auto pool = st.pool();
-  auto finish = [self, key](db_answer a) {
-    auto& st = self->state;
-    auto it = st.flights.find(key);
-    if (it == st.flights.end())
-      return;
-    auto waiting = std::move(it->second);
-    st.flights.erase(it);
-    bool any_miss = false;
-    for (auto& w : waiting) {
-      any_miss |= w.outcome == cache_outcome::miss;
-      count(w.outcome);
-      w.reply(cache_answer{a, w.outcome});
+  count(outcome);
+  self->delayed_send(self, st.cfg.flight_timeout, expire_atom::value, key, f.id);
+  cache_lookup l;
+  l.outcome = outcome;
+  l.compute = true;
+  rp.deliver(std::move(l));
+}
+
+// Ends the flight of `key`, if any, and returns it.
+std::optional<cache_broker_state::flight> land(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.flights.find(key);
+  if (it == st.flights.end())
+    return std::nullopt;
+  auto f = std::move(it->second);
+  st.flights.erase(it);
+  return f;
+}
+
+void release_with_error(self_ptr self, const std::string& key, const caf::error& err) {
+  if (auto f = land(self, key))
+    for (auto& w : f->waiters) {
+      count(f->outcome);
+      w.deliver(err);
     }
-    if (a.status == 200 && any_miss) {
-      store(self, key, a);
-      remember(self, key, a.body);
-    }
-  };
-  // The pool enforces the job's timeout; the extra second only guards a lost pool.
-  auto guard = read.job.timeout + std::chrono::seconds(1);
-  self->request(pool, guard, std::move(read.job))
-      .then([finish](db_answer& a) { finish(std::move(a)); },
-            [self, finish](caf::error& e) {
-              log(log_level::warn, "cache", "pool request failed: " + self->system().render(e));
-              db_answer a;
-              a.status = 503;
-              a.error_code = "db_unavailable";
-              a.body = "{\"error\":{\"code\":\"db_unavailable\",\"message\":\"the database "
-                       "pool is not answering; retry later\"}}";
-              finish(std::move(a));
-            });
 }
 
 } // namespace
@@ -163,11 +172,18 @@ std::int64_t ttl_ms(const cache_config& cfg, bool live, std::minstd_rand& rng) {
   return base + base * pct(rng) / 1000;
 }
 
+cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::string host,
+                               std::uint16_t port) {
+  auto spawn_worker = [&sys, host, port, t = cfg.redis_timeout](int) {
+    return sys.spawn<caf::detached>(redis_worker, host, port, t);
+  };
+  return sys.spawn(cache_broker, std::move(cfg), spawn_worker);
+}
+
 cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
-                                        redis_worker_factory spawn_worker, pool_lookup pool) {
+                                        redis_worker_factory spawn_worker) {
   auto& st = self->state;
   st.cfg = cfg;
-  st.pool = std::move(pool);
   m();  // register the metrics now, so /metrics lists them from the start
   if (cfg.enabled)
     for (int i = 0; i < cfg.workers; ++i) {
@@ -177,53 +193,79 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
   // The workers are linked: they stop with the broker (and a dead worker stops the broker,
   // which its supervisor then restarts with fresh connections).
   return {
-      [self](cached_read& read) {
+      [self](get_atom, std::string& key) -> caf::typed_response_promise<cache_lookup> {
         auto& st = self->state;
-        read.key = st.cfg.key_prefix + read.key;
-        if (auto it = st.local.find(read.key); it != st.local.end()) {
+        auto rp = self->make_response_promise<cache_lookup>();
+        key = st.cfg.key_prefix + key;
+        if (auto it = st.local.find(key); it != st.local.end()) {
           if (it->second.expires > self->clock().now()) {
             count(cache_outcome::hit);
             m().local_hits.inc();
-            read.reply(cache_answer{db_answer{200, it->second.body, false, {}}, cache_outcome::hit});
-            return;
+            rp.deliver(answer(cache_outcome::hit, it->second.body));
+            return rp;
           }
           st.local.erase(it);
         }
         // A key already being computed: wait for that answer instead of asking Redis.
-        if (auto it = st.flights.find(read.key); it != st.flights.end()) {
-          join_flight(self, std::move(read), cache_outcome::miss);
-          return;
+        if (st.flights.count(key)) {
+          compute_or_wait(self, key, rp, cache_outcome::miss);
+          return rp;
         }
         if (!st.cfg.enabled || st.breaker != breaker_state::closed ||
             st.redis_in_flight >= st.cfg.max_inflight) {
-          join_flight(self, std::move(read), cache_outcome::bypass);
-          return;
+          compute_or_wait(self, key, rp, cache_outcome::bypass);
+          return rp;
         }
         ++st.redis_in_flight;
-        auto shared = std::make_shared<cached_read>(std::move(read));
-        self->request(pick_worker(self), redis_deadline(st.cfg), get_atom::value, shared->key)
+        self->request(pick_worker(self), redis_deadline(st.cfg), get_atom::value, key)
             .then(
-                [self, shared](redis_reply& r) {
+                [self, key, rp](redis_reply& r) mutable {
                   --self->state.redis_in_flight;
                   if (r.kind == redis_reply::hit) {
                     redis_ok(self);
                     count(cache_outcome::hit);
-                    remember(self, shared->key, r.value);
-                    shared->reply(cache_answer{db_answer{200, std::move(r.value), false, {}},
-                                               cache_outcome::hit});
+                    remember(self, key, r.value);
+                    rp.deliver(answer(cache_outcome::hit, std::move(r.value)));
                   } else if (r.kind == redis_reply::miss) {
                     redis_ok(self);
-                    join_flight(self, std::move(*shared), cache_outcome::miss);
+                    compute_or_wait(self, key, rp, cache_outcome::miss);
                   } else {
                     redis_failed(self, r.value);
-                    join_flight(self, std::move(*shared), cache_outcome::bypass);
+                    compute_or_wait(self, key, rp, cache_outcome::bypass);
                   }
                 },
-                [self, shared](caf::error& e) {
+                [self, key, rp](caf::error& e) mutable {
                   --self->state.redis_in_flight;
                   redis_failed(self, self->system().render(e));
-                  join_flight(self, std::move(*shared), cache_outcome::bypass);
+                  compute_or_wait(self, key, rp, cache_outcome::bypass);
                 });
+        return rp;
+      },
+      [self](put_atom, std::string& key, std::string& body, bool live) {
+        key = self->state.cfg.key_prefix + key;
+        auto f = land(self, key);
+        if (f)
+          for (auto& w : f->waiters) {
+            count(f->outcome);
+            w.deliver(answer(f->outcome, body));
+          }
+        // Only an answer computed after a Redis miss goes to Redis: a bypass means Redis is
+        // failing or saturated right now.
+        if (f && f->outcome == cache_outcome::miss) {
+          store(self, key, body, live);
+          remember(self, key, body);
+        }
+      },
+      [self](drop_atom, std::string& key, caf::error& err) {
+        release_with_error(self, self->state.cfg.key_prefix + key, err);
+      },
+      [self](expire_atom, std::string& key, std::uint64_t id) {
+        auto it = self->state.flights.find(key);
+        if (it == self->state.flights.end() || it->second.id != id)
+          return;
+        release_with_error(self, key,
+                           make_error(errc::timeout, "timeout",
+                                      "the answer took too long to compute; retry"));
       },
       [self](probe_atom) {
         auto& st = self->state;

@@ -1,6 +1,8 @@
 #pragma once
-// The cache broker: answers reads from Redis when it can, computes each missing key once
-// (single-flight), and bypasses Redis through a circuit breaker when it is down or slow.
+// The cache broker: answers reads from Redis when it can, lets exactly one caller compute each
+// missing key while the others wait for its answer (single-flight), and bypasses Redis through
+// a circuit breaker when it is down or slow. It stores opaque bodies: what a key means and how
+// its answer is computed and rendered is the caller's business (http/).
 
 #include <chrono>
 #include <cstdint>
@@ -9,6 +11,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <caf/typed_response_promise.hpp>
 
 #include "core/interfaces.hpp"
 
@@ -29,25 +33,27 @@ struct cache_config {
   std::chrono::milliseconds local_ttl{1000};
   std::size_t local_max_entries = 20000;
   std::string key_prefix = "joule:v1:";
+  /// Longest a computing caller may take before the callers waiting for the key are released
+  /// with a timeout (a caller that vanished must not hold them forever).
+  std::chrono::milliseconds flight_timeout{4000};
 };
 
 /// Spawns Redis worker number i (detached in production, a mock in tests).
 using redis_worker_factory = std::function<redis_worker_actor(int index)>;
-/// The DB pool to compute misses with (looked up per use, so a restarted pool is found).
-using pool_lookup = std::function<db_pool_actor()>;
 
 enum class breaker_state : std::uint8_t { closed, open, half_open };
 
 struct cache_broker_state {
   static inline const char* name = "cache_broker";
-  struct waiter {
-    std::function<void(cache_answer)> reply;
-    cache_outcome outcome;
+  /// A key being computed by one caller, and everyone waiting for its answer.
+  struct flight {
+    std::uint64_t id = 0;
+    cache_outcome outcome = cache_outcome::miss;  // the computing caller's: miss or bypass
+    std::vector<caf::typed_response_promise<cache_lookup>> waiters;
   };
   cache_config cfg;
   std::vector<redis_worker_actor> workers;
   std::size_t next_worker = 0;
-  pool_lookup pool;
   breaker_state breaker = breaker_state::closed;
   int consecutive_failures = 0;
   int redis_in_flight = 0;
@@ -57,16 +63,21 @@ struct cache_broker_state {
   };
   /// The near cache: answers held for at most local_ttl (never longer than in Redis).
   std::unordered_map<std::string, local_entry> local;
-  /// In-flight computations per key and everyone waiting for them.
-  std::unordered_map<std::string, std::vector<waiter>> flights;
-  std::uint64_t db_queries = 0;
+  /// Keys being computed.
+  std::unordered_map<std::string, flight> flights;
+  std::uint64_t next_flight = 1;
+  std::uint64_t db_queries = 0;  // computations handed out
   std::uint64_t coalesced = 0;
   std::minstd_rand rng{std::random_device{}()};
 };
 
 cache_actor::behavior_type cache_broker(cache_actor::stateful_pointer<cache_broker_state> self,
-                                        cache_config cfg, redis_worker_factory spawn_worker,
-                                        pool_lookup pool);
+                                        cache_config cfg, redis_worker_factory spawn_worker);
+
+/// Spawns the broker with `cfg.workers` detached Redis workers on host:port (none when the
+/// cache is disabled).
+cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::string host,
+                               std::uint16_t port);
 
 /// TTL in ms for an answer: live answers get live_ttl, settled ones ttl; both stretched by a
 /// random jitter in [min_pct, max_pct] so that entries made together do not expire together.

@@ -9,12 +9,15 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/analytics.hpp"
+#include "core/error.hpp"
 #include "core/telemetry_row.hpp"
 
 namespace joule::db {
@@ -33,21 +36,15 @@ using put_atom = caf::atom_constant<caf::atom("put")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using drop_atom = caf::atom_constant<caf::atom("drop")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
-/// Outcome of one unit of database work: an HTTP-ish status, a body (JSON for API answers),
-/// and whether it reflects buckets that can still change (short cache TTL).
-struct db_answer {
-  int status = 200;
-  std::string body;
-  bool live = false;
-  /// Machine-readable error code when status != 200 (db_unavailable, db_timeout, ...).
-  std::string error_code;
-};
-
-/// Work for one DB worker. `run` executes on the worker's thread with its own connection;
-/// exceptions it throws are turned into error answers by the worker.
+/// Work for one DB worker, for jobs that are not a typed query of their own (features above
+/// db/, maintenance). `run` executes on the worker's thread with its own connection and returns
+/// the job's domain result (or an empty std::any); it throws failure_error for a domain error.
+/// Database errors are classified by the worker (unavailable, timeout, conflict, internal).
 struct db_job {
-  std::function<db_answer(db::session&)> run;
+  std::function<std::any(db::session&)> run;
   /// Short name for metrics and logs (route or task).
   std::string label;
   /// Longest the caller is willing to wait, queue time included.
@@ -56,21 +53,23 @@ struct db_job {
   bool retry_on_disconnect = true;
 };
 
+/// What a successful db_job produced (`run`'s return value).
+struct db_done {
+  std::any value;
+};
+
 enum class cache_outcome : std::uint8_t { hit, miss, bypass };
 const char* to_string(cache_outcome o);
 
-/// An answer that went through the cache broker.
-struct cache_answer {
-  db_answer answer;
+/// What the cache broker has for a key.
+struct cache_lookup {
   cache_outcome outcome = cache_outcome::bypass;
-};
-
-/// A read that may be answered from Redis; on a miss `job` computes it (once per key).
-/// `reply` is called exactly once, on a CAF thread; it must only post work elsewhere.
-struct cached_read {
-  std::string key;
-  db_job job;
-  std::function<void(cache_answer)> reply;
+  /// True when `body` is the answer (a hit, or a miss another caller computed meanwhile).
+  bool found = false;
+  std::string body;
+  /// No answer yet and this caller computes it: it must then `put` the body or `drop` the key
+  /// (others asking for the key meanwhile wait for that, single-flight).
+  bool compute = false;
 };
 
 /// What a Redis worker found.
@@ -79,10 +78,14 @@ struct redis_reply {
   std::string value;
 };
 
-/// A validated POST /telemetry batch; `reply` gets 202, 422 or 503 exactly once.
+/// A validated POST /telemetry batch.
 struct ingest_batch {
   std::vector<telemetry_row> rows;
-  std::function<void(db_answer)> reply;
+};
+
+/// A stored batch.
+struct ingest_receipt {
+  std::uint64_t accepted = 0;
 };
 
 /// A manual refresh request ([start, end) in µs since the epoch).
@@ -93,26 +96,30 @@ struct refresh_request {
 
 } // namespace joule
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::db_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::db_job)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::cache_answer)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::cached_read)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::db_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::cache_lookup)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::redis_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::refresh_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::ingest_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::ingest_receipt)
 
 namespace joule {
 
 /// One DB connection on its own thread (spawned detached).
 using db_worker_actor = caf::typed_actor<
-  /// Runs a job on this worker's connection; always answers (errors as status codes).
-  caf::replies_to<db_job>::with<db_answer>>;
+  /// Runs a job on this worker's connection; fails with an errc error (core/error.hpp).
+  caf::replies_to<db_job>::with<db_done>>;
 
 /// The bounded pool in front of the DB workers.
 using db_pool_actor = caf::typed_actor<
-  /// Queues a job; answers its result, 503 when the queue is full or the DB is down, or
-  /// 504 when the job's timeout passes first.
-  caf::replies_to<db_job>::with<db_answer>,
+  /// A household energy or device power series; fails not_found for an unknown id.
+  caf::replies_to<series_query>::with<series_result>,
+  /// A household's top devices; fails not_found for an unknown household.
+  caf::replies_to<top_query>::with<top_result>,
+  /// Any other job. All three fail overloaded when the queue is full, unavailable when the
+  /// database is down, timeout when the deadline (db.request_deadline) passes first.
+  caf::replies_to<db_job>::with<db_done>,
   /// Internal: the deadline of job N has passed.
   caf::reacts_to<deadline_atom, std::uint64_t>,
   /// Pool status as JSON (queue depth, in flight, workers).
@@ -129,8 +136,15 @@ using redis_worker_actor = caf::typed_actor<
 
 /// The cache broker: TTL + jitter, single-flight per key, circuit breaker.
 using cache_actor = caf::typed_actor<
-  /// Answers the read through `reply` (never through a response message).
-  caf::reacts_to<cached_read>,
+  /// Looks a key up (near cache, then Redis); see cache_lookup for who computes a miss.
+  caf::replies_to<get_atom, std::string>::with<cache_lookup>,
+  /// The body computed for a key after a miss, and whether it reaches still-changing buckets
+  /// (short TTL); stored and handed to everyone waiting for the key.
+  caf::reacts_to<put_atom, std::string, std::string, bool>,
+  /// Computing the key failed: everyone waiting for it gets this error.
+  caf::reacts_to<drop_atom, std::string, caf::error>,
+  /// Internal: the computation of a key (flight N) took too long; release its waiters.
+  caf::reacts_to<expire_atom, std::string, std::uint64_t>,
   /// Internal: the breaker's open period is over, probe Redis.
   caf::reacts_to<probe_atom>,
   /// Broker status as JSON (breaker state, in-flight keys).
@@ -145,8 +159,9 @@ using refresh_actor = caf::typed_actor<
 
 /// The telemetry writer: group commit of concurrent batches with COPY.
 using telemetry_writer_actor = caf::typed_actor<
-  /// Stores the batch whole or not at all; answers through `reply` after the commit.
-  caf::reacts_to<ingest_batch>,
+  /// Stores the batch whole or not at all and answers after the commit; fails invalid
+  /// (unknown_devices, household_mismatch), overloaded or unavailable.
+  caf::replies_to<ingest_batch>::with<ingest_receipt>,
   /// Status as JSON (pending rows, commits).
   caf::replies_to<status_atom>::with<std::string>>;
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/analytics.hpp"
+
 namespace joule::db {
 
 class session;
@@ -14,47 +16,15 @@ class session;
 /// How the answer is computed: rollups + raw tail (normal) or raw rows only (baseline).
 enum class read_mode { rollups, raw };
 
-struct series_query {
-  std::string id;            // household_id (energy) or device_id (power), a valid UUID
-  std::int64_t start = 0;    // buckets with start <= t < end (µs)
-  std::int64_t end = 0;
-  std::int64_t step = 0;     // µs: 1m, 5m or 1h
-};
-
-struct top_query {
-  std::string household_id;
-  std::int64_t start = 0;    // hour-aligned window
-  std::int64_t end = 0;
-  int limit = 5;
-};
-
-struct point {
-  std::int64_t t = 0;
-  std::optional<double> v;     // energy_wh_sum (energy) or power_w_avg (power)
-  std::optional<double> max;   // power_w_max (power)
-};
-
-struct device_energy {
-  std::string device_id;
-  double energy_wh = 0;
-};
-
-/// Common envelope: whether the subject exists, and what the data reflects.
-struct answer_meta {
-  bool found = false;
-  std::int64_t fresh_as_of = 0;  // all writes committed before this are reflected
-  bool live = false;             // includes buckets that are still changing
-};
-
-struct series_result {
-  answer_meta meta;
-  std::vector<point> series;
-};
-
-struct top_result {
-  answer_meta meta;
-  std::vector<device_energy> devices;
-};
+// The query and result types are part of the actor contract (core/analytics.hpp).
+using joule::answer_meta;
+using joule::device_energy;
+using joule::point;
+using joule::series_kind;
+using joule::series_query;
+using joule::series_result;
+using joule::top_query;
+using joule::top_result;
 
 class watermark_board;
 

@@ -7,6 +7,8 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "db/db_worker.hpp"
+#include "db/session.hpp"
+#include "db/watermarks.hpp"
 
 namespace joule::db {
 namespace {
@@ -40,13 +42,13 @@ void update_gauges(db_pool_state& st) {
   m().in_flight.set(busy);
 }
 
-void finish(pool_ptr self, std::uint64_t id, db_answer answer) {
+void finish(pool_ptr self, std::uint64_t id, caf::expected<db_done> outcome) {
   auto& st = self->state;
   auto it = st.jobs.find(id);
   if (it == st.jobs.end())
     return;
   if (!it->second.answered)
-    it->second.promise.deliver(std::move(answer));
+    it->second.complete(std::move(outcome));
   st.jobs.erase(it);
 }
 
@@ -72,18 +74,22 @@ void dispatch(pool_ptr self) {
     auto worker = st.workers[w];
     self->request(worker, caf::infinite, std::move(job))
         .then(
-            [self, w, id, worker](db_answer& a) {
+            [self, w, id, worker](db_done& d) {
               if (self->state.workers[w] == worker)
                 self->state.busy[w] = false;
-              finish(self, id, std::move(a));
+              finish(self, id, std::move(d));
               dispatch(self);
             },
             [self, w, id, worker](caf::error& err) {
               if (self->state.workers[w] == worker)
                 self->state.busy[w] = false;
-              finish(self, id,
-                     error_answer(503, "db_unavailable",
-                                  "database worker failed: " + self->system().render(err)));
+              // A domain or database error from the job, or the worker died under it.
+              if (err.category() != caf::atom("joule")) {
+                log(log_level::warn, "db_pool", "worker failed: " + self->system().render(err));
+                err = make_error(errc::unavailable, "db_unavailable",
+                                 "a database worker failed; retry");
+              }
+              finish(self, id, std::move(err));
               dispatch(self);
             });
   }
@@ -92,23 +98,57 @@ void dispatch(pool_ptr self) {
 
 void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.workers[index]); }
 
-// A named function with arguments rather than a capturing lambda: CAF 0.17 dereferences a
-// null argument tuple for argument-less function actors (UBSan reports it).
-void one_shot_ask(caf::event_based_actor* self, db_pool_actor pool, db_job job,
-                  std::function<void(db_answer)> then) {
-  auto timeout = job.timeout + std::chrono::seconds(1);
-  self->request(pool, timeout, std::move(job))
-      .then([then](db_answer& a) { then(std::move(a)); },
-            [then](caf::error&) {
-              then(error_answer(503, "db_unavailable", "the database pool did not answer"));
-            });
+// Queues `job`; `complete` gets its outcome exactly once (or the deadline's timeout error).
+void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete) {
+  auto& st = self->state;
+  if (st.queue.size() >= st.cfg.queue_limit) {
+    ++st.rejected;
+    m().rejected.inc();
+    complete(make_error(errc::overloaded, "overloaded", "too many queued database requests"));
+    return;
+  }
+  auto id = st.next_id++;
+  auto timeout = job.timeout;
+  db_pool_state::pending p;
+  p.job = std::move(job);
+  p.complete = std::move(complete);
+  p.deadline = self->clock().now() + timeout;
+  st.jobs.emplace(id, std::move(p));
+  st.queue.push_back(id);
+  self->delayed_send(self, timeout, deadline_atom::value, id);
+  dispatch(self);
+}
+
+// Delivers a job's result to a typed promise as the domain type T.
+template <class T>
+std::function<void(caf::expected<db_done>)> deliver_as(caf::typed_response_promise<T> rp) {
+  return [rp](caf::expected<db_done> d) mutable {
+    if (!d) {
+      rp.deliver(std::move(d.error()));
+      return;
+    }
+    if (auto* v = std::any_cast<T>(&d->value))
+      rp.deliver(std::move(*v));
+    else
+      rp.deliver(make_error(errc::internal, "internal", "internal error"));
+  };
+}
+
+failure not_found(const char* what, const std::string& id) {
+  failure f;
+  f.code = errc::not_found;
+  f.slug = std::string(what) + "_not_found";
+  f.message = "no " + std::string(what) + " " + id + " is registered";
+  return f;
 }
 
 } // namespace
 
-void ask_pool(caf::actor_system& sys, db_pool_actor pool, db_job job,
-              std::function<void(db_answer)> then) {
-  sys.spawn(one_shot_ask, std::move(pool), std::move(job), std::move(then));
+db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
+                            const db_worker_config& worker) {
+  // Blocking libpqxx calls: each worker gets its own thread.
+  auto spawn_worker = [&sys, worker](int) { return sys.spawn<caf::detached>(db_worker, worker); };
+  return sys.spawn(db_pool, std::move(cfg), spawn_worker);
 }
 
 db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
@@ -151,22 +191,46 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
     self->quit(msg.reason);
   });
   return {
-      [self](db_job& job) -> caf::typed_response_promise<db_answer> {
+      [self](series_query& q) -> caf::typed_response_promise<series_result> {
         auto& st = self->state;
-        auto rp = self->make_response_promise<db_answer>();
-        if (st.queue.size() >= st.cfg.queue_limit) {
-          ++st.rejected;
-          m().rejected.inc();
-          rp.deliver(error_answer(503, "overloaded", "too many queued database requests"));
-          return rp;
-        }
-        auto id = st.next_id++;
-        auto timeout = job.timeout;
-        st.jobs.emplace(id, db_pool_state::pending{std::move(job), rp,
-                                                   self->clock().now() + timeout, false, true});
-        st.queue.push_back(id);
-        self->delayed_send(self, timeout, deadline_atom::value, id);
-        dispatch(self);
+        auto rp = self->make_response_promise<series_result>();
+        const bool energy = q.kind == series_kind::household_energy;
+        db_job job;
+        job.label = energy ? "energy" : "power";
+        job.timeout = st.cfg.query_deadline;
+        job.run = [q, energy, mode = st.cfg.mode, wm = st.cfg.watermarks](session& s) -> std::any {
+          auto r = energy ? household_energy(s, q, mode, wm.get())
+                          : device_power(s, q, mode, wm.get());
+          if (!r.meta.found)
+            throw failure_error{not_found(energy ? "household" : "device", q.id)};
+          return r;
+        };
+        enqueue(self, std::move(job), deliver_as(rp));
+        return rp;
+      },
+      [self](top_query& q) -> caf::typed_response_promise<top_result> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<top_result>();
+        db_job job;
+        job.label = "top_devices";
+        job.timeout = st.cfg.query_deadline;
+        job.run = [q, mode = st.cfg.mode, wm = st.cfg.watermarks](session& s) -> std::any {
+          auto r = top_devices(s, q, mode, wm.get());
+          if (!r.meta.found)
+            throw failure_error{not_found("household", q.household_id)};
+          return r;
+        };
+        enqueue(self, std::move(job), deliver_as(rp));
+        return rp;
+      },
+      [self](db_job& job) -> caf::typed_response_promise<db_done> {
+        auto rp = self->make_response_promise<db_done>();
+        enqueue(self, std::move(job), [rp](caf::expected<db_done> d) mutable {
+          if (d)
+            rp.deliver(std::move(*d));
+          else
+            rp.deliver(std::move(d.error()));
+        });
         return rp;
       },
       [self](deadline_atom, std::uint64_t id) {
@@ -177,8 +241,8 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
         ++st.timeouts;
         m().timeouts.inc();
         it->second.answered = true;
-        it->second.promise.deliver(
-            error_answer(504, "db_timeout", "the database did not answer in time"));
+        it->second.complete(
+            make_error(errc::timeout, "db_timeout", "the database did not answer in time"));
         // Still queued: forget it (dispatch skips ids that are gone). Running: keep the entry
         // until the worker answers, so the worker stays marked busy.
         if (it->second.queued)

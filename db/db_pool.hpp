@@ -6,12 +6,16 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include <caf/expected.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include "core/interfaces.hpp"
+#include "db/analytics.hpp"
+#include "db/db_worker.hpp"
 
 namespace joule::db {
 
@@ -21,13 +25,20 @@ using worker_factory = std::function<db_worker_actor(int index)>;
 struct db_pool_config {
   int size = 4;
   std::size_t queue_limit = 2048;
+  /// Deadline of the typed analytics queries (db.request_deadline); db_jobs carry their own.
+  std::chrono::milliseconds query_deadline{3000};
+  /// Rollups + raw tail (normal) or raw rows only (api.read_raw, the baseline).
+  read_mode mode = read_mode::rollups;
+  /// Watermarks known in-process (lets an analytics answer take one round trip); may be null.
+  std::shared_ptr<watermark_board> watermarks;
 };
 
 struct db_pool_state {
   static inline const char* name = "db_pool";
   struct pending {
     db_job job;
-    caf::typed_response_promise<db_answer> promise;
+    /// Delivers the outcome to whoever asked (a typed response promise underneath).
+    std::function<void(caf::expected<db_done>)> complete;
     caf::actor_clock::time_point deadline;
     bool answered = false;
     bool queued = true;  // false once a worker has it
@@ -47,9 +58,8 @@ struct db_pool_state {
 db_pool_actor::behavior_type db_pool(db_pool_actor::stateful_pointer<db_pool_state> self,
                                      db_pool_config cfg, worker_factory spawn_worker);
 
-/// Runs `job` on the pool from outside an actor (an HTTP thread): a one-shot actor asks and
-/// `then` gets the answer on a CAF thread (503 db_unavailable if the pool does not answer).
-void ask_pool(caf::actor_system& sys, db_pool_actor pool, db_job job,
-              std::function<void(db_answer)> then);
+/// Spawns the pool with `cfg.size` detached workers on `url` (one connection each).
+db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
+                            const db_worker_config& worker);
 
 } // namespace joule::db

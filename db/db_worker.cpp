@@ -9,23 +9,6 @@
 namespace joule::db {
 namespace {
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += ' ';
-        else
-          out += c;
-    }
-  }
-  return out;
-}
-
 metrics::counter& reconnects(const std::string& label) {
   return metrics::global().get_counter("joule_db_reconnects_total",
                                        "Connections (re)opened after a failure",
@@ -62,22 +45,16 @@ bool ensure_connected(db_worker_state& st) {
 
 } // namespace
 
-db_answer error_answer(int status, const std::string& code, const std::string& message) {
-  db_answer a;
-  a.status = status;
-  a.error_code = code;
-  a.body = "{\"error\":{\"code\":\"" + json_escape(code) + "\",\"message\":\"" +
-           json_escape(message) + "\"}}";
-  return a;
-}
-
-db_answer run_job(db_worker_state& st, db_job& job) {
+caf::expected<db_done> run_job(db_worker_state& st, db_job& job) {
   auto deadline = std::chrono::steady_clock::now() + job.timeout;
   for (int attempt = 0;; ++attempt) {
     if (!ensure_connected(st))
-      return error_answer(503, "db_unavailable", "the database is unreachable; retry later");
+      return make_error(errc::unavailable, "db_unavailable",
+                        "the database is unreachable; retry later");
     try {
-      return job.run(*st.conn);
+      return db_done{job.run(*st.conn)};
+    } catch (const failure_error& f) {
+      return make_error(f.what);
     } catch (const std::exception& e) {
       if (is_connection_error(e)) {
         st.conn.reset();
@@ -86,15 +63,16 @@ db_answer run_job(db_worker_state& st, db_job& job) {
         if (attempt == 0 && job.retry_on_disconnect &&
             std::chrono::steady_clock::now() < deadline)
           continue;
-        return error_answer(503, "db_unavailable", "the database connection was lost; retry");
+        return make_error(errc::unavailable, "db_unavailable",
+                          "the database connection was lost; retry");
       }
       auto state = sqlstate_of(e);
       if (state == "57014")
-        return error_answer(504, "db_timeout", "the query took longer than allowed");
+        return make_error(errc::timeout, "db_timeout", "the query took longer than allowed");
       if (state == "40001" || state == "40P01")
-        return error_answer(503, "db_conflict", "the database asked to retry");
+        return make_error(errc::unavailable, "db_conflict", "the database asked to retry");
       log(log_level::error, "db", "job '" + job.label + "' failed: " + e.what());
-      return error_answer(500, "internal", "internal error");
+      return make_error(errc::internal, "internal", "internal error");
     }
   }
 }
@@ -103,7 +81,12 @@ db_worker_actor::behavior_type
 db_worker(db_worker_actor::stateful_pointer<db_worker_state> self, db_worker_config cfg) {
   self->state.cfg = std::move(cfg);
   return {
-      [self](db_job& job) { return run_job(self->state, job); },
+      [self](db_job& job) -> caf::result<db_done> {
+        auto r = run_job(self->state, job);
+        if (!r)
+          return std::move(r.error());
+        return std::move(*r);
+      },
   };
 }
 

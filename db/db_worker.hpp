@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include <caf/expected.hpp>
+
 #include "core/interfaces.hpp"
 
 namespace joule::db {
@@ -31,9 +33,8 @@ db_worker_actor::behavior_type
 db_worker(db_worker_actor::stateful_pointer<db_worker_state> self, db_worker_config cfg);
 
 /// Runs `job` on `state` synchronously (the worker's message handler; exposed for tests).
-db_answer run_job(db_worker_state& state, db_job& job);
-
-/// A JSON error body `{"error":{"code":..,"message":..}}` in a db_answer.
-db_answer error_answer(int status, const std::string& code, const std::string& message);
+/// Database errors become errc errors: unavailable (connection), timeout (statement_timeout),
+/// conflict (serialization failure, deadlock; retry), internal (anything else, logged).
+caf::expected<db_done> run_job(db_worker_state& state, db_job& job);
 
 } // namespace joule::db

@@ -28,21 +28,19 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
             log(log_level::info, "partitions",
                 "created " + std::to_string(rep.created) + " partitions, moved " +
                     std::to_string(rep.rows_moved) + " rows out of telemetry_default");
-          return db_answer{};
+          return std::any{};
         };
         self->request(self->state.worker, caf::infinite, std::move(job))
             .then(
-                [self, created](db_answer& a) {
+                [self, created](db_done&) {
                   ++self->state.checks;
                   self->state.created += static_cast<std::uint64_t>(*created);
-                  if (a.status != 200) {
-                    ++self->state.failures;
-                    log(log_level::warn, "partitions", "check failed: " + a.body);
-                  }
                   self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
                 },
-                [self](caf::error&) {
+                [self](caf::error& err) {
+                  ++self->state.checks;
                   ++self->state.failures;
+                  log(log_level::warn, "partitions", "check failed: " + failure_of(err).message);
                   self->delayed_send(self, self->state.cfg.check_interval, tick_atom::value);
                 });
       },

@@ -55,25 +55,14 @@ void run_cycle(self_ptr self) {
   job.retry_on_disconnect = true;  // a refresh transaction is atomic: safe to rerun
   job.run = [spec, policy = st.cfg.policy, report](session& s) {
     *report = refresh_cycle(s, *spec, policy);
-    return db_answer{};
+    return std::any{};
   };
   self->request(st.worker, caf::infinite, std::move(job))
       .then(
-          [self, report](db_answer& a) {
+          [self, report](db_done&) {
             auto& st = self->state;
             st.running = false;
             ++st.cycles;
-            if (a.status != 200) {
-              ++st.failures;
-              metrics::global()
-                  .get_counter("joule_rollup_refreshes_total", "Refresh cycles by result",
-                               metrics::label("rollup", st.cfg.rollup) + "," +
-                                   metrics::label("result", "error"))
-                  .inc();
-              log(log_level::warn, "refresh", st.cfg.rollup + " failed: " + a.body);
-              schedule(self, st.cfg.schedule_interval);
-              return;
-            }
             st.last = *report;
             if (report->skipped)
               ++st.skipped;
@@ -92,9 +81,15 @@ void run_cycle(self_ptr self) {
           [self](caf::error& err) {
             auto& st = self->state;
             st.running = false;
+            ++st.cycles;
             ++st.failures;
+            metrics::global()
+                .get_counter("joule_rollup_refreshes_total", "Refresh cycles by result",
+                             metrics::label("rollup", st.cfg.rollup) + "," +
+                                 metrics::label("result", "error"))
+                .inc();
             log(log_level::warn, "refresh",
-                st.cfg.rollup + " worker error: " + self->system().render(err));
+                st.cfg.rollup + " failed: " + failure_of(err).message);
             schedule(self, st.cfg.schedule_interval);
           });
 }

@@ -63,16 +63,18 @@ write_batches(session& s, const std::vector<const std::vector<telemetry_row>*>& 
     if (unknown.empty() && mismatch.empty())
       continue;
     accepted[i] = false;
-    out[i].status = 422;
-    std::string list;
-    for (auto& id : unknown.empty() ? mismatch : unknown)
-      list += (list.empty() ? "\"" : ",\"") + id + "\"";
-    out[i].body = unknown.empty()
-                      ? "{\"error\":{\"code\":\"household_mismatch\",\"message\":\"household_id "
-                        "differs from the registered household of these devices\",\"device_ids\":[" +
-                            list + "]}}"
-                      : "{\"error\":{\"code\":\"unknown_devices\",\"message\":\"these devices are "
-                        "not registered; nothing was stored\",\"device_ids\":[" + list + "]}}";
+    failure f;
+    f.code = errc::unprocessable;
+    f.list_name = "device_ids";
+    f.list = unknown.empty() ? mismatch : unknown;
+    if (unknown.empty()) {
+      f.slug = "household_mismatch";
+      f.message = "household_id differs from the registered household of these devices";
+    } else {
+      f.slug = "unknown_devices";
+      f.message = "these devices are not registered; nothing was stored";
+    }
+    out[i].error = std::move(f);
   }
   size_t written = 0;
   {
@@ -88,7 +90,7 @@ write_batches(session& s, const std::vector<const std::vector<telemetry_row>*>& 
                                 number(r.energy_wh));
         ++written;
       }
-      out[i].body = "{\"accepted\":" + std::to_string(batches[i]->size()) + "}";
+      out[i].accepted = batches[i]->size();
     }
     copy.complete();
   }

@@ -1,9 +1,12 @@
 #pragma once
 // Writes validated telemetry batches in one transaction with COPY (the group commit).
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/telemetry_row.hpp"
 
 namespace joule::db {
@@ -11,11 +14,11 @@ namespace joule::db {
 class session;
 
 struct batch_outcome {
-  int status = 202;      // 202 stored, 422 unknown devices / household mismatch
-  std::string body;      // response body
+  std::uint64_t accepted = 0;    // rows stored
+  std::optional<failure> error;  // invalid: unknown_devices / household_mismatch (nothing stored)
 };
 
-/// Looks up every device once, rejects batches naming unknown devices (422, listing them) or
+/// Looks up every device once, rejects batches naming unknown devices (listing them) or
 /// a household that is not the device's, fills missing household ids, and COPYs the rest into
 /// `telemetry` in one transaction. Throws on database errors (nothing is then written).
 std::vector<batch_outcome> write_batches(session& s,

@@ -34,7 +34,7 @@ void dispatch(self_ptr self) {
     if (st.busy[w])
       continue;
     // Take whole batches up to the per-commit bound (always at least one).
-    auto group = std::make_shared<std::vector<ingest_batch>>();
+    auto group = std::make_shared<std::vector<telemetry_writer_state::queued>>();
     std::size_t rows = 0;
     while (!st.pending.empty() &&
            (group->empty() || rows + st.pending.front().rows.size() <= st.cfg.max_rows_per_commit)) {
@@ -54,12 +54,13 @@ void dispatch(self_ptr self) {
       for (auto& b : *group)
         batches.push_back(&b.rows);
       *outcomes = write_batches(s, batches);
-      return db_answer{};
+      return std::any{};
     };
     st.busy[w] = true;
     auto started = std::chrono::steady_clock::now();
-    auto reply_all = [group, outcomes, rows, started](self_ptr self, const db_answer& a) {
-      if (a.status == 200) {
+    // Each batch's own outcome when the transaction committed, the shared error otherwise.
+    auto reply_all = [group, outcomes, started](self_ptr self, const caf::error* err) {
+      if (!err) {
         m().commits.inc();
         m().batch.observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -67,32 +68,31 @@ void dispatch(self_ptr self) {
       }
       std::size_t written = 0;
       for (size_t i = 0; i < group->size(); ++i) {
-        db_answer r;
-        if (a.status != 200) {
-          r = a;
+        auto& rp = (*group)[i].promise;
+        if (err) {
+          rp.deliver(*err);
+        } else if ((*outcomes)[i].error) {
+          rp.deliver(make_error(*(*outcomes)[i].error));
         } else {
-          r.status = (*outcomes)[i].status;
-          r.body = (*outcomes)[i].body;
-          if (r.status == 202)
-            written += (*group)[i].rows.size();
+          written += (*outcomes)[i].accepted;
+          rp.deliver(ingest_receipt{(*outcomes)[i].accepted});
         }
-        (*group)[i].reply(std::move(r));
       }
       self->state.rows_written += written;
       m().rows.inc(written);
-      (void)rows;
     };
     self->request(st.workers[w], caf::infinite, std::move(job))
         .then(
-            [self, w, reply_all](db_answer& a) {
+            [self, w, reply_all](db_done&) {
               self->state.busy[w] = false;
-              reply_all(self, a);
+              reply_all(self, nullptr);
               dispatch(self);
             },
             [self, w, reply_all](caf::error& e) {
               self->state.busy[w] = false;
-              reply_all(self, error_answer(503, "db_unavailable",
-                                           "the writer failed: " + self->system().render(e)));
+              if (e.category() != caf::atom("joule"))
+                e = make_error(errc::unavailable, "db_unavailable", "the writer failed; retry");
+              reply_all(self, &e);
               dispatch(self);
             });
   }
@@ -112,18 +112,21 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
     self->link_to(st.workers.back());
   }
   return {
-      [self](ingest_batch& b) {
+      [self](ingest_batch& b) -> caf::typed_response_promise<ingest_receipt> {
         auto& st = self->state;
+        auto rp = self->make_response_promise<ingest_receipt>();
         if (st.pending_rows + b.rows.size() > st.cfg.max_pending_rows) {
           ++st.rejected_overload;
           m().overloaded.inc();
-          b.reply(error_answer(503, "overloaded", "the writer is saturated; retry shortly"));
-          return;
+          rp.deliver(make_error(errc::overloaded, "overloaded",
+                                "the writer is saturated; retry shortly"));
+          return rp;
         }
         st.pending_rows += b.rows.size();
         m().pending.set(static_cast<double>(st.pending_rows));
-        st.pending.push_back(std::move(b));
+        st.pending.push_back({std::move(b.rows), rp});
         dispatch(self);
+        return rp;
       },
       [self](status_atom) -> std::string {
         auto& st = self->state;

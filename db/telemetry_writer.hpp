@@ -7,6 +7,8 @@
 #include <functional>
 #include <vector>
 
+#include <caf/typed_response_promise.hpp>
+
 #include "core/interfaces.hpp"
 
 namespace joule::db {
@@ -21,7 +23,12 @@ struct telemetry_writer_state {
   writer_config cfg;
   std::vector<db_worker_actor> workers;
   std::vector<bool> busy;
-  std::deque<ingest_batch> pending;
+  /// A batch waiting for a writer connection and who to answer.
+  struct queued {
+    std::vector<telemetry_row> rows;
+    caf::typed_response_promise<ingest_receipt> promise;
+  };
+  std::deque<queued> pending;
   std::size_t pending_rows = 0;
   std::uint64_t commits = 0;
   std::uint64_t rows_written = 0;

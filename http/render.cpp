@@ -102,7 +102,8 @@ std::string render_top(const db::top_query& q, const db::top_result& r) {
   return buf.GetString();
 }
 
-std::string render_error(const std::string& code, const std::string& message) {
+std::string render_error(const std::string& code, const std::string& message,
+                         const std::string& list_name, const std::vector<std::string>& list) {
   rapidjson::StringBuffer buf;
   writer w{buf};
   w.StartObject();
@@ -110,6 +111,13 @@ std::string render_error(const std::string& code, const std::string& message) {
   w.StartObject();
   key_str(w, "code", code);
   key_str(w, "message", message);
+  if (!list_name.empty()) {
+    w.Key(list_name.c_str(), static_cast<rapidjson::SizeType>(list_name.size()));
+    w.StartArray();
+    for (auto& v : list)
+      w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+    w.EndArray();
+  }
   w.EndObject();
   w.EndObject();
   return buf.GetString();

@@ -121,8 +121,8 @@ std::optional<std::string> url_decode(const std::string& s, bool plus_is_space) 
   return out;
 }
 
-matched match(const std::string& method, const std::string& target) {
-  matched m;
+parsed_target parse_target(const std::string& target) {
+  parsed_target m;
   auto qpos = target.find('?');
   auto raw_path = target.substr(0, qpos);
   auto path = url_decode(raw_path, false).value_or(raw_path);
@@ -148,53 +148,7 @@ matched match(const std::string& method, const std::string& target) {
       i = j + 1;
     }
   }
-  auto seg = split_path(path);
-  auto is = [&](std::initializer_list<const char*> parts) {
-    if (seg.size() != parts.size())
-      return false;
-    size_t i = 0;
-    for (auto* p : parts) {
-      if (std::string(p) != "*" && seg[i] != p)
-        return false;
-      ++i;
-    }
-    return true;
-  };
-  auto want = [&](route r, std::initializer_list<const char*> methods) {
-    for (auto* mm : methods)
-      if (method == mm) {
-        m.kind = r;
-        return;
-      }
-    m.kind = route::method_not_allowed;
-  };
-  if (is({"analytics", "households", "*", "energy"})) {
-    m.id = seg[2];
-    want(route::energy, {"GET"});
-  } else if (is({"analytics", "households", "*", "top-devices"})) {
-    m.id = seg[2];
-    want(route::top_devices, {"GET"});
-  } else if (is({"analytics", "devices", "*", "power"})) {
-    m.id = seg[2];
-    want(route::power, {"GET"});
-  } else if (is({"healthz"})) {
-    want(route::healthz, {"GET"});
-  } else if (is({"readyz"})) {
-    want(route::readyz, {"GET"});
-  } else if (is({"metrics"})) {
-    want(route::metrics, {"GET"});
-  } else if (is({"admin", "status"})) {
-    want(route::admin_status, {"GET"});
-  } else if (is({"telemetry"})) {
-    want(route::telemetry, {"POST"});
-  } else if (is({"alerts", "rules"})) {
-    want(route::alert_rules, {"GET", "POST"});
-  } else if (is({"alerts", "rules", "*"})) {
-    m.id = seg[2];
-    want(route::alert_rule, {"GET", "PUT", "DELETE"});
-  } else if (is({"alerts", "events"})) {
-    want(route::alert_events, {"GET"});
-  }
+  m.segments = split_path(path);
   return m;
 }
 

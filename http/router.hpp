@@ -7,37 +7,29 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "db/analytics.hpp"
 
 namespace joule::http {
 
-enum class route {
-  energy,        // GET /analytics/households/{id}/energy
-  top_devices,   // GET /analytics/households/{id}/top-devices
-  power,         // GET /analytics/devices/{id}/power
-  healthz,
-  readyz,
-  metrics,
-  admin_status,
-  telemetry,     // POST /telemetry
-  alert_rules,   // /alerts/rules
-  alert_rule,    // /alerts/rules/{id}
-  alert_events,  // GET /alerts/events
-  not_found,
-  method_not_allowed,
-};
-
-struct matched {
-  route kind = route::not_found;
-  std::string id;                              // path parameter, raw
+/// A request target taken apart: decoded path segments and query parameters.
+struct parsed_target {
+  std::vector<std::string> segments;           // decoded, empty segments dropped
   std::map<std::string, std::string> query;    // decoded
   std::string bad_query;                       // non-empty: malformed query string
 };
 
-/// Matches path and method. Unknown paths give not_found, known paths with another method
-/// method_not_allowed.
-matched match(const std::string& method, const std::string& target);
+/// Splits and percent-decodes a target ("/a/b?x=1"). Never fails: a malformed query is
+/// reported in bad_query for the route to answer 400.
+parsed_target parse_target(const std::string& target);
+
+/// What a route gets from the path and query.
+struct matched {
+  std::string id;                              // the {id} path parameter, raw
+  std::map<std::string, std::string> query;    // decoded
+  std::string bad_query;                       // non-empty: malformed query string
+};
 
 struct api_error {
   int status = 400;

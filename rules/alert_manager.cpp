@@ -86,18 +86,16 @@ void load(self_ptr self) {
   job.timeout = std::chrono::seconds(30);
   job.run = [out](db::session& s) {
     out->rules = load_enabled_rules(s);
-    return db_answer{};
+    return std::any{};
   };
   self->request(pool, job.timeout + std::chrono::seconds(1), std::move(job))
       .then(
-          [self, out](db_answer& a) {
-            if (a.status != 200)
-              out->error = a.body;
+          [self, out](db_done&) {
             self->send(self, std::move(*out));
           },
           [self](caf::error& err) {
             rules_loaded failed;
-            failed.error = self->system().render(err);
+            failed.error = failure_of(err).message;
             self->send(self, std::move(failed));
           });
 }

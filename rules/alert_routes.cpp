@@ -1,16 +1,13 @@
 #include "rules/alert_routes.hpp"
 
+#include <cstdlib>
 #include <memory>
 
-#include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/send.hpp>
 
 #include "core/registry.hpp"
 #include "core/timefmt.hpp"
-#include "db/db_pool.hpp"
-#include "db/db_worker.hpp"
-#include "http/render.hpp"
+#include "http/errors.hpp"
 #include "http/router.hpp"
 #include "rules/alert_interfaces.hpp"
 #include "rules/rule_sql.hpp"
@@ -18,231 +15,229 @@
 namespace joule::rules {
 namespace {
 
-using http::respond_fn;
+using env_ptr = std::shared_ptr<const http::route_env>;
+using http::reply_fn;
 using http::response;
+using http::route_request;
 
-response json_error(int status, const std::string& code, const std::string& message) {
+response json(int status, std::string body) {
   response r;
   r.status = status;
-  r.body = http::render_error(code, message);
-  if (status == 503)
-    r.headers.emplace_back("Retry-After", "1");
+  r.body = std::move(body);
   return r;
 }
 
-// What a handler needs after the I/O thread returned: no reference into the api_context.
-struct route_env {
-  caf::actor_system* system = nullptr;
-  std::shared_ptr<service_registry> registry;
-  std::string allowed_hosts;
-  std::chrono::milliseconds deadline{3000};
-};
-
-route_env env_of(const http::api_context& ctx) {
-  return {ctx.system, ctx.registry, ctx.settings.alerts_allowed_hosts,
-          ctx.settings.db_request_deadline};
+failure scope_missing(const alert_rule& r) {
+  failure f;
+  f.code = errc::not_found;
+  f.slug = r.scope == scope_kind::device ? "device_not_found" : "household_not_found";
+  f.message = std::string("no ") + to_string(r.scope) + " " + r.scope_id + " is registered";
+  return f;
 }
 
-// Runs `job` on the pool; `then` runs on a CAF thread with the answer (status 200 when the
-// job itself decided nothing else).
-void run_job(const route_env& env, db_job job, std::function<void(db_answer)> then) {
-  auto pool = env.registry->get_as<db_pool_actor>("db_pool");
-  if (!pool) {
-    then(db::error_answer(503, "starting", "the server is (re)starting; retry shortly"));
+failure rule_missing(const std::string& id) {
+  failure f;
+  f.code = errc::not_found;
+  f.slug = "rule_not_found";
+  f.message = "no alert rule " + id;
+  return f;
+}
+
+// Runs `fn(session)` on the DB pool and hands its result (type T) to `then`; errors are
+// answered directly.
+template <class T, class Fn, class Then>
+void on_pool(caf::event_based_actor* self, const env_ptr& env, const char* label, bool retry,
+             Fn fn, reply_fn reply, Then then) {
+  auto pool = env->registry->get<db_pool_actor>();
+  if (!pool)
+    return reply(http::starting_response());
+  db_job job;
+  job.label = label;
+  job.timeout = env->settings.db_request_deadline;
+  job.retry_on_disconnect = retry;
+  job.run = [fn = std::move(fn)](db::session& s) -> std::any { return fn(s); };
+  self->request(pool, job.timeout + std::chrono::seconds(1), std::move(job))
+      .then(
+          [reply, then](db_done& d) {
+            if (auto* v = std::any_cast<T>(&d.value))
+              then(std::move(*v));
+            else
+              reply(http::error_response(500, "internal", "internal error"));
+          },
+          [reply](caf::error& e) { reply(http::error_response(e)); });
+}
+
+// A create or update: stores the rule, forwards it to the manager, then answers. Forwarding
+// before answering lets a client that reads the response rely on the change being on its way
+// to the evaluators.
+void write_rule(caf::event_based_actor* self, const env_ptr& env, const char* label,
+                std::function<alert_rule(db::session&)> store, int status, reply_fn reply) {
+  on_pool<alert_rule>(self, env, label, false, std::move(store), reply,
+                      [self, env, status, reply](alert_rule stored) {
+                        if (auto m = env->registry->get<alert_manager_actor>())
+                          self->send(m, rule_set_atom::value, stored);
+                        reply(json(status, render_rule(stored)));
+                      });
+}
+
+std::optional<alert_rule> parse_body(const env_ptr& env, const route_request& req,
+                                     const reply_fn& reply) {
+  auto parsed = parse_rule(req.raw.body, env->settings.alerts_allowed_hosts);
+  if (auto* e = std::get_if<rule_error>(&parsed)) {
+    reply(http::error_response(400, e->code, e->message));
+    return std::nullopt;
+  }
+  return std::get<alert_rule>(std::move(parsed));
+}
+
+std::optional<std::string> rule_id(const route_request& req, const reply_fn& reply) {
+  auto id = http::normalize_uuid(req.params.id);
+  if (!id)
+    reply(http::error_response(400, "invalid_rule_id",
+                               "rule id '" + req.params.id + "' is not a UUID"));
+  return id;
+}
+
+http::route make(const char* method, const char* pattern, const char* name,
+                 http::route_handler h) {
+  http::route r;
+  r.method = method;
+  r.pattern = pattern;
+  r.name = name;
+  r.handler = std::move(h);
+  return r;
+}
+
+void list(caf::event_based_actor* self, const env_ptr& env, route_request&, reply_fn reply) {
+  on_pool<std::vector<alert_rule>>(
+      self, env, "alerts.list_rules", true, [](db::session& s) { return list_rules(s); }, reply,
+      [reply](std::vector<alert_rule> rules) { reply(json(200, render_rules(rules))); });
+}
+
+void create(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+            reply_fn reply) {
+  auto rule = parse_body(env, req, reply);
+  if (!rule)
     return;
+  write_rule(self, env, "alerts.create_rule",
+             [rule = *rule](db::session& s) {
+               auto w = create_rule(s, rule);
+               if (w.scope_missing)
+                 throw failure_error{scope_missing(rule)};
+               return *w.stored;
+             },
+             201, std::move(reply));
+}
+
+void read(caf::event_based_actor* self, const env_ptr& env, route_request& req, reply_fn reply) {
+  auto id = rule_id(req, reply);
+  if (!id)
+    return;
+  on_pool<alert_rule>(
+      self, env, "alerts.get_rule", true,
+      [id = *id](db::session& s) {
+        auto r = get_rule(s, id);
+        if (!r)
+          throw failure_error{rule_missing(id)};
+        return *r;
+      },
+      reply, [reply](alert_rule r) { reply(json(200, render_rule(r))); });
+}
+
+void update(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+            reply_fn reply) {
+  auto id = rule_id(req, reply);
+  if (!id)
+    return;
+  // PUT replaces the whole definition (same validation as POST).
+  auto rule = parse_body(env, req, reply);
+  if (!rule)
+    return;
+  write_rule(self, env, "alerts.update_rule",
+             [id = *id, rule = *rule](db::session& s) {
+               auto w = update_rule(s, id, rule);
+               if (w.rule_missing)
+                 throw failure_error{rule_missing(id)};
+               if (w.scope_missing)
+                 throw failure_error{scope_missing(rule)};
+               return *w.stored;
+             },
+             200, std::move(reply));
+}
+
+void remove(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+            reply_fn reply) {
+  auto id = rule_id(req, reply);
+  if (!id)
+    return;
+  on_pool<bool>(
+      self, env, "alerts.delete_rule", true,
+      [id = *id](db::session& s) {
+        if (!delete_rule(s, id))
+          throw failure_error{rule_missing(id)};
+        return true;
+      },
+      reply, [self, env, id = *id, reply](bool) {
+        if (auto m = env->registry->get<alert_manager_actor>())
+          self->send(m, rule_drop_atom::value, id);
+        reply(json(204, ""));
+      });
+}
+
+void events(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+            reply_fn reply) {
+  auto& p = req.params;
+  if (!p.bad_query.empty())
+    return reply(http::error_response(400, "bad_query", p.bad_query));
+  std::optional<std::string> rule;
+  std::optional<std::int64_t> since;
+  int limit = 100;
+  for (auto& [k, v] : p.query) {
+    if (k == "rule_id") {
+      rule = http::normalize_uuid(v);
+      if (!rule)
+        return reply(
+            http::error_response(400, "invalid_rule_id", "rule_id '" + v + "' is not a UUID"));
+    } else if (k == "since") {
+      since = parse_rfc3339(v);
+      if (!since)
+        return reply(http::error_response(400, "invalid_since",
+                                          "since '" + v + "' is not an RFC 3339 timestamp"));
+    } else if (k == "limit") {
+      char* end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 1 || n > 1000)
+        return reply(http::error_response(400, "invalid_limit",
+                                          "limit must be an integer from 1 to 1000"));
+      limit = static_cast<int>(n);
+    } else {
+      return reply(http::error_response(400, "unknown_parameter",
+                                        "unknown query parameter '" + k + "'"));
+    }
   }
-  db::ask_pool(*env.system, pool, std::move(job), std::move(then));
+  on_pool<std::vector<event_row>>(
+      self, env, "alerts.events", true,
+      [rule, since, limit](db::session& s) { return list_events(s, rule, since, limit); }, reply,
+      [reply](std::vector<event_row> rows) { reply(json(200, render_events(rows))); });
 }
 
-response from_answer(const db_answer& a) {
-  response r;
-  r.status = a.status;
-  r.body = a.body;
-  if (a.status == 503 || a.status == 504) {
-    r.status = 503;
-    r.headers.emplace_back("Retry-After", "1");
-  }
-  return r;
-}
-
-void tell_manager(const route_env& env, const alert_rule& rule) {
-  if (auto m = env.registry->get_as<alert_manager_actor>("alerts.manager"))
-    caf::anon_send(m, rule_set_atom::value, rule);
-}
-
-void tell_manager_drop(const route_env& env, const std::string& id) {
-  if (auto m = env.registry->get_as<alert_manager_actor>("alerts.manager"))
-    caf::anon_send(m, rule_drop_atom::value, id);
-}
-
-db_answer rule_answer(int status, const alert_rule& r) {
-  db_answer a;
-  a.status = status;
-  a.body = render_rule(r);
-  return a;
-}
-
-db_answer scope_missing(const alert_rule& r) {
-  return db::error_answer(404, r.scope == scope_kind::device ? "device_not_found"
-                                                             : "household_not_found",
-                          std::string("no ") + to_string(r.scope) + " " + r.scope_id +
-                              " is registered");
-}
-
-db_answer rule_missing(const std::string& id) {
-  return db::error_answer(404, "rule_not_found", "no alert rule " + id);
-}
-
-// Writes (create/update) share this: run, then forward the stored rule to the manager.
-void write_rule(const route_env& env, db_job job, std::shared_ptr<alert_rule> stored,
-                respond_fn done) {
-  run_job(env, std::move(job), [env, stored, done](db_answer a) {
-    // Forward before answering: a client that reads the response can rely on the change
-    // being on its way to the evaluators.
-    if ((a.status == 200 || a.status == 201) && !stored->id.empty())
-      tell_manager(env, *stored);
-    done(from_answer(a));
-  });
-}
-
-std::variant<alert_rule, response> parse_body(const route_env& env,
-                                              const http::routed_request& req) {
-  auto parsed = parse_rule(req.body, env.allowed_hosts);
-  if (auto* e = std::get_if<rule_error>(&parsed))
-    return json_error(400, e->code, e->message);
-  return std::get<alert_rule>(parsed);
+// Binds a handler function to the feature's environment.
+template <class F>
+http::route_handler with_env(env_ptr env, F f) {
+  return [env, f](caf::event_based_actor* self, route_request& req, reply_fn reply) {
+    f(self, env, req, std::move(reply));
+  };
 }
 
 } // namespace
 
-http::feature_handler rules_handler(const http::api_context& ctx) {
-  auto env = env_of(ctx);
-  return [env](http::routed_request&& req, respond_fn done) {
-    if (req.method == "GET") {
-      db_job job;
-      job.label = "alerts.list_rules";
-      job.timeout = env.deadline;
-      job.run = [](db::session& s) {
-        db_answer a;
-        a.body = render_rules(list_rules(s));
-        return a;
-      };
-      return run_job(env, std::move(job), [done](db_answer a) { done(from_answer(a)); });
-    }
-    auto parsed = parse_body(env, req);
-    if (auto* r = std::get_if<response>(&parsed))
-      return done(std::move(*r));
-    auto rule = std::get<alert_rule>(std::move(parsed));
-    auto stored = std::make_shared<alert_rule>();
-    db_job job;
-    job.label = "alerts.create_rule";
-    job.timeout = env.deadline;
-    job.retry_on_disconnect = false;  // an insert that may have committed must not run twice
-    job.run = [rule, stored](db::session& s) {
-      auto w = create_rule(s, rule);
-      if (w.scope_missing)
-        return scope_missing(rule);
-      *stored = *w.stored;
-      return rule_answer(201, *stored);
-    };
-    write_rule(env, std::move(job), stored, std::move(done));
-  };
-}
-
-http::feature_handler rule_handler(const http::api_context& ctx) {
-  auto env = env_of(ctx);
-  return [env](http::routed_request&& req, respond_fn done) {
-    auto id = http::normalize_uuid(req.id);
-    if (!id)
-      return done(json_error(400, "invalid_rule_id", "rule id '" + req.id + "' is not a UUID"));
-    if (req.method == "GET") {
-      db_job job;
-      job.label = "alerts.get_rule";
-      job.timeout = env.deadline;
-      job.run = [id = *id](db::session& s) {
-        auto r = get_rule(s, id);
-        return r ? rule_answer(200, *r) : rule_missing(id);
-      };
-      return run_job(env, std::move(job), [done](db_answer a) { done(from_answer(a)); });
-    }
-    if (req.method == "DELETE") {
-      db_job job;
-      job.label = "alerts.delete_rule";
-      job.timeout = env.deadline;
-      job.run = [id = *id](db::session& s) {
-        if (!delete_rule(s, id))
-          return rule_missing(id);
-        db_answer a;
-        a.status = 204;
-        return a;
-      };
-      return run_job(env, std::move(job), [env, id = *id, done](db_answer a) {
-        if (a.status == 204)
-          tell_manager_drop(env, id);
-        done(from_answer(a));
-      });
-    }
-    // PUT replaces the whole definition (same validation as POST).
-    auto parsed = parse_body(env, req);
-    if (auto* r = std::get_if<response>(&parsed))
-      return done(std::move(*r));
-    auto rule = std::get<alert_rule>(std::move(parsed));
-    auto stored = std::make_shared<alert_rule>();
-    db_job job;
-    job.label = "alerts.update_rule";
-    job.timeout = env.deadline;
-    job.retry_on_disconnect = false;
-    job.run = [id = *id, rule, stored](db::session& s) {
-      auto w = update_rule(s, id, rule);
-      if (w.rule_missing)
-        return rule_missing(id);
-      if (w.scope_missing)
-        return scope_missing(rule);
-      *stored = *w.stored;
-      return rule_answer(200, *stored);
-    };
-    write_rule(env, std::move(job), stored, std::move(done));
-  };
-}
-
-http::feature_handler events_handler(const http::api_context& ctx) {
-  auto env = env_of(ctx);
-  return [env](http::routed_request&& req, respond_fn done) {
-    if (!req.bad_query.empty())
-      return done(json_error(400, "bad_query", req.bad_query));
-    std::optional<std::string> rule_id;
-    std::optional<std::int64_t> since;
-    int limit = 100;
-    for (auto& [k, v] : req.query) {
-      if (k == "rule_id") {
-        rule_id = http::normalize_uuid(v);
-        if (!rule_id)
-          return done(json_error(400, "invalid_rule_id", "rule_id '" + v + "' is not a UUID"));
-      } else if (k == "since") {
-        since = parse_rfc3339(v);
-        if (!since)
-          return done(json_error(400, "invalid_since",
-                                 "since '" + v + "' is not an RFC 3339 timestamp"));
-      } else if (k == "limit") {
-        char* end = nullptr;
-        long n = std::strtol(v.c_str(), &end, 10);
-        if (v.empty() || *end != '\0' || n < 1 || n > 1000)
-          return done(json_error(400, "invalid_limit", "limit must be an integer from 1 to 1000"));
-        limit = static_cast<int>(n);
-      } else {
-        return done(json_error(400, "unknown_parameter", "unknown query parameter '" + k + "'"));
-      }
-    }
-    db_job job;
-    job.label = "alerts.events";
-    job.timeout = env.deadline;
-    job.run = [rule_id, since, limit](db::session& s) {
-      db_answer a;
-      a.body = render_events(list_events(s, rule_id, since, limit));
-      return a;
-    };
-    run_job(env, std::move(job), [done](db_answer a) { done(from_answer(a)); });
-  };
+void add_alert_routes(http::route_table& table, env_ptr env) {
+  table.add(make("GET", "/alerts/rules", "alert_rules", with_env(env, list)));
+  table.add(make("POST", "/alerts/rules", "alert_rules", with_env(env, create)));
+  table.add(make("GET", "/alerts/rules/{id}", "alert_rule", with_env(env, read)));
+  table.add(make("PUT", "/alerts/rules/{id}", "alert_rule", with_env(env, update)));
+  table.add(make("DELETE", "/alerts/rules/{id}", "alert_rule", with_env(env, remove)));
+  table.add(make("GET", "/alerts/events", "alert_events", with_env(env, events)));
 }
 
 } // namespace joule::rules

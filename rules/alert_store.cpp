@@ -47,17 +47,12 @@ alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
         job.retry_on_disconnect = true;
         job.run = [change = std::move(change), result](db::session& s) {
           *result = save_state(s, change.rule_id, change.expected_seq, change.next, change.notes);
-          return db_answer{};
+          return std::any{};
         };
         self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
             .then(
-                [self, rp, result, has_notes](db_answer& a) mutable {
+                [self, rp, result, has_notes](db_done&) mutable {
                   auto& st = self->state;
-                  if (a.status != 200) {
-                    ++st.failures;
-                    deliver_failure(rp, a.body);
-                    return;
-                  }
                   if (!result->applied) {
                     ++st.conflicts;
                     rp.deliver(save_outcome{save_outcome::conflict, result->current, {}});
@@ -70,7 +65,7 @@ alert_store(alert_store_actor::stateful_pointer<alert_store_state> self,
                 },
                 [self, rp](caf::error& err) mutable {
                   ++self->state.failures;
-                  deliver_failure(rp, self->system().render(err));
+                  deliver_failure(rp, failure_of(err).message);
                 });
         return rp;
       },

@@ -6,14 +6,13 @@
 #include <algorithm>
 
 #include "rules/alert_manager.hpp"
-#include "rules/alert_routes.hpp"
 #include "rules/notifier.hpp"
 
 namespace joule::rules {
 
 std::vector<child_spec> alert_children(const config::settings& s,
                                        std::shared_ptr<service_registry> registry) {
-  auto pool = [registry] { return registry->get_as<db_pool_actor>("db_pool"); };
+  auto pool = [registry] { return registry->get<db_pool_actor>(); };
   std::vector<child_spec> out;
   // The notifier first: the supervisor stops children in reverse order, so evaluators stop
   // producing before the notifier stops delivering (what is left stays in the outbox).
@@ -31,28 +30,21 @@ std::vector<child_spec> alert_children(const config::settings& s,
   // crashed instance's deliveries resume quickly.
   nc.lease = 2 * s.alerts_webhook_timeout + std::chrono::seconds(5);
   nc.poll_interval = std::min(std::chrono::milliseconds(500), s.alerts_feed_interval);
-  out.push_back({"alerts.notifier", [nc, pool](caf::actor_system& sys) {
-                   return caf::actor_cast<caf::actor>(
-                       sys.spawn(notifier, nc, pool, webhook_sender{}));
-                 }});
+  out.push_back(supervise<notifier_actor>("alerts.notifier", [nc, pool](caf::actor_system& sys) {
+    return sys.spawn(notifier, nc, pool, webhook_sender{});
+  }));
   alert_manager_config mc;
   mc.feed.interval = s.alerts_feed_interval;
   mc.feed.job_timeout = std::max(s.db_request_deadline, s.alerts_feed_interval * 5);
   mc.save_timeout = s.db_request_deadline + std::chrono::seconds(1);
   auto nudge = [registry] {
-    if (auto n = registry->get_as<notifier_actor>("alerts.notifier"))
+    if (auto n = registry->get<notifier_actor>())
       caf::anon_send(n, nudge_atom::value);
   };
-  out.push_back({"alerts.manager", [mc, pool, nudge](caf::actor_system& sys) {
-                   return caf::actor_cast<caf::actor>(sys.spawn(alert_manager, mc, pool, nudge));
-                 }});
+  out.push_back(supervise<alert_manager_actor>(
+      "alerts.manager",
+      [mc, pool, nudge](caf::actor_system& sys) { return sys.spawn(alert_manager, mc, pool, nudge); }));
   return out;
-}
-
-void install_alert_routes(http::api_context& ctx) {
-  ctx.alert_rules = rules_handler(ctx);
-  ctx.alert_rule = rule_handler(ctx);
-  ctx.alert_events = events_handler(ctx);
 }
 
 } // namespace joule::rules

@@ -96,12 +96,12 @@ void run_cycle(self_ptr self) {
   job.timeout = st.cfg.job_timeout;
   job.run = [req, data](db::session& s) {
     *data = read_feed(s, *req);
-    return db_answer{};
+    return std::any{};
   };
   auto started = std::chrono::steady_clock::now();
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, data, started](db_answer& a) {
+          [self, data, started](db_done&) {
             auto& st = self->state;
             st.running = false;
             ++st.cycles;
@@ -117,14 +117,6 @@ void run_cycle(self_ptr self) {
                 .get_gauge("joule_alert_feed_last_cycle_seconds",
                            "Duration of the latest bucket feed cycle")
                 .set(st.last_duration_ms / 1000.0);
-            if (a.status != 200) {
-              ++st.failures;
-              metrics::global()
-                  .get_counter("joule_alert_feed_failures_total", "Bucket feed cycles that failed")
-                  .inc();
-              log(log_level::warn, "alerts", "bucket feed cycle failed: " + a.body);
-              return;
-            }
             st.last_db_now = data->db_now;
             distribute(self, *data);
           },
@@ -132,8 +124,10 @@ void run_cycle(self_ptr self) {
             auto& st = self->state;
             st.running = false;
             ++st.failures;
-            log(log_level::warn, "alerts",
-                "bucket feed cycle failed: " + self->system().render(err));
+            metrics::global()
+                .get_counter("joule_alert_feed_failures_total", "Bucket feed cycles that failed")
+                .inc();
+            log(log_level::warn, "alerts", "bucket feed cycle failed: " + failure_of(err).message);
           });
 }
 

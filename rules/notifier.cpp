@@ -111,17 +111,13 @@ void claim(self_ptr self) {
   job.run = [out, busy, capacity, lease = st.cfg.lease.count()](db::session& s) {
     out->items = claim_due(s, busy, capacity, lease);
     out->depth = outbox_depth(s);
-    return db_answer{};
+    return std::any{};
   };
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, out](db_answer& a) {
+          [self, out](db_done&) {
             auto& st = self->state;
             st.claiming = false;
-            if (a.status != 200) {
-              log(log_level::warn, "alerts", "outbox claim failed: " + a.body);
-              return;
-            }
             st.outbox_depth = out->depth.first;
             metrics::global()
                 .get_gauge("joule_alert_outbox_depth", "Notifications waiting for delivery")
@@ -146,7 +142,7 @@ void claim(self_ptr self) {
           [self](caf::error& err) {
             self->state.claiming = false;
             log(log_level::warn, "alerts",
-                "outbox claim failed: " + self->system().render(err));
+                "outbox claim failed: " + failure_of(err).message);
           });
 }
 
@@ -159,20 +155,20 @@ void record(self_ptr self, attempt_record rec) {
   job.timeout = self->state.cfg.job_timeout;
   job.run = [rec](db::session& s) {
     record_attempt(s, rec);
-    return db_answer{};
+    return std::any{};
   };
   auto id = rec.alert_id;
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, id](db_answer& a) {
+          [self, id](db_done&) {
             self->state.held.erase(id);
-            if (a.status != 200)
-              log(log_level::warn, "alerts",
-                  "recording delivery of " + id + " failed (it will be retried): " + a.body);
             claim(self);
           },
-          [self, id](caf::error&) {
+          [self, id](caf::error& err) {
             self->state.held.erase(id);
+            log(log_level::warn, "alerts",
+                "recording delivery of " + id +
+                    " failed (it will be retried): " + failure_of(err).message);
             claim(self);
           });
 }

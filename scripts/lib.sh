@@ -41,7 +41,7 @@ build_joule() {
 # checkouts on one machine never collide.
 free_port() {
   local salt=$1
-  local base=$(( 20000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % 30000 ))
+  local base=$(( 20000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % 30000 + ${2:-0} ))
   local p
   for ((p = base; p < base + 500; p++)); do
     if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
@@ -67,10 +67,17 @@ start_postgres() {
     mkdir -p "$JOULE_PG_DIR"; chown postgres:postgres "$JOULE_PG_DIR"; chmod 700 "$JOULE_PG_DIR"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$JOULE_PG_DIR" -U joule --auth=trust -E UTF8 >/dev/null
   fi
-  local opts="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$JOULE_PG_DIR"
-  opts+=" -c max_connections=200 -c shared_buffers=512MB -c timezone=UTC"
-  for o in "$@"; do opts+=" -c $o"; done
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_DIR" -l "$JOULE_PG_DIR/server.log" -o "$opts" -w -t 60 start >/dev/null
+  # Another process may take the probed port before PostgreSQL binds it: try further ports.
+  local attempt
+  for attempt in 0 1 2 3 4; do
+    ((attempt == 0)) || PGPORT=$(free_port "pg-$name" $((attempt * 37)))
+    local opts="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$JOULE_PG_DIR"
+    opts+=" -c max_connections=200 -c shared_buffers=512MB -c timezone=UTC"
+    for o in "$@"; do opts+=" -c $o"; done
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_DIR" -l "$JOULE_PG_DIR/server.log" \
+      -o "$opts" -w -t 60 start >/dev/null && break
+    ((attempt < 4)) || { log "PostgreSQL did not start (see $JOULE_PG_DIR/server.log)"; return 1; }
+  done
   export PGPORT JOULE_PG_DIR
   log "PostgreSQL on 127.0.0.1:$PGPORT (data $JOULE_PG_DIR)"
 }

@@ -1,4 +1,6 @@
-// The cache broker under the deterministic scheduler: single-flight, hits, the breaker.
+// The cache broker under the deterministic scheduler: single-flight, hits, the breaker. Each
+// read is played by a client actor doing what the HTTP side does: get; on a miss compute the
+// answer on the (mock) pool and put it back.
 #include <gtest/gtest.h>
 
 #include <caf/event_based_actor.hpp>
@@ -60,7 +62,7 @@ caf::behavior mock_pool(caf::event_based_actor* self, std::shared_ptr<world> w) 
       },
       [w](release_atom) {
         for (auto& rp : w->pool_jobs)
-          rp.deliver(db_answer{200, w->pool_body, false, {}});
+          rp.deliver(db_done{std::any(w->pool_body)});
         w->pool_jobs.clear();
       },
   };
@@ -72,27 +74,51 @@ cache::cache_config local_off() {
   return cfg;
 }
 
+struct answer {
+  std::string body;
+  cache_outcome outcome = cache_outcome::bypass;
+};
+
+// One read as the HTTP side does it.
+void client(caf::event_based_actor* self, cache_actor broker, caf::actor pool, std::string key,
+            std::shared_ptr<std::vector<answer>> out) {
+  self->request(broker, caf::infinite, get_atom::value, key)
+      .then(
+          [self, broker, pool, key, out](cache_lookup& l) {
+            if (l.found) {
+              out->push_back({l.body, l.outcome});
+              return;
+            }
+            EXPECT_TRUE(l.compute);
+            auto outcome = l.outcome;
+            db_job job;
+            self->request(pool, caf::infinite, std::move(job))
+                .then(
+                    [self, broker, key, out, outcome](db_done& d) {
+                      auto body = std::any_cast<std::string>(d.value);
+                      self->send(broker, put_atom::value, key, body, false);
+                      out->push_back({body, outcome});
+                    },
+                    [](caf::error&) { ADD_FAILURE() << "the mock pool failed"; });
+          },
+          [out](caf::error&) { out->push_back({"error", cache_outcome::bypass}); });
+}
+
 struct CacheBroker : ::testing::Test, deterministic {
   std::shared_ptr<world> w = std::make_shared<world>();
   cache_actor broker;
   caf::actor pool_handle;
-  std::vector<cache_answer> answers;
+  std::shared_ptr<std::vector<answer>> got = std::make_shared<std::vector<answer>>();
+  std::vector<answer>& answers = *got;
 
   void start(cache::cache_config cfg = local_off()) {
-    auto pool = caf::actor_cast<db_pool_actor>(keep(sys->spawn(mock_pool, w)));
-    pool_handle = caf::actor_cast<caf::actor>(pool);
+    pool_handle = keep(sys->spawn(mock_pool, w));
     auto spawn_redis = [this](int) { return keep(sys->spawn(mock_redis, w)); };
-    broker = keep(sys->spawn(cache::cache_broker, cfg, spawn_redis, [pool] { return pool; }));
+    broker = keep(sys->spawn(cache::cache_broker, cfg, spawn_redis));
     run();
   }
 
-  void read(const std::string& key) {
-    cached_read r;
-    r.key = key;
-    r.job.run = [](db::session&) -> db_answer { throw std::logic_error("mock pool runs nothing"); };
-    r.reply = [this](cache_answer a) { answers.push_back(std::move(a)); };
-    caf::anon_send(broker, std::move(r));
-  }
+  void read(const std::string& key) { keep(sys->spawn(client, broker, pool_handle, key, got)); }
 
   void answer_pool(const std::string& body) {
     w->pool_body = body;
@@ -111,7 +137,7 @@ TEST_F(CacheBroker, HundredConcurrentMissesMakeOneDatabaseQuery) {
   answer_pool("{\"v\":1}");
   ASSERT_EQ(answers.size(), 100u);
   for (auto& a : answers) {
-    EXPECT_EQ(a.answer.body, "{\"v\":1}");
+    EXPECT_EQ(a.body, "{\"v\":1}");
     EXPECT_EQ(a.outcome, cache_outcome::miss);
   }
   EXPECT_EQ(w->puts, 1);
@@ -202,7 +228,7 @@ TEST_F(CacheBroker, NearCacheAnswersHotKeysWithoutRedisForLocalTtl) {
   EXPECT_EQ(w->gets, gets) << "hot key answered in-process";
   ASSERT_EQ(answers.size(), 11u);
   EXPECT_EQ(answers.back().outcome, cache_outcome::hit);
-  EXPECT_EQ(answers.back().answer.body, "v1");
+  EXPECT_EQ(answers.back().body, "v1");
   // After local_ttl the near cache lets go; Redis (which has it) answers again.
   sched->advance_time(std::chrono::milliseconds(1001));
   run();
@@ -210,6 +236,43 @@ TEST_F(CacheBroker, NearCacheAnswersHotKeysWithoutRedisForLocalTtl) {
   run();
   EXPECT_EQ(w->gets, gets + 1);
   EXPECT_EQ(answers.back().outcome, cache_outcome::hit);
+}
+
+TEST_F(CacheBroker, AFailedComputationReachesEveryWaiterAndIsNotCached) {
+  start();
+  for (int i = 0; i < 3; ++i)
+    read("k");
+  run();
+  ASSERT_EQ(w->pool_jobs.size(), 1u);
+  caf::anon_send(broker, drop_atom::value, std::string("k"),
+                 make_error(errc::unavailable, "db_unavailable", "down"));
+  run();
+  ASSERT_EQ(answers.size(), 2u) << "the two waiters get the computing caller's error";
+  EXPECT_EQ(answers[0].body, "error");
+  EXPECT_EQ(w->puts, 0);
+  // The key is free again: the next reader computes it anew.
+  read("k");
+  run();
+  EXPECT_EQ(w->pool_jobs.size(), 2u);
+}
+
+TEST_F(CacheBroker, WaitersAreReleasedWhenTheComputingCallerVanishes) {
+  auto cfg = local_off();
+  cfg.flight_timeout = std::chrono::milliseconds(3000);
+  start(cfg);
+  read("k");
+  read("k");
+  run();
+  ASSERT_EQ(w->pool_jobs.size(), 1u);
+  EXPECT_TRUE(answers.empty());
+  sched->advance_time(std::chrono::milliseconds(3000));
+  run();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].body, "error");
+  // A late answer from the computing caller is still stored and served.
+  answer_pool("late");
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].body, "late");
 }
 
 TEST(CacheTtl, JitterStaysWithinTheConfiguredBand) {

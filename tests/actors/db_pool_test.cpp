@@ -31,24 +31,44 @@ caf::behavior mock_worker(caf::event_based_actor* self, int index,
       },
       [index, log](finish_atom, std::size_t job, const std::string& body) {
         if (log->running[job].first == index)
-          log->running[job].second.deliver(db_answer{200, body, false, {}});
+          log->running[job].second.deliver(db_done{std::any(body)});
       },
   };
+}
+
+// What a caller got: a body, or the error's slug.
+struct outcome {
+  bool ok = false;
+  std::string body;  // the job's value, or the failure slug
+  errc code = errc::internal;
+};
+
+void asker(caf::event_based_actor* self, db_pool_actor pool, db_job job,
+           std::shared_ptr<std::vector<outcome>> out) {
+  self->request(pool, caf::infinite, std::move(job))
+      .then([out](db_done& d) { out->push_back({true, std::any_cast<std::string>(d.value)}); },
+            [out](caf::error& e) {
+              auto f = failure_of(e);
+              out->push_back({false, f.slug, f.code});
+            });
 }
 
 struct DbPool : ::testing::Test, deterministic {
   std::shared_ptr<worker_log> log = std::make_shared<worker_log>();
   db_pool_actor pool;
   // Shared with the one-shot askers, which may still run while the fixture is torn down.
-  std::shared_ptr<std::vector<db_answer>> got = std::make_shared<std::vector<db_answer>>();
-  std::vector<db_answer>& answers = *got;
+  std::shared_ptr<std::vector<outcome>> got = std::make_shared<std::vector<outcome>>();
+  std::vector<outcome>& answers = *got;
 
   void start(int size, std::size_t queue_limit) {
     auto spawn_worker = [this](int i) {
       log->workers.push_back(keep(sys->spawn(mock_worker, i, log)));
       return caf::actor_cast<db_worker_actor>(log->workers.back());
     };
-    pool = keep(sys->spawn(db::db_pool, db::db_pool_config{size, queue_limit}, spawn_worker));
+    db::db_pool_config cfg;
+    cfg.size = size;
+    cfg.queue_limit = queue_limit;
+    pool = keep(sys->spawn(db::db_pool, cfg, spawn_worker));
     run();
   }
 
@@ -61,7 +81,7 @@ struct DbPool : ::testing::Test, deterministic {
   void submit(std::chrono::milliseconds timeout) {
     db_job job;
     job.timeout = timeout;
-    db::ask_pool(*sys, pool, job, [out = got](db_answer a) { out->push_back(std::move(a)); });
+    keep(sys->spawn(asker, pool, job, got));
     run();
   }
 };
@@ -75,13 +95,15 @@ TEST_F(DbPool, AQueuedJobIsAnsweredAtItsDeadline) {
   sched->advance_time(std::chrono::milliseconds(300));
   run();
   ASSERT_EQ(answers.size(), 1u);
-  EXPECT_EQ(answers[0].status, 504);
-  EXPECT_EQ(answers[0].error_code, "db_timeout");
+  EXPECT_FALSE(answers[0].ok);
+  EXPECT_EQ(answers[0].code, errc::timeout);
+  EXPECT_EQ(answers[0].body, "db_timeout");
   // When the worker frees up, the expired job is not run.
   finish(0, "ok");
   EXPECT_EQ(log->running.size(), 1u);
   ASSERT_EQ(answers.size(), 2u);
-  EXPECT_EQ(answers[1].status, 200);
+  EXPECT_TRUE(answers[1].ok);
+  EXPECT_EQ(answers[1].body, "ok");
 }
 
 TEST_F(DbPool, ARunningJobIsAnsweredAtItsDeadlineAndItsWorkerStaysBusy) {
@@ -90,7 +112,7 @@ TEST_F(DbPool, ARunningJobIsAnsweredAtItsDeadlineAndItsWorkerStaysBusy) {
   sched->advance_time(std::chrono::milliseconds(500));
   run();
   ASSERT_EQ(answers.size(), 1u);
-  EXPECT_EQ(answers[0].status, 504);
+  EXPECT_EQ(answers[0].code, errc::timeout);
   submit(std::chrono::seconds(5));
   EXPECT_EQ(log->running.size(), 1u) << "the worker is still running the first query";
   finish(0, "late");
@@ -103,8 +125,8 @@ TEST_F(DbPool, AFullQueueAnswers503AtOnce) {
   for (int i = 0; i < 4; ++i)
     submit(std::chrono::seconds(5));  // 1 running + 2 queued + 1 rejected
   ASSERT_EQ(answers.size(), 1u);
-  EXPECT_EQ(answers[0].status, 503);
-  EXPECT_EQ(answers[0].error_code, "overloaded");
+  EXPECT_EQ(answers[0].code, errc::overloaded);
+  EXPECT_EQ(answers[0].body, "overloaded");
 }
 
 TEST_F(DbPool, JobsSpreadOverIdleWorkers) {

@@ -30,7 +30,10 @@ caf::behavior mock_worker(caf::event_based_actor* self, std::shared_ptr<jobs_see
       },
       [seen](finish_atom, int status) {
         for (auto& rp : seen->pending)
-          rp.deliver(db_answer{status, "{}", false, {}});
+          if (status == 200)
+            rp.deliver(db_done{});
+          else
+            rp.deliver(make_error(errc::unavailable, "db_unavailable", "down"));
         seen->pending.clear();
       },
   };

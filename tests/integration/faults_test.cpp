@@ -148,7 +148,7 @@ db_job sleep_job(double seconds, std::chrono::milliseconds timeout) {
   job.run = [seconds](db::session& s) {
     pqxx::nontransaction q{s.conn()};
     q.exec("SELECT pg_sleep(" + std::to_string(seconds) + ")");
-    return db_answer{200, "slept", false, {}};
+    return std::any(std::string("slept"));
   };
   return job;
 }
@@ -160,7 +160,7 @@ TEST_F(Faults, ASlowQueryOccupiesOneWorkerNotTheServer) {
   s.db_statement_timeout = std::chrono::milliseconds(10000);
   app server{s};
   server.start();
-  auto pool = server.registry()->get_as<db_pool_actor>("db_pool");
+  auto pool = server.registry()->get<db_pool_actor>();
   caf::anon_send(pool, sleep_job(3.0, std::chrono::milliseconds(5000)));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   double worst = 0;
@@ -177,19 +177,16 @@ TEST_F(Faults, AJobIsAnsweredAtItsDeadlineEvenIfTheQueryRunsOn) {
   s.db_statement_timeout = std::chrono::milliseconds(10000);
   app server{s};
   server.start();
-  auto pool = server.registry()->get_as<db_pool_actor>("db_pool");
+  auto pool = server.registry()->get<db_pool_actor>();
   caf::scoped_actor self{server.system()};
   auto t0 = std::chrono::steady_clock::now();
-  db_answer answer;
+  std::optional<failure> answer;
   self->request(pool, std::chrono::seconds(10), sleep_job(2.0, std::chrono::milliseconds(300)))
-      .receive([&](db_answer& a) { answer = a; },
-               [&](caf::error& e) {
-                 answer.status = -1;
-                 answer.body = server.system().render(e);
-               });
+      .receive([&](db_done&) {}, [&](caf::error& e) { answer = failure_of(e); });
   auto waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_EQ(answer.status, 504) << answer.body;
-  EXPECT_EQ(answer.error_code, "db_timeout");
+  ASSERT_TRUE(answer) << "the job must not succeed";
+  EXPECT_EQ(answer->code, errc::timeout);
+  EXPECT_EQ(answer->slug, "db_timeout");
   EXPECT_LT(waited, 1.0);
   EXPECT_GE(waited, 0.29);
 }

@@ -1,0 +1,126 @@
+#include "http/analytics_routes.hpp"
+
+#include <chrono>
+
+#include "core/interfaces.hpp"
+#include "core/timefmt.hpp"
+#include "http/errors.hpp"
+#include "http/render.hpp"
+
+namespace joule::http {
+namespace {
+
+using env_ptr = std::shared_ptr<const route_env>;
+
+response ok(std::string body, cache_outcome outcome) {
+  response r;
+  r.body = std::move(body);
+  r.headers.emplace_back("X-Cache", to_string(outcome));
+  return r;
+}
+
+std::chrono::milliseconds guard(const route_env& env) {
+  // The pool answers at the deadline itself; the extra second only guards a lost actor.
+  return env.settings.db_request_deadline + std::chrono::seconds(1);
+}
+
+// Asks the cache for `key`; on a miss this caller computes the answer with the typed `query`
+// on the DB pool, renders it with `render`, and hands the body back to the cache (which passes
+// it to everyone who asked for the key meanwhile).
+template <class Query, class Result, class Render>
+void cached(caf::event_based_actor* self, const env_ptr& env, std::string key, Query query,
+            Render render, reply_fn reply) {
+  auto pool = env->registry->get<db_pool_actor>();
+  if (!pool)
+    return reply(starting_response());
+  auto cache = env->registry->get<cache_actor>();
+  auto compute = [self, env, pool, cache, key, query, render, reply](cache_outcome outcome) {
+    self->request(pool, guard(*env), query)
+        .then(
+            [self, cache, key, render, reply, outcome](Result& r) {
+              auto body = render(r);
+              if (cache)
+                self->send(cache, put_atom::value, key, body, r.meta.live);
+              reply(ok(std::move(body), outcome));
+            },
+            [self, cache, key, reply](caf::error& e) {
+              if (cache)
+                self->send(cache, drop_atom::value, key, e);
+              reply(error_response(e));
+            });
+  };
+  if (!cache)
+    return compute(cache_outcome::bypass);
+  self->request(cache, guard(*env), get_atom::value, key)
+      .then(
+          [reply, compute](cache_lookup& l) {
+            if (l.found)
+              reply(ok(std::move(l.body), l.outcome));
+            else
+              compute(l.outcome);
+          },
+          [reply, compute](caf::error& e) {
+            // The broker itself failed (restarting): answer from the database.
+            if (e.category() != caf::atom("joule"))
+              return compute(cache_outcome::bypass);
+            reply(error_response(e));
+          });
+}
+
+limits limits_of(const route_env& env) {
+  return {env.settings.api_max_points, env.settings.api_top_limit_max};
+}
+
+std::string raw_suffix(const route_env& env) { return env.settings.api_read_raw ? ":raw" : ""; }
+
+route series_route(const char* pattern, const char* name, series_kind kind, env_ptr env) {
+  route r;
+  r.method = "GET";
+  r.pattern = pattern;
+  r.name = name;
+  r.handler = [env, kind, name](caf::event_based_actor* self, route_request& req, reply_fn reply) {
+    const bool energy = kind == series_kind::household_energy;
+    auto now = now_micros();
+    auto parsed = energy ? parse_energy(req.params, now, limits_of(*env))
+                         : parse_power(req.params, now, limits_of(*env));
+    if (auto* e = std::get_if<api_error>(&parsed))
+      return reply(error_response(*e));
+    auto q = std::get<series_query>(parsed);
+    q.kind = kind;
+    auto& query = req.params.query;
+    std::string step = query.count("step") ? query.at("step") : (energy ? "5m" : "1m");
+    auto key = std::string(name) + ":" + q.id + ":" + std::to_string(q.start) + ":" +
+               std::to_string(q.end) + ":" + step + raw_suffix(*env);
+    auto render = [q, step, energy](const series_result& r) {
+      return energy ? render_energy(q, step, r) : render_power(q, step, r);
+    };
+    cached<series_query, series_result>(self, env, std::move(key), q, render, std::move(reply));
+  };
+  return r;
+}
+
+} // namespace
+
+void add_analytics_routes(route_table& table, std::shared_ptr<const route_env> env) {
+  table.add(series_route("/analytics/households/{id}/energy", "energy",
+                         series_kind::household_energy, env));
+  table.add(series_route("/analytics/devices/{id}/power", "power", series_kind::device_power,
+                         env));
+  route top;
+  top.method = "GET";
+  top.pattern = "/analytics/households/{id}/top-devices";
+  top.name = "top_devices";
+  top.handler = [env](caf::event_based_actor* self, route_request& req, reply_fn reply) {
+    auto parsed = parse_top(req.params, now_micros(), limits_of(*env));
+    if (auto* e = std::get_if<api_error>(&parsed))
+      return reply(error_response(*e));
+    auto q = std::get<top_query>(parsed);
+    auto key = "top:" + q.household_id + ":" + std::to_string(q.start) + ":" +
+               std::to_string(q.limit) + raw_suffix(*env);
+    auto render = [q](const top_result& r) { return render_top(q, r); };
+    cached<top_query, top_result>(self, env, std::move(key), q, render, std::move(reply));
+  };
+  table.add(std::move(top));
+}
+
+} // namespace joule::http

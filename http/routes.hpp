@@ -1,0 +1,83 @@
+#pragma once
+// The route table: features (analytics, ingest, system in http/; alerts in rules/) register
+// their routes here from their own folder; http/ never lists another folder's routes.
+// A route handler runs inside the connection's session actor (`self`), talks to other actors
+// with typed requests and calls `reply` once.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "config/settings.hpp"
+#include "core/registry.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+
+namespace joule::http {
+
+/// Answers the request; call exactly once (later calls are ignored).
+using reply_fn = std::function<void(response)>;
+
+/// A request routed to its handler: the raw request plus the path parameter and query.
+struct route_request {
+  request raw;
+  matched params;
+};
+
+using route_handler =
+    std::function<void(caf::event_based_actor* self, route_request& req, reply_fn reply)>;
+
+/// What every feature's handlers may use: the live actors and the settings.
+struct route_env {
+  std::shared_ptr<service_registry> registry;
+  config::settings settings;
+};
+
+struct route {
+  std::string method;   // GET, POST, PUT, DELETE
+  std::string pattern;  // e.g. "/analytics/households/{id}/energy"; {id} matches one segment
+  std::string name;     // metrics label (bounded set), e.g. "energy"
+  route_handler handler;
+};
+
+class route_table {
+public:
+  void add(route r);
+
+  struct lookup {
+    const route* found = nullptr;  // null: no route for this method and path
+    bool path_known = false;       // the path exists with other methods (405)
+    matched params;
+  };
+  lookup match(const std::string& method, const std::string& target) const;
+
+  const std::vector<route>& routes() const { return routes_; }
+
+private:
+  struct compiled {
+    std::vector<std::string> parts;  // "{id}" is the wildcard
+  };
+  std::vector<route> routes_;
+  std::vector<compiled> compiled_;
+};
+
+/// Runs `table` for every request: routing, 404/405, per-route latency metrics, and a
+/// handler that throws answers 500 for that request only.
+void dispatch(const route_table& table, caf::event_based_actor* self, request&& req,
+              reply_fn reply);
+
+} // namespace joule::http
+
+namespace joule::http {
+
+/// Serves `table` from the HTTP server's I/O threads: each request runs in an actor that
+/// answers through `respond`.
+handler_fn serve(caf::actor_system& sys, std::shared_ptr<const route_table> table);
+
+} // namespace joule::http
