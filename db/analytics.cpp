@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "core/timefmt.hpp"
+#include "db/rollups.hpp"
 #include "db/session.hpp"
 #include "db/watermarks.hpp"
 
@@ -105,17 +106,42 @@ snapshot take_snapshot(session& s, pqxx::transaction_base& q, const char* exists
   return read_snapshot(s, q, exists_column, id, known);
 }
 
-// Splits [start, end) at the watermarks of the given rollups (coarsest first).
-std::vector<tier> plan_tiers(std::int64_t start, std::int64_t end,
-                             const std::vector<std::pair<const char*, std::optional<std::int64_t>>>& levels,
-                             const std::vector<const char*>& tables) {
+// One rollup a query may read, and its watermark (nullopt: never refreshed).
+struct level {
+  const rollup_spec* spec;
+  std::optional<std::int64_t> watermark;
+};
+
+// The rollups a query may read, coarsest first, with their watermarks; none for raw reads.
+using named_watermark = std::pair<const char*, std::optional<std::int64_t>>;
+std::vector<level> levels_for(read_mode mode, std::initializer_list<named_watermark> ls) {
+  std::vector<level> out;
+  if (mode == read_mode::rollups)
+    for (auto& [name, wm] : ls)
+      out.push_back({find_rollup(name), wm});
+  return out;
+}
+
+// Splits [start, end) at the watermarks of the given rollups (coarsest first), so that every
+// answer bucket [t, t + step) is the sum of whole rollup buckets and raw rows, and the answer
+// is the same GROUP BY over raw rows whatever the watermarks are. That needs every tier bound
+// on the rollup's own bucket grid: start and end are aligned to the step (the caller's rule;
+// aligned again here), a rollup is used only if its width divides the step, and each watermark
+// is floored to its width (refreshes only ever write aligned ones; flooring keeps a hand-set
+// value from counting the rollup bucket that straddles it twice, since rows at or above it
+// come from the next tier). Each width must divide the previous one (1 h before 1 m).
+std::vector<tier> plan_tiers(std::int64_t start, std::int64_t end, std::int64_t step,
+                             const std::vector<level>& levels) {
   std::vector<tier> out;
+  start = floor_to(start, step);
+  end = ceil_to(end, step);
   std::int64_t cur = start;
-  for (size_t i = 0; i < levels.size(); ++i) {
-    std::int64_t wm = levels[i].second.value_or(INT64_MIN);
-    std::int64_t hi = std::clamp(wm, cur, end);
+  for (auto& l : levels) {
+    if (!l.spec || step % l.spec->width != 0 || !l.watermark)
+      continue;
+    std::int64_t hi = std::clamp(floor_to(*l.watermark, l.spec->width), cur, end);
     if (hi > cur)
-      out.push_back({levels[i].first, tables[i], cur, hi});
+      out.push_back({l.spec->name, l.spec->table, cur, hi});
     cur = std::max(cur, hi);
   }
   if (end > cur)
@@ -242,10 +268,8 @@ series_result household_energy(session& s, const series_query& qry, read_mode mo
   auto snap = take_snapshot(s, q, "household_id", qry.id, known, {"household_5m"}, one_trip);
   if (!one_trip && !snap.found)
     return {};
-  auto tiers = mode == read_mode::raw
-                   ? plan_tiers(qry.start, qry.end, {}, {})
-                   : plan_tiers(qry.start, qry.end, {{"household_5m", snap.wm_household_5m}},
-                                {"rollup_household_5m"});
+  auto tiers = plan_tiers(qry.start, qry.end, qry.step,
+                          levels_for(mode, {{"household_5m", snap.wm_household_5m}}));
   return run_series(s, q, snap, tiers, "household_id", "household_id", qry.id, qry.step, false);
 }
 
@@ -256,16 +280,10 @@ series_result device_power(session& s, const series_query& qry, read_mode mode,
   auto snap = take_snapshot(s, q, "id", qry.id, known, {"device_1m", "device_1h"}, one_trip);
   if (!one_trip && !snap.found)
     return {};
-  std::vector<tier> tiers;
-  if (mode == read_mode::raw)
-    tiers = plan_tiers(qry.start, qry.end, {}, {});
-  else if (qry.step % hour == 0)
-    tiers = plan_tiers(qry.start, qry.end,
-                       {{"device_1h", snap.wm_device_1h}, {"device_1m", snap.wm_device_1m}},
-                       {"rollup_device_1h", "rollup_device_1m"});
-  else
-    tiers = plan_tiers(qry.start, qry.end, {{"device_1m", snap.wm_device_1m}},
-                       {"rollup_device_1m"});
+  // Hourly steps read the 1 h rollup first (plan_tiers skips it for finer steps), then 1 m.
+  auto tiers = plan_tiers(
+      qry.start, qry.end, qry.step,
+      levels_for(mode, {{"device_1h", snap.wm_device_1h}, {"device_1m", snap.wm_device_1m}}));
   return run_series(s, q, snap, tiers, "device_id", "id", qry.id, qry.step, true);
 }
 
@@ -278,11 +296,11 @@ top_result top_devices(session& s, const top_query& qry, read_mode mode,
                             {"device_1m", "device_1h"}, one_trip);
   if (!one_trip && !snap.found)
     return res;
-  auto tiers = mode == read_mode::raw
-                   ? plan_tiers(qry.start, qry.end, {}, {})
-                   : plan_tiers(qry.start, qry.end,
-                                {{"device_1h", snap.wm_device_1h}, {"device_1m", snap.wm_device_1m}},
-                                {"rollup_device_1h", "rollup_device_1m"});
+  // The window is whole hours (the router's rule, re-applied here): planned with an hourly
+  // step, so both rollups qualify and every tier bound is on their grids.
+  auto tiers = plan_tiers(
+      qry.start, qry.end, hour,
+      levels_for(mode, {{"device_1h", snap.wm_device_1h}, {"device_1m", snap.wm_device_1m}}));
   // Devices are the household's registered devices (as in the design document).
   std::string branches;
   for (size_t i = 0; i < tiers.size(); ++i) {

@@ -81,21 +81,35 @@ series_request parse_series(const matched& m, std::int64_t now, const limits& li
                      "' is not an RFC 3339 timestamp (e.g. 2026-11-27T12:00:00Z)");
     *slot = *t;
   }
-  // Defaults end at the current bucket's end, so repeated dashboard requests share a key.
-  if (!end)
-    end = start ? std::max(*start + q.step, ceil_to(now, q.step)) : ceil_to(now, q.step);
-  if (!start)
-    start = *end - default_span;
-  if (*start >= *end)
+  // An empty request is the caller's mistake, whatever alignment would make of it.
+  if (start && end && *start >= *end)
     return bad("invalid_range", "start (" + format_rfc3339(*start) + ") must be before end (" +
                                     format_rfc3339(*end) + ")");
+  // Bounds are aligned to the step (start down, end up) before anything else: every bucket is
+  // then the whole of [t, t + step), whichever tier serves it (a rollup holds whole buckets
+  // only, so a partial first or last bucket would depend on where the watermarks are), the
+  // answer echoes the range it really covers, and unaligned requests share the cache key of
+  // the aligned one.
+  if (start)
+    start = floor_to(*start, q.step);
+  if (end)
+    end = ceil_to(*end, q.step);
+  // Defaults end at the current bucket's end, so repeated dashboard requests share a key.
+  const std::int64_t current_end = floor_to(now, q.step) + q.step;
+  if (!end)
+    end = start ? std::max(*start + q.step, current_end) : current_end;
+  if (!start)
+    start = *end - default_span;
   q.start = *start;
   q.end = *end;
-  auto points = (ceil_to(*end, q.step) - ceil_to(*start, q.step)) / q.step;
+  // Counted on the aligned range: that is what the query reads and returns.
+  auto points = (q.end - q.start) / q.step;
   if (points > lim.max_points)
-    return bad("range_too_large", "the range holds " + std::to_string(points) + " buckets of " +
-                                      step_text + "; at most " +
-                                      std::to_string(lim.max_points) + " are allowed");
+    return bad("range_too_large", "the range " + format_rfc3339(q.start) + " to " +
+                                      format_rfc3339(q.end) + " holds " +
+                                      std::to_string(points) + " buckets of " + step_text +
+                                      "; at most " + std::to_string(lim.max_points) +
+                                      " are allowed");
   return q;
 }
 
@@ -205,7 +219,8 @@ top_request parse_top(const matched& m, std::int64_t now, const limits& lim) {
                                       std::to_string(lim.top_limit_max));
     q.limit = static_cast<int>(v);
   }
-  // The 24 hourly buckets ending with the current one.
+  // The 24 hourly buckets ending with the current one: aligned to the hour like every series
+  // (see parse_series), so the window holds whole buckets only.
   q.end = floor_to(now, hour) + hour;
   q.start = q.end - 24 * hour;
   return q;
