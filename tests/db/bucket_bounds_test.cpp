@@ -19,6 +19,7 @@
 #include "db/rollups.hpp"
 #include "db/session.hpp"
 #include "http/router.hpp"
+#include "tests/support/route_params.hpp"
 #include "tests/support/pg_test_db.hpp"
 
 using namespace joule;
@@ -184,7 +185,7 @@ protected:
                          std::int64_t lo, std::int64_t hi) {
     auto path = power ? "/analytics/devices/" + id + "/power"
                       : "/analytics/households/" + id + "/energy";
-    auto m = http::match("GET", path + "?step=" + step + "&start=" + format_rfc3339(lo) +
+    auto m = test::analytics_params(path + "?step=" + step + "&start=" + format_rfc3339(lo) +
                                     "&end=" + format_rfc3339(hi));
     auto r = power ? http::parse_power(m, now_, {}) : http::parse_energy(m, now_, {});
     if (auto* e = std::get_if<http::api_error>(&r)) {
@@ -258,7 +259,7 @@ TEST_P(BucketBounds, TopDevicesEqualsRawGroupByOverItsWholeHourWindow) {
   for (auto at : top_nows) {
     for (int h : {0, 1, 2}) {
       auto hid = household(h);
-      auto m = http::match("GET", "/analytics/households/" + hid + "/top-devices?limit=100");
+      auto m = test::analytics_params("/analytics/households/" + hid + "/top-devices?limit=100");
       auto parsed = http::parse_top(m, first_ + at, {});
       ASSERT_TRUE(std::holds_alternative<db::top_query>(parsed));
       auto q = std::get<db::top_query>(parsed);
