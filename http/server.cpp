@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -118,6 +119,12 @@ private:
     r.target = std::string(req.target());
     r.body = std::move(req.body());
     r.content_type = std::string(req[bhttp::field::content_type]);
+    for (auto& f : req)
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    beast::error_code peer_ec;
+    auto peer = stream_.socket().remote_endpoint(peer_ec);
+    if (!peer_ec)
+      r.remote_addr = peer.address().to_string();
     busy_ = true;
     ++srv_.active;
     const auto my_seq = ++seq_;
@@ -208,6 +215,13 @@ private:
 };
 
 } // namespace
+
+std::string request::header(const std::string& name) const {
+  for (auto& [k, v] : headers)
+    if (beast::iequals(k, name))
+      return v;
+  return {};
+}
 
 void server::impl::do_accept() {
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {

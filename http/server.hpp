@@ -18,6 +18,11 @@ struct request {
   std::string target;  // path and query, still percent-encoded
   std::string body;
   std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received
+  std::string remote_addr;                                   // the peer's IP address
+
+  /// The first header named `name` (case-insensitive), or "".
+  std::string header(const std::string& name) const;
 };
 
 struct response {
