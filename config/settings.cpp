@@ -31,33 +31,29 @@ bool parse_int64(const std::string& text, std::int64_t& out) {
 }
 
 // Builders for the option table: each binds a key to one member with bounds.
-option int_option(std::string key, std::string desc, int settings::*member, int lo, int hi) {
+template <class Int>
+option integer_option(std::string key, std::string desc, Int settings::*member, std::int64_t lo,
+                      std::int64_t hi, const char* unit) {
   return {std::move(key), std::move(desc),
           [member](const settings& s) { return std::to_string(s.*member); },
-          [member, lo, hi](settings& s, const std::string& v) -> std::string {
+          [member, lo, hi, unit](settings& s, const std::string& v) -> std::string {
             std::int64_t n = 0;
             if (!parse_int64(v, n))
-              return "expected an integer, got '" + v + "'";
+              return std::string("expected an integer") + unit + ", got '" + v + "'";
             if (n < lo || n > hi)
               return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-            s.*member = static_cast<int>(n);
+            s.*member = static_cast<Int>(n);
             return {};
           }};
 }
 
+option int_option(std::string key, std::string desc, int settings::*member, int lo, int hi) {
+  return integer_option(std::move(key), std::move(desc), member, lo, hi, "");
+}
+
 option size_option(std::string key, std::string desc, std::int64_t settings::*member,
                    std::int64_t lo, std::int64_t hi) {
-  return {std::move(key), std::move(desc),
-          [member](const settings& s) { return std::to_string(s.*member); },
-          [member, lo, hi](settings& s, const std::string& v) -> std::string {
-            std::int64_t n = 0;
-            if (!parse_int64(v, n))
-              return "expected an integer (bytes), got '" + v + "'";
-            if (n < lo || n > hi)
-              return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-            s.*member = n;
-            return {};
-          }};
+  return integer_option(std::move(key), std::move(desc), member, lo, hi, " (bytes)");
 }
 
 option bool_option(std::string key, std::string desc, bool settings::*member) {

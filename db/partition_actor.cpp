@@ -1,5 +1,10 @@
 #include "db/partition_actor.hpp"
 
+#include <caf/actor_system.hpp>
+
+#include "db/db_worker.hpp"
+#include "db/session.hpp"
+
 #include <caf/typed_event_based_actor.hpp>
 
 #include "core/log.hpp"
@@ -50,6 +55,17 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
                std::to_string(st.created) + ",\"failures\":" + std::to_string(st.failures) + "}";
       },
   };
+}
+
+partition_actor spawn_partition_keeper(caf::actor_system& sys, const config::settings& s) {
+  partition_config pc;
+  pc.interval_us = s.partition_interval.count() * 1000;
+  pc.ahead = s.partitions_ahead;
+  pc.behind = s.partitions_behind;
+  pc.check_interval = s.partition_check_interval;
+  auto worker = sys.spawn<caf::detached>(
+      db_worker, worker_config(s, "partitions", std::chrono::milliseconds{0}));
+  return sys.spawn(partition_keeper, pc, worker);
 }
 
 } // namespace joule::db

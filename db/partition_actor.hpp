@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "config/settings.hpp"
 #include "core/interfaces.hpp"
 
 namespace joule::db {
@@ -22,6 +23,9 @@ struct partition_state {
   std::uint64_t created = 0;
   std::uint64_t failures = 0;
 };
+
+/// Spawns the keeper with its own (detached) worker, from partition.* settings.
+partition_actor spawn_partition_keeper(caf::actor_system& sys, const config::settings& s);
 
 partition_actor::behavior_type
 partition_keeper(partition_actor::stateful_pointer<partition_state> self, partition_config cfg,

@@ -1,8 +1,11 @@
 #include "db/telemetry_writer.hpp"
 
+#include <caf/actor_system.hpp>
+
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "db/db_worker.hpp"
+#include "db/session.hpp"
 #include "db/telemetry_store.hpp"
 
 namespace joule::db {
@@ -30,9 +33,7 @@ writer_metrics& m() {
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  for (size_t w = 0; w < st.workers.size() && !st.pending.empty(); ++w) {
-    if (st.busy[w])
-      continue;
+  for (auto w = st.workers.idle(); w && !st.pending.empty(); w = st.workers.idle()) {
     // Take whole batches up to the per-commit bound (always at least one).
     auto group = std::make_shared<std::vector<telemetry_writer_state::queued>>();
     std::size_t rows = 0;
@@ -56,7 +57,6 @@ void dispatch(self_ptr self) {
       *outcomes = write_batches(s, batches);
       return std::any{};
     };
-    st.busy[w] = true;
     auto started = std::chrono::steady_clock::now();
     // Each batch's own outcome when the transaction committed, the shared error otherwise.
     auto reply_all = [group, outcomes, started](self_ptr self, const caf::error* err) {
@@ -81,15 +81,16 @@ void dispatch(self_ptr self) {
       self->state.rows_written += written;
       m().rows.inc(written);
     };
-    self->request(st.workers[w], caf::infinite, std::move(job))
+    auto worker = st.workers.acquire(*w);
+    self->request(worker, caf::infinite, std::move(job))
         .then(
-            [self, w, reply_all](db_done&) {
-              self->state.busy[w] = false;
+            [self, w = *w, worker, reply_all](db_done&) {
+              self->state.workers.release(w, worker);
               reply_all(self, nullptr);
               dispatch(self);
             },
-            [self, w, reply_all](caf::error& e) {
-              self->state.busy[w] = false;
+            [self, w = *w, worker, reply_all](caf::error& e) {
+              self->state.workers.release(w, worker);
               if (e.category() != caf::atom("joule"))
                 e = make_error(errc::unavailable, "db_unavailable", "the writer failed; retry");
               reply_all(self, &e);
@@ -106,11 +107,8 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
   auto& st = self->state;
   st.cfg = cfg;
   m();  // register the metrics now, so /metrics lists them from the start
-  for (int i = 0; i < workers; ++i) {
-    st.workers.push_back(spawn_worker(i));
-    st.busy.push_back(false);
-    self->link_to(st.workers.back());
-  }
+  for (int i = 0; i < workers; ++i)
+    self->link_to(st.workers.all()[st.workers.add(spawn_worker(i))]);
   return {
       [self](ingest_batch& b) -> caf::typed_response_promise<ingest_receipt> {
         auto& st = self->state;
@@ -136,6 +134,15 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
                std::to_string(st.rejected_overload) + "}";
       },
   };
+}
+
+telemetry_writer_actor spawn_telemetry_writer(caf::actor_system& sys, const config::settings& s) {
+  writer_config wc;
+  wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
+  wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
+  auto cfg = worker_config(s, "ingest", std::chrono::milliseconds{30000});
+  auto spawn_worker = [&sys, cfg](int) { return sys.spawn<caf::detached>(db_worker, cfg); };
+  return sys.spawn(telemetry_writer, wc, spawn_worker, s.ingest_writers);
 }
 
 } // namespace joule::db

@@ -9,7 +9,9 @@
 
 #include <caf/typed_response_promise.hpp>
 
+#include "config/settings.hpp"
 #include "core/interfaces.hpp"
+#include "db/worker_set.hpp"
 
 namespace joule::db {
 
@@ -21,8 +23,7 @@ struct writer_config {
 struct telemetry_writer_state {
   static inline const char* name = "telemetry_writer";
   writer_config cfg;
-  std::vector<db_worker_actor> workers;
-  std::vector<bool> busy;
+  worker_set workers;
   /// A batch waiting for a writer connection and who to answer.
   struct queued {
     std::vector<telemetry_row> rows;
@@ -34,6 +35,9 @@ struct telemetry_writer_state {
   std::uint64_t rows_written = 0;
   std::uint64_t rejected_overload = 0;
 };
+
+/// Spawns the writer with ingest.writers detached workers, from ingest.* settings.
+telemetry_writer_actor spawn_telemetry_writer(caf::actor_system& sys, const config::settings& s);
 
 telemetry_writer_actor::behavior_type
 telemetry_writer(telemetry_writer_actor::stateful_pointer<telemetry_writer_state> self,
