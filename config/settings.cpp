@@ -241,6 +241,9 @@ std::vector<option> build_options() {
   o.push_back(duration_option("ingest.max_future_skew",
                               "Readings further than this in the future are rejected",
                               JOULE_FIELD(ingest_max_future_skew), millis(0), day));
+  o.push_back(duration_option("ingest.idempotency_ttl",
+                              "How long an Idempotency-Key of POST /telemetry is remembered",
+                              JOULE_FIELD(ingest_idempotency_ttl), millis(60000), 7 * day));
   o.push_back(int_option("ingest.max_pending_rows",
                          "Readings waiting for the writer before POST /telemetry answers 503",
                          &settings::ingest_max_pending_rows, 1, 100000000));

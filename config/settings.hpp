@@ -68,6 +68,7 @@ struct settings {
   millis partition_check_interval{std::chrono::minutes(10)};
   // --- ingest (POST /telemetry)
   millis ingest_max_future_skew{300000};
+  millis ingest_idempotency_ttl{86400000};
   int ingest_max_pending_rows = 200000;
   int ingest_max_rows_per_commit = 50000;
   int ingest_writers = 2;

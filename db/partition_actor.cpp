@@ -9,6 +9,7 @@
 
 #include "core/log.hpp"
 #include "db/partitions.hpp"
+#include "db/telemetry_store.hpp"
 
 namespace joule::db {
 
@@ -28,6 +29,8 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
         auto created = std::make_shared<int>(0);
         job.run = [cfg, created](session& s) {
           auto rep = ensure_partitions(s, cfg.interval_us, cfg.ahead, cfg.behind);
+          if (cfg.idempotency_ttl_us > 0)
+            expire_idempotency_keys(s, cfg.idempotency_ttl_us);
           *created = rep.created;
           if (rep.created > 0)
             log(log_level::info, "partitions",
@@ -63,6 +66,7 @@ partition_actor spawn_partition_keeper(caf::actor_system& sys, const config::set
   pc.ahead = s.partitions_ahead;
   pc.behind = s.partitions_behind;
   pc.check_interval = s.partition_check_interval;
+  pc.idempotency_ttl_us = s.ingest_idempotency_ttl.count() * 1000;
   auto worker = sys.spawn<caf::detached>(
       db_worker, worker_config(s, "partitions", std::chrono::milliseconds{0}));
   return sys.spawn(partition_keeper, pc, worker);

@@ -13,6 +13,8 @@ struct partition_config {
   int ahead = 3;
   int behind = 7;
   std::chrono::milliseconds check_interval{600000};
+  /// Idempotency keys of POST /telemetry older than this are deleted at each check (µs; 0: never).
+  std::int64_t idempotency_ttl_us = 0;
 };
 
 struct partition_state {

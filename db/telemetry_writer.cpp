@@ -13,6 +13,11 @@ namespace {
 
 using self_ptr = telemetry_writer_actor::stateful_pointer<telemetry_writer_state>;
 
+// A transaction is given its batches' deadline minus this margin for the commit round trip;
+// a batch with less time left than min_commit_time is refused instead of started.
+constexpr auto commit_margin = std::chrono::milliseconds(250);
+constexpr auto min_commit_time = std::chrono::milliseconds(500);
+
 struct writer_metrics {
   metrics::counter& rows = metrics::global().get_counter(
       "joule_ingest_rows_total", "Readings committed through POST /telemetry");
@@ -37,24 +42,52 @@ void dispatch(self_ptr self) {
     // Take whole batches up to the per-commit bound (always at least one).
     auto group = std::make_shared<std::vector<telemetry_writer_state::queued>>();
     std::size_t rows = 0;
+    auto now = std::chrono::steady_clock::now();
     while (!st.pending.empty() &&
-           (group->empty() || rows + st.pending.front().rows.size() <= st.cfg.max_rows_per_commit)) {
-      rows += st.pending.front().rows.size();
-      group->push_back(std::move(st.pending.front()));
+           (group->empty() ||
+            rows + st.pending.front().batch.rows.size() <= st.cfg.max_rows_per_commit)) {
+      auto& next = st.pending.front();
+      st.pending_rows -= next.batch.rows.size();
+      // Its client has given up (or is about to): answering now beats writing rows the
+      // client was told failed.
+      if (next.batch.deadline <= now + min_commit_time) {
+        next.promise.deliver(make_error(errc::timeout, "ingest_timeout",
+                                        "the batch waited too long for a writer; nothing was "
+                                        "stored, retry"));
+        st.pending.pop_front();
+        continue;
+      }
+      rows += next.batch.rows.size();
+      group->push_back(std::move(next));
       st.pending.pop_front();
     }
-    st.pending_rows -= rows;
+    if (group->empty()) {
+      m().pending.set(static_cast<double>(st.pending_rows));
+      continue;
+    }
     m().pending.set(static_cast<double>(st.pending_rows));
     auto outcomes = std::make_shared<std::vector<batch_outcome>>();
     db_job job;
     job.label = "ingest";
-    job.timeout = std::chrono::seconds(30);
+    // The transaction must end before the earliest client deadline of the group.
+    auto earliest = std::chrono::steady_clock::time_point::max();
+    for (auto& q : *group)
+      earliest = std::min(earliest, q.batch.deadline);
+    write_options opt;
+    opt.idempotency_ttl_us = st.cfg.idempotency_ttl_us;
+    if (earliest != std::chrono::steady_clock::time_point::max())
+      opt.deadline = std::max(std::chrono::milliseconds{1},
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  earliest - now - commit_margin));
+    job.timeout = opt.deadline.count() > 0 ? opt.deadline + std::chrono::seconds(1)
+                                           : std::chrono::seconds(30);
     job.retry_on_disconnect = false;  // a commit may have happened: let the client decide
-    job.run = [group, outcomes](session& s) {
-      std::vector<const std::vector<telemetry_row>*> batches;
-      for (auto& b : *group)
-        batches.push_back(&b.rows);
-      *outcomes = write_batches(s, batches);
+    job.run = [group, outcomes, opt](session& s) {
+      std::vector<batch_ref> batches;
+      for (auto& q : *group)
+        batches.push_back({&q.batch.rows, q.batch.owner, q.batch.idempotency_key,
+                           q.batch.body_sha256});
+      *outcomes = write_batches(s, batches, opt);
       return std::any{};
     };
     auto started = std::chrono::steady_clock::now();
@@ -122,7 +155,7 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
         }
         st.pending_rows += b.rows.size();
         m().pending.set(static_cast<double>(st.pending_rows));
-        st.pending.push_back({std::move(b.rows), rp});
+        st.pending.push_back({std::move(b), rp});
         dispatch(self);
         return rp;
       },
@@ -140,6 +173,7 @@ telemetry_writer_actor spawn_telemetry_writer(caf::actor_system& sys, const conf
   writer_config wc;
   wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
   wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
+  wc.idempotency_ttl_us = s.ingest_idempotency_ttl.count() * 1000;
   auto cfg = worker_config(s, "ingest", std::chrono::milliseconds{30000});
   auto spawn_worker = [&sys, cfg](int) { return sys.spawn<caf::detached>(db_worker, cfg); };
   return sys.spawn(telemetry_writer, wc, spawn_worker, s.ingest_writers);

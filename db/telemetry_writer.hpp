@@ -16,6 +16,8 @@
 namespace joule::db {
 
 struct writer_config {
+  /// Keys of POST /telemetry are remembered this long (µs).
+  std::int64_t idempotency_ttl_us = 86400LL * 1000000;
   std::size_t max_pending_rows = 200000;
   std::size_t max_rows_per_commit = 50000;
 };
@@ -26,7 +28,7 @@ struct telemetry_writer_state {
   worker_set workers;
   /// A batch waiting for a writer connection and who to answer.
   struct queued {
-    std::vector<telemetry_row> rows;
+    ingest_batch batch;
     caf::typed_response_promise<ingest_receipt> promise;
   };
   std::deque<queued> pending;

@@ -15,6 +15,13 @@ namespace joule::test {
 
 http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body, std::chrono::milliseconds timeout) {
+  return http_request(port, method, target, body, {}, timeout);
+}
+
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body,
+                         const std::map<std::string, std::string>& headers,
+                         std::chrono::milliseconds timeout) {
   namespace beast = boost::beast;
   namespace bhttp = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -27,6 +34,8 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
     stream.connect(tcp::endpoint{boost::asio::ip::make_address("127.0.0.1"), port});
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
     req.set(bhttp::field::host, "127.0.0.1");
+    for (auto& [name, value] : headers)
+      req.set(name, value);
     if (!body.empty()) {
       req.set(bhttp::field::content_type, "application/json");
       req.body() = body;

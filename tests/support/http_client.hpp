@@ -19,6 +19,12 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
                          const std::string& body = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+/// The same with extra request headers (name → value).
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body,
+                         const std::map<std::string, std::string>& headers,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 inline http_result http_get(std::uint16_t port, const std::string& target) {
   return http_request(port, "GET", target);
 }
