@@ -45,14 +45,6 @@ db::db_worker_config worker_cfg(const config::settings& s, const std::string& la
   return c;
 }
 
-config::refresh_policy policy_of(const config::settings& s, const std::string& rollup) {
-  if (rollup == "device_1m")
-    return s.refresh_device_1m;
-  if (rollup == "household_5m")
-    return s.refresh_household_5m;
-  return s.refresh_device_1h;
-}
-
 caf::actor_system_config& tuned(caf::actor_system_config& cfg, int threads) {
   cfg.set("scheduler.max-threads", threads);
   // Work stealing spins while idle; on a 2-core box that spinning is CPU PostgreSQL needs.
@@ -114,11 +106,12 @@ std::vector<child_spec> app::impl::children() {
       cache::parse_redis_url(s.redis_url, host, port);
     return cache::spawn_cache_broker(sys, cc, host, port);
   }));
+  // One refresh actor per rollup definition (config/rollups.cpp).
   for (auto& r : db::rollups()) {
     auto name = r.name;
     out.push_back(supervise<refresh_actor>(
         "refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
-          auto p = policy_of(s, name);
+          auto p = s.refresh_policies.at(name);
           db::refresh_config rc;
           rc.rollup = name;
           rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};

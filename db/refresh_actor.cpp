@@ -69,12 +69,13 @@ void run_cycle(self_ptr self) {
             if (st.cfg.board && report->watermark_after != 0)
               st.cfg.board->raise(st.cfg.rollup, report->watermark_after);
             record(st.cfg.rollup, *report);
-            if (report->rows_written > 0 || report->invalidations_kept > 0)
+            if (report->rows_written > 0)
               log(log_level::debug, "refresh",
                   st.cfg.rollup + ": " + std::to_string(report->rows_written) + " rows, " +
                       std::to_string(report->duration_ms) + " ms, watermark " +
                       format_rfc3339(report->watermark_after));
-            // Catch-up was cut into a batch: continue at once instead of a full interval.
+            // New or late data was cut at max_batch: continue at once instead of a full
+            // interval (each batch is its own bounded transaction).
             schedule(self, report->more_pending ? std::chrono::milliseconds{0}
                                                 : st.cfg.schedule_interval);
           },
