@@ -143,14 +143,16 @@ protected:
     for (int d = 1; d <= 24; ++d) {
       auto id = db_->scalar("SELECT md5('dev" + std::to_string(d) + "')::uuid");
       for (std::int64_t step : {minute, hour}) {
-        series_query q{id, floor_to(now - hours * hour, hour), ceil_to(now, hour), step};
+        series_query q{series_kind::device_power, id, floor_to(now - hours * hour, hour),
+                       ceil_to(now, hour), step};
         compare(device_power(*s_, q, read_mode::rollups), device_power(*s_, q, read_mode::raw),
                 "device " + std::to_string(d) + " step " + std::to_string(step / minute) + "m");
       }
     }
     for (int h = 0; h < 6; ++h) {
       auto id = db_->scalar("SELECT md5('hh" + std::to_string(h) + "')::uuid");
-      series_query q{id, floor_to(now - hours * hour, hour), ceil_to(now, hour), 5 * minute};
+      series_query q{series_kind::household_energy, id, floor_to(now - hours * hour, hour),
+                     ceil_to(now, hour), 5 * minute};
       compare(household_energy(*s_, q, read_mode::rollups),
               household_energy(*s_, q, read_mode::raw), "household " + std::to_string(h));
     }
@@ -338,7 +340,8 @@ TEST_F(Rollups, WritesNamingAPartitionBelowTheWatermarkAreLoggedAndCorrected) {
     EXPECT_GT(mismatches(r), 0) << r.name << ": the direct writes should show before a refresh";
   EXPECT_GT(realtime_mismatches(30), 0);
   // fresh_as_of does not claim the direct writes before a refresh reflects them.
-  series_query q{db_->scalar("SELECT md5('dev4')::uuid"), floor_to(t, hour) - hour, t, minute};
+  series_query q{series_kind::device_power, db_->scalar("SELECT md5('dev4')::uuid"),
+                 floor_to(t, hour) - hour, t, minute};
   EXPECT_LT(device_power(*s_, q, read_mode::rollups).meta.fresh_as_of, committed);
   refresh_all();
   EXPECT_EQ(mismatches(*find_rollup("household_5m")), 0);
