@@ -33,13 +33,6 @@ namespace {
 
 std::int64_t us(std::chrono::milliseconds d) { return d.count() * 1000; }
 
-config::refresh_policy policy_of(const config::settings& s, const std::string& rollup) {
-  if (rollup == "device_1m")
-    return s.refresh_device_1m;
-  if (rollup == "household_5m")
-    return s.refresh_household_5m;
-  return s.refresh_device_1h;
-}
 
 caf::actor_system_config& tuned(caf::actor_system_config& cfg, int threads) {
   cfg.set("scheduler.max-threads", threads);
@@ -77,19 +70,12 @@ std::vector<child_spec> app::impl::children() {
   }));
   out.push_back(supervise<cache_actor>(
       "cache", [s](caf::actor_system& sys) { return cache::spawn_cache_broker(sys, s); }));
+  // One refresh actor per rollup definition (config/rollups.cpp).
   for (auto& r : db::rollups()) {
     auto name = r.name;
     out.push_back(supervise<refresh_actor>(
         "refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
-          auto p = policy_of(s, name);
-          db::refresh_config rc;
-          rc.rollup = name;
-          rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
-          rc.schedule_interval = p.schedule_interval;
-          rc.board = board;
-          auto worker = sys.spawn<caf::detached>(
-              db::db_worker, db::worker_config(s, "refresh." + name, std::chrono::milliseconds{0}));
-          return sys.spawn(db::refresh, rc, worker);
+          return db::spawn_refresh(sys, s, name, board);
         }));
   }
   out.push_back(supervise<partition_actor>(

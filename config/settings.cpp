@@ -137,24 +137,25 @@ std::string check_redis_url(const std::string& v) {
   return {};
 }
 
-void add_policy(std::vector<option>& out, const std::string& name,
-                refresh_policy settings::*member) {
+// The three `refresh.<name>.*` keys of one rollup; `name` comes from rollup_defs().
+void add_policy(std::vector<option>& out, const std::string& name) {
   using namespace std::chrono;
   auto day = duration_cast<millis>(hours(24));
+  auto field = [name](millis refresh_policy::*f) {
+    return [name, f](settings& s) -> millis& { return s.refresh_policies.at(name).*f; };
+  };
   out.push_back(duration_option(
       "refresh." + name + ".start_offset",
       "Oldest data the " + name + " policy re-materialises (late data older than this waits "
       "for a manual `joule refresh`)",
-      [member](settings& s) -> millis& { return (s.*member).start_offset; }, millis(60000),
-      day * 3650));
+      field(&refresh_policy::start_offset), millis(60000), day * 3650));
   out.push_back(duration_option(
       "refresh." + name + ".end_offset",
       "How far behind now the " + name + " watermark stays (newer data is served from raw rows)",
-      [member](settings& s) -> millis& { return (s.*member).end_offset; }, millis(0), day * 30));
-  out.push_back(duration_option(
-      "refresh." + name + ".schedule_interval", "How often the " + name + " refresh runs",
-      [member](settings& s) -> millis& { return (s.*member).schedule_interval; }, millis(100),
-      day));
+      field(&refresh_policy::end_offset), millis(0), day * 30));
+  out.push_back(duration_option("refresh." + name + ".schedule_interval",
+                                "How often the " + name + " refresh runs",
+                                field(&refresh_policy::schedule_interval), millis(100), day));
 }
 
 std::vector<option> build_options() {
@@ -222,9 +223,8 @@ std::vector<option> build_options() {
   o.push_back(bool_option("api.read_raw",
                           "Answer analytics with GROUP BY over raw telemetry (benchmark baseline)",
                           &settings::api_read_raw));
-  add_policy(o, "device_1m", &settings::refresh_device_1m);
-  add_policy(o, "household_5m", &settings::refresh_household_5m);
-  add_policy(o, "device_1h", &settings::refresh_device_1h);
+  for (auto& r : rollup_defs())
+    add_policy(o, r.name);
   o.push_back(duration_option("refresh.max_batch",
                               "Most raw time one refresh transaction materialises (catch-up is "
                               "split into batches of this size)",
@@ -443,11 +443,9 @@ load_result load(const std::vector<std::string>& args,
     r.error = "invalid value for setting cache.jitter_min_pct: must not exceed cache.jitter_max_pct";
     return r;
   }
-  for (auto [name, p] : {std::pair{"device_1m", &r.values.refresh_device_1m},
-                         std::pair{"household_5m", &r.values.refresh_household_5m},
-                         std::pair{"device_1h", &r.values.refresh_device_1h}}) {
-    if (p->start_offset <= p->end_offset) {
-      r.error = std::string("invalid value for setting refresh.") + name +
+  for (auto& [name, p] : r.values.refresh_policies) {
+    if (p.start_offset <= p.end_offset) {
+      r.error = "invalid value for setting refresh." + name +
                 ".start_offset: must be larger than end_offset";
       return r;
     }

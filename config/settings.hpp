@@ -11,16 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "config/rollups.hpp"
+
 namespace joule::config {
-
-using millis = std::chrono::milliseconds;
-
-/// Refresh policy of one rollup (TimescaleDB's add_continuous_aggregate_policy).
-struct refresh_policy {
-  millis start_offset{0};
-  millis end_offset{0};
-  millis schedule_interval{0};
-};
 
 struct settings {
   // --- database
@@ -53,13 +46,9 @@ struct settings {
   int api_max_points = 20000;
   int api_top_limit_max = 100;
   bool api_read_raw = false;
-  // --- rollups
-  refresh_policy refresh_device_1m{std::chrono::hours(2), std::chrono::minutes(1),
-                                   std::chrono::seconds(30)};
-  refresh_policy refresh_household_5m{std::chrono::hours(24), std::chrono::minutes(5),
-                                      std::chrono::minutes(2)};
-  refresh_policy refresh_device_1h{std::chrono::hours(24 * 7), std::chrono::hours(1),
-                                   std::chrono::minutes(10)};
+  // --- rollups: one policy per entry of rollup_defs() (config/rollups.hpp), keyed by name;
+  // settings `refresh.<name>.start_offset|end_offset|schedule_interval`.
+  std::map<std::string, refresh_policy> refresh_policies = default_refresh_policies();
   millis refresh_max_batch{std::chrono::hours(6)};
   // --- partitions
   millis partition_interval{std::chrono::hours(24)};

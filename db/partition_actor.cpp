@@ -36,6 +36,10 @@ partition_keeper(partition_actor::stateful_pointer<partition_state> self, partit
             log(log_level::info, "partitions",
                 "created " + std::to_string(rep.created) + " partitions, moved " +
                     std::to_string(rep.rows_moved) + " rows out of telemetry_default");
+          if (rep.synced > 0)
+            log(log_level::info, "partitions",
+                std::to_string(rep.synced) + " partitions dropped, detached or attached outside "
+                "Joule: their ranges are logged for the rollups");
           return std::any{};
         };
         self->request(self->state.worker, caf::infinite, std::move(job))
