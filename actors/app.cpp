@@ -195,13 +195,13 @@ void app::start() {
   ctx->settings = d.settings;
   if (d.settings.alerts_enabled)
     rules::install_alert_routes(*ctx);
-  ctx->telemetry = [reg = d.registry, skew = d.settings.ingest_max_future_skew](
-                       http::routed_request&& req, http::respond_fn done) {
-    auto parsed = http::parse_readings(req.body, now_micros(), skew.count() * 1000);
+  ctx->telemetry = [reg = d.registry, s = d.settings](http::routed_request&& req,
+                                                      http::respond_fn done) {
+    auto parsed = http::parse_readings(req.body, http::ingest_limits_of(s, now_micros()));
     if (!parsed.errors.empty()) {
       http::response r;
       r.status = 400;
-      r.body = http::render_reading_errors(parsed.errors);
+      r.body = http::render_reading_errors(parsed);
       return done(std::move(r));
     }
     auto writer = reg->get_as<telemetry_writer_actor>("ingest");

@@ -219,6 +219,10 @@ std::vector<option> build_options() {
                               JOULE_FIELD(http_request_timeout), millis(10), day));
   o.push_back(duration_option("http.idle_timeout", "Keep-alive connections idle this long close",
                               JOULE_FIELD(http_idle_timeout), millis(100), day));
+  o.push_back(int_option("http.json_max_depth",
+                         "Deepest nesting of arrays/objects accepted in a JSON request body "
+                         "(deeper: 400 invalid_json; a telemetry batch needs 3)",
+                         &settings::http_json_max_depth, 3, 1024));
   o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
                          &settings::api_max_points, 1, 10000000));
   o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",
@@ -245,6 +249,10 @@ std::vector<option> build_options() {
   o.push_back(duration_option("ingest.max_future_skew",
                               "Readings further than this in the future are rejected",
                               JOULE_FIELD(ingest_max_future_skew), millis(0), day));
+  o.push_back(duration_option("ingest.max_age",
+                              "Readings older than this are rejected (an old reading makes the "
+                              "rollups re-aggregate everything since it)",
+                              JOULE_FIELD(ingest_max_age), millis(60000), day * 3650));
   o.push_back(int_option("ingest.max_pending_rows",
                          "Readings waiting for the writer before POST /telemetry answers 503",
                          &settings::ingest_max_pending_rows, 1, 100000000));

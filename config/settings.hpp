@@ -49,6 +49,7 @@ struct settings {
   std::int64_t http_body_limit = 1 << 20;
   millis http_request_timeout{5000};
   millis http_idle_timeout{30000};
+  int http_json_max_depth = 32;
   // --- api
   int api_max_points = 20000;
   int api_top_limit_max = 100;
@@ -68,6 +69,7 @@ struct settings {
   millis partition_check_interval{std::chrono::minutes(10)};
   // --- ingest (POST /telemetry)
   millis ingest_max_future_skew{300000};
+  millis ingest_max_age{std::chrono::hours(24 * 7)};
   int ingest_max_pending_rows = 200000;
   int ingest_max_rows_per_commit = 50000;
   int ingest_writers = 2;
