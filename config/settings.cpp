@@ -276,8 +276,14 @@ std::vector<option> build_options() {
   o.push_back(duration_option("alerts.retry_max", "Longest retry delay",
                               JOULE_FIELD(alerts_retry_max), millis(10), day));
   o.push_back(string_option("alerts.allowed_hosts",
-                            "Comma-separated webhook hosts allowed (empty: any host)",
+                            "Comma-separated webhook hosts allowed; '.example.com' allows its "
+                            "subdomains (empty: any public host)",
                             &settings::alerts_allowed_hosts, nullptr));
+  o.push_back(bool_option("alerts.allow_private_targets",
+                          "Let webhooks reach loopback, private (RFC 1918, ULA), link-local, "
+                          "CGNAT and other non-public addresses (lab set-ups only: otherwise "
+                          "any rule author can reach internal services)",
+                          &settings::alerts_allow_private_targets));
   o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
                          &settings::alerts_delivery_workers, 1, 1024));
   o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",

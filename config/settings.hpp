@@ -80,7 +80,8 @@ struct settings {
   int alerts_retry_max_attempts = 12;
   millis alerts_retry_initial{1000};
   millis alerts_retry_max{300000};
-  std::string alerts_allowed_hosts;  // comma-separated; empty = any host
+  std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
+  bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
   // --- runtime
   int scheduler_threads = 2;

@@ -34,13 +34,16 @@ response json_error(int status, const std::string& code, const std::string& mess
 struct route_env {
   caf::actor_system* system = nullptr;
   std::shared_ptr<service_registry> registry;
-  std::string allowed_hosts;
+  rule_limits limits;
   std::chrono::milliseconds deadline{3000};
 };
 
 route_env env_of(const http::api_context& ctx) {
-  return {ctx.system, ctx.registry, ctx.settings.alerts_allowed_hosts,
-          ctx.settings.db_request_deadline};
+  const auto& s = ctx.settings;
+  return {ctx.system, ctx.registry,
+          rule_limits{s.alerts_allowed_hosts, s.alerts_allow_private_targets,
+                      s.http_json_max_depth},
+          s.db_request_deadline};
 }
 
 // Runs `job` on the pool; `then` runs on a CAF thread with the answer (status 200 when the
@@ -107,7 +110,7 @@ void write_rule(const route_env& env, db_job job, std::shared_ptr<alert_rule> st
 
 std::variant<alert_rule, response> parse_body(const route_env& env,
                                               const http::routed_request& req) {
-  auto parsed = parse_rule(req.body, env.allowed_hosts);
+  auto parsed = parse_rule(req.body, env.limits);
   if (auto* e = std::get_if<rule_error>(&parsed))
     return json_error(400, e->code, e->message);
   return std::get<alert_rule>(parsed);
