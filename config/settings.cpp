@@ -216,6 +216,10 @@ std::vector<option> build_options() {
                               JOULE_FIELD(http_request_timeout), millis(10), day));
   o.push_back(duration_option("http.idle_timeout", "Keep-alive connections idle this long close",
                               JOULE_FIELD(http_idle_timeout), millis(100), day));
+  o.push_back(int_option("http.json_max_depth",
+                         "Deepest nesting of arrays/objects accepted in a JSON request body "
+                         "(deeper: 400 invalid_json; a telemetry batch needs 3)",
+                         &settings::http_json_max_depth, 3, 1024));
   o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
                          &settings::api_max_points, 1, 10000000));
   o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",
@@ -244,6 +248,10 @@ std::vector<option> build_options() {
   o.push_back(duration_option("ingest.idempotency_ttl",
                               "How long an Idempotency-Key of POST /telemetry is remembered",
                               JOULE_FIELD(ingest_idempotency_ttl), millis(60000), 7 * day));
+  o.push_back(duration_option("ingest.max_age",
+                              "Readings older than this are rejected (an old reading makes the "
+                              "rollups re-aggregate everything since it)",
+                              JOULE_FIELD(ingest_max_age), millis(60000), day * 3650));
   o.push_back(int_option("ingest.max_pending_rows",
                          "Readings waiting for the writer before POST /telemetry answers 503",
                          &settings::ingest_max_pending_rows, 1, 100000000));
@@ -267,8 +275,14 @@ std::vector<option> build_options() {
   o.push_back(duration_option("alerts.retry_max", "Longest retry delay",
                               JOULE_FIELD(alerts_retry_max), millis(10), day));
   o.push_back(string_option("alerts.allowed_hosts",
-                            "Comma-separated webhook hosts allowed (empty: any host)",
+                            "Comma-separated webhook hosts allowed; '.example.com' allows its "
+                            "subdomains (empty: any public host)",
                             &settings::alerts_allowed_hosts, nullptr));
+  o.push_back(bool_option("alerts.allow_private_targets",
+                          "Let webhooks reach loopback, private (RFC 1918, ULA), link-local, "
+                          "CGNAT and other non-public addresses (lab set-ups only: otherwise "
+                          "any rule author can reach internal services)",
+                          &settings::alerts_allow_private_targets));
   o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
                          &settings::alerts_delivery_workers, 1, 1024));
   o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",

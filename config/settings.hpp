@@ -42,6 +42,7 @@ struct settings {
   std::int64_t http_body_limit = 1 << 20;
   millis http_request_timeout{5000};
   millis http_idle_timeout{30000};
+  int http_json_max_depth = 32;
   // --- api
   int api_max_points = 20000;
   int api_top_limit_max = 100;
@@ -58,6 +59,7 @@ struct settings {
   // --- ingest (POST /telemetry)
   millis ingest_max_future_skew{300000};
   millis ingest_idempotency_ttl{86400000};
+  millis ingest_max_age{std::chrono::hours(24 * 7)};
   int ingest_max_pending_rows = 200000;
   int ingest_max_rows_per_commit = 50000;
   int ingest_writers = 2;
@@ -68,7 +70,8 @@ struct settings {
   int alerts_retry_max_attempts = 12;
   millis alerts_retry_initial{1000};
   millis alerts_retry_max{300000};
-  std::string alerts_allowed_hosts;  // comma-separated; empty = any host
+  std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
+  bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
   // --- runtime
   int scheduler_threads = 2;

@@ -43,11 +43,11 @@ void add_ingest_routes(route_table& table, std::shared_ptr<const route_env> env)
   r.name = "telemetry";
   r.handler = [env](caf::event_based_actor* self, route_request& req, reply_fn reply) {
     auto& s = env->settings;
-    auto parsed = parse_readings(req.raw.body, now_micros(), s.ingest_max_future_skew.count() * 1000);
+    auto parsed = parse_readings(req.raw.body, ingest_limits_of(s, now_micros()));
     if (!parsed.errors.empty()) {
       response bad;
       bad.status = 400;
-      bad.body = render_reading_errors(parsed.errors);
+      bad.body = render_reading_errors(parsed);
       return reply(std::move(bad));
     }
     auto writer = env->registry->get<telemetry_writer_actor>();

@@ -13,7 +13,9 @@
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
+#include "http/json_parse.hpp"
 #include "http/router.hpp"
+#include "rules/target_policy.hpp"
 
 namespace joule::rules {
 namespace {
@@ -200,11 +202,30 @@ bool host_allowed(const std::string& host, const std::string& allowed_hosts) {
   return !any_entry;
 }
 
+std::optional<rule_error> check_webhook_target(const webhook_target& t,
+                                               const rule_limits& limits) {
+  if (auto a = literal_address(t.host); a && !target_address_allowed(*a, limits.allow_private_targets)) {
+    auto c = classify_address(*a);
+    return rule_error{
+        "webhook_url_forbidden", "webhook_url",
+        "webhook_url points at " + a->to_string() + " (" + c.range + "), which is not a " +
+            "public address" +
+            (c.scope == address_scope::never ? std::string{}
+                                             : "; alerts.allow_private_targets allows such "
+                                               "targets on lab set-ups")};
+  }
+  if (!host_allowed(t.host, limits.allowed_hosts))
+    return rule_error{"webhook_host_not_allowed", "webhook_url",
+                      "webhook host '" + t.host + "' is not in alerts.allowed_hosts"};
+  return std::nullopt;
+}
+
 std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
-                                                const std::string& allowed_hosts) {
+                                                const rule_limits& limits) {
   rapidjson::Document doc;
-  doc.Parse(body.c_str(), body.size());
-  if (doc.HasParseError() || !doc.IsObject())
+  if (auto err = http::parse_json(body, doc, limits.json_max_depth))
+    return rule_error{"invalid_json", "body", err->message};
+  if (!doc.IsObject())
     return rule_error{"invalid_json", "body", "the body must be a JSON object"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     std::string k(it->name.GetString(), it->name.GetStringLength());
@@ -298,9 +319,8 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
   auto target = parse_webhook_url(*url);
   if (!target)
     return bad("webhook_url", "webhook_url must be an http:// or https:// URL with a host");
-  if (!host_allowed(target->host, allowed_hosts))
-    return rule_error{"webhook_host_not_allowed", "webhook_url",
-                      "webhook host '" + target->host + "' is not in alerts.allowed_hosts"};
+  if (auto e = check_webhook_target(*target, limits))
+    return *e;
   r.webhook_url = *url;
 
   auto secret = string_field(doc, "webhook_secret");

@@ -108,6 +108,44 @@ TEST_F(Ingest, EveryInvalidBatchIsRejectedWholeAndWritesNothing) {
   EXPECT_EQ(rows(), before) << "nothing of a rejected batch may be written";
 }
 
+// 200,000 '[' used to overflow the recursive parser's stack and take the process down.
+TEST_F(Ingest, DeeplyNestedBodiesAre400InvalidJsonAndTheServerKeepsServing) {
+  auto before = rows();
+  std::string objects;
+  for (int i = 1; i < 100; ++i)
+    objects += "{\"a\":";
+  objects += "{}" + std::string(99, '}');
+  // Deep inside an otherwise well-formed reading: the cap applies to the whole body.
+  auto hidden = "{\"readings\":[" +
+                reading(now_ts(), device_id(1), 1, 1,
+                        ",\"extra\":" + std::string(40, '[') + std::string(40, ']')) +
+                "]}";
+  for (const auto& body : {std::string(200000, '['), objects, hidden}) {
+    expect_rejected(post(body), 400, "invalid_json", "nesting deeper than 32");
+    EXPECT_EQ(http_get(app_->port(), "/healthz").status, 200) << "the server must survive";
+  }
+  EXPECT_EQ(rows(), before);
+}
+
+TEST_F(Ingest, ReadingsOlderThanMaxAgeAreRejectedNamingTheIndex) {
+  auto before = rows();
+  auto good = reading(now_ts(), device_id(1), 1, 1);
+  auto old = reading(format_rfc3339(now_micros() - 8 * 86400 * micros_per_second), device_id(2),
+                     1, 1);
+  auto r = post("{\"readings\":[" + good + "," + good + "," + old + "]}");
+  expect_rejected(r, 400, "invalid_readings", "readings[2].ts is more than 7d old (ingest.max_age)");
+  auto d = parse_json(r.body);
+  ASSERT_TRUE(d["error"]["details"].IsArray() && d["error"]["details"].Size() == 1) << r.body;
+  EXPECT_EQ(d["error"]["details"][0]["index"].GetInt(), 2);
+  EXPECT_EQ(std::string(d["error"]["details"][0]["field"].GetString()), "ts");
+  EXPECT_EQ(rows(), before) << "nothing of a batch with one old reading may be written";
+  // Inside the limit is still accepted (backfills up to max_age are legitimate).
+  auto recent = reading(format_rfc3339(now_micros() - 6 * 86400 * micros_per_second),
+                        device_id(2), 1, 1);
+  EXPECT_EQ(post("{\"readings\":[" + recent + "]}").status, 202);
+  EXPECT_EQ(rows(), before + 1);
+}
+
 TEST_F(Ingest, ConcurrentBatchesAllLandExactlyOnce) {
   auto before = rows();
   constexpr int threads = 8, batches = 10, per_batch = 100;
