@@ -133,7 +133,11 @@ void app::start() {
   hc.body_limit = static_cast<std::uint64_t>(d.settings.http_body_limit);
   hc.request_timeout = d.settings.http_request_timeout;
   hc.idle_timeout = d.settings.http_idle_timeout;
-  d.server = std::make_unique<http::server>(hc, http::serve(*d.system, table));
+  hc.header_limit = static_cast<std::uint32_t>(d.settings.http_header_limit);
+  hc.header_timeout = d.settings.http_header_timeout;
+  hc.pipeline_limit = static_cast<std::size_t>(d.settings.http_pipeline_limit);
+  hc.max_connections = d.settings.http_max_connections;
+  d.server = std::make_unique<http::server>(*d.system, hc, http::serve(table));
   try {
     d.port = d.server->start();
   } catch (const std::exception& e) {

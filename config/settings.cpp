@@ -220,6 +220,21 @@ std::vector<option> build_options() {
                          "Deepest nesting of arrays/objects accepted in a JSON request body "
                          "(deeper: 400 invalid_json; a telemetry batch needs 3)",
                          &settings::http_json_max_depth, 3, 1024));
+  o.push_back(size_option("http.header_limit",
+                          "Largest request head, request line and header fields (bytes); "
+                          "larger heads are answered 431",
+                          &settings::http_header_limit, 1024, std::int64_t(1) << 20));
+  o.push_back(duration_option("http.header_timeout",
+                              "A request head must arrive whole within this time of its first "
+                              "byte, or the connection closes",
+                              JOULE_FIELD(http_header_timeout), millis(10), millis(3600000)));
+  o.push_back(int_option("http.pipeline_limit",
+                         "Requests read ahead on one connection before it stops being read "
+                         "(HTTP/1.1 pipelining; answers keep request order)",
+                         &settings::http_pipeline_limit, 1, 1024));
+  o.push_back(int_option("http.max_connections",
+                         "Open connections beyond which new ones are answered 503 and closed",
+                         &settings::http_max_connections, 1, 1000000));
   o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
                          &settings::api_max_points, 1, 10000000));
   o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",

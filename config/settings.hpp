@@ -43,6 +43,10 @@ struct settings {
   millis http_request_timeout{5000};
   millis http_idle_timeout{30000};
   int http_json_max_depth = 32;
+  std::int64_t http_header_limit = 16 * 1024;
+  millis http_header_timeout{10000};
+  int http_pipeline_limit = 16;
+  int http_max_connections = 10000;
   // --- api
   int api_max_points = 20000;
   int api_top_limit_max = 100;

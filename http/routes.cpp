@@ -84,25 +84,9 @@ void dispatch(const route_table& table, caf::event_based_actor* self, request&& 
   }
 }
 
-} // namespace joule::http
-
-namespace joule::http {
-namespace {
-
-// A named function with arguments: CAF 0.17 mishandles argument-less function actors.
-void request_actor(caf::event_based_actor* self, std::shared_ptr<const route_table> table,
-                   request req, respond_fn respond) {
-  dispatch(*table, self, std::move(req), [self, respond](response r) {
-    respond(std::move(r));
-    self->quit();
-  });
-}
-
-} // namespace
-
-handler_fn serve(caf::actor_system& sys, std::shared_ptr<const route_table> table) {
-  return [&sys, table](request&& req, respond_fn respond) {
-    sys.spawn(request_actor, table, std::move(req), std::move(respond));
+handler_fn serve(std::shared_ptr<const route_table> table) {
+  return [table](caf::event_based_actor* self, request&& req, reply_fn reply) {
+    dispatch(*table, self, std::move(req), std::move(reply));
   };
 }
 

@@ -21,9 +21,6 @@
 
 namespace joule::http {
 
-/// Answers the request; call exactly once (later calls are ignored).
-using reply_fn = std::function<void(response)>;
-
 /// A request routed to its handler: the raw request plus the path parameter and query.
 struct route_request {
   request raw;
@@ -72,12 +69,8 @@ private:
 void dispatch(const route_table& table, caf::event_based_actor* self, request&& req,
               reply_fn reply);
 
-} // namespace joule::http
-
-namespace joule::http {
-
-/// Serves `table` from the HTTP server's I/O threads: each request runs in an actor that
-/// answers through `respond`.
-handler_fn serve(caf::actor_system& sys, std::shared_ptr<const route_table> table);
+/// The server's handler for `table`: each request is dispatched inside its connection's
+/// session actor (no actor per request).
+handler_fn serve(std::shared_ptr<const route_table> table);
 
 } // namespace joule::http

@@ -1,25 +1,32 @@
 #include "http/server.hpp"
 
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "http/errors.hpp"
+#include "http/session_actor.hpp"
 
 namespace joule::http {
 
@@ -27,229 +34,565 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
 
-struct session_base {
-  virtual ~session_base() = default;
-  virtual void close() = 0;
-};
+namespace {
+class connection;
+} // namespace
 
 struct server::impl {
   server_config cfg;
-  handler_fn handler;
+  std::shared_ptr<const handler_fn> handler;
+  caf::actor_system* sys = nullptr;
+  std::atomic<int> active{0};       // requests read, not yet answered
+  std::atomic<int> connections{0};  // open connections (each with a session actor)
+  std::atomic<bool> stopping{false};
+  // Connections register here so that stop() can reach them.
+  std::mutex conns_mtx;
+  std::vector<std::weak_ptr<connection>> conns;
+  milliseconds accept_backoff{0};
+  metrics::counter& accept_errors = metrics::global().get_counter(
+      "joule_http_accept_errors_total", "accept() failures (each one backs the listener off)");
+  metrics::counter& refused_connections = metrics::global().get_counter(
+      "joule_http_refused_connections_total",
+      "Connections answered 503 and closed because http.max_connections were open");
+  // Declared last: destroyed first, together with the handlers (and connections) it holds,
+  // while the members above still exist.
+  std::vector<std::thread> threads;
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
-  std::vector<std::thread> threads;
-  std::atomic<int> active{0};
-  std::atomic<bool> stopping{false};
-  // Sessions register here so that stop() can close idle keep-alive connections.
-  std::mutex sessions_mtx;
-  std::vector<std::weak_ptr<session_base>> sessions;
+  std::optional<net::steady_timer> accept_timer;
 
-  explicit impl(server_config c, handler_fn h) : cfg(std::move(c)), handler(std::move(h)) {}
+  impl(caf::actor_system& s, server_config c, handler_fn h)
+    : cfg(std::move(c)), handler(std::make_shared<const handler_fn>(std::move(h))), sys(&s) {}
   void do_accept();
+  void on_accept(tcp::socket socket);
+  template <class F>
+  void for_each_connection(F f);
 };
 
 namespace {
 
-response error_response(int status, const std::string& code, const std::string& message) {
-  response r;
-  r.status = status;
-  r.body = "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + message + "\"}}";
-  return r;
+bool is_http_error(const beast::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category();
 }
 
-class session : public session_base, public std::enable_shared_from_this<session> {
+class connection;
+
+// What the session actor holds. While the connection is open it keeps it alive (answers are
+// owed even when no I/O is pending, e.g. after the client half-closed); the connection
+// detaches it when it closes, which breaks that cycle and guarantees that nothing is posted
+// to the I/O context after server::stop() has closed every connection.
+class beast_sink final : public connection_sink {
 public:
-  session(tcp::socket&& socket, server::impl& srv)
-    : stream_(std::move(socket)), timer_(stream_.get_executor()), srv_(srv) {}
-
-  void run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
-  }
-
-  void close() override {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) {
-        beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.close();
-      } else {
-        self->close_after_reply_ = true;
-      }
-    });
+  explicit beast_sink(std::shared_ptr<connection> c) : c_(std::move(c)) {}
+  void deliver(response r, bool close) override;
+  void abort() override;
+  void detach() {
+    std::shared_ptr<connection> gone;  // released after the lock (it may be the last one)
+    std::lock_guard<std::mutex> g{mtx_};
+    gone = std::move(c_);
   }
 
 private:
+  std::mutex mtx_;  // uncontended: taken once per answer
+  std::shared_ptr<connection> c_;
+};
+
+// One accepted connection: socket I/O on its strand; the requests' meaning lives in its
+// session actor. Read side: idle wait (idle_timeout, only while no answer is owed) → head
+// (header_timeout from its first byte) → body (idle_timeout) → hand over → read the next one
+// unless `pipeline_limit` requests are unanswered (then stop reading: back-pressure). Write
+// side: the answers come back from the actor in request order and are written one by one.
+class connection final : public std::enable_shared_from_this<connection> {
+public:
+  connection(tcp::socket&& socket, server::impl& srv)
+    : socket_(std::move(socket)),
+      ex_(socket_.get_executor()),
+      read_timer_(socket_.get_executor()),
+      write_timer_(socket_.get_executor()),
+      srv_(srv) {
+    beast::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec)
+      remote_ = ep.address().to_string();
+  }
+
+  ~connection() { release(); }
+
+  void start(caf::actor session, std::shared_ptr<beast_sink> sink) {
+    session_ = std::move(session);
+    sink_ = std::move(sink);
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+  // From the session actor's thread (through beast_sink).
+  void post_deliver(response r, bool close) {
+    net::post(ex_, [self = shared_from_this(), r = std::move(r), close]() mutable {
+      self->deliver(std::move(r), close);
+    });
+  }
+  void post_close() {
+    net::post(ex_, [self = shared_from_this()] { self->close(); });
+  }
+  // stop(): no new requests; close once the answers owed are written.
+  void post_shutdown() {
+    net::post(ex_, [self = shared_from_this()] {
+      if (self->closed_)
+        return;
+      self->read_closed_ = true;
+      if (self->outstanding_ == 0)
+        self->close();
+    });
+  }
+  // Only when no I/O thread runs any more (end of stop()).
+  void close_now() { close(); }
+
+private:
+  enum class phase { idle, head, body };
+
+  // --- read side
   void do_read() {
-    if (srv_.stopping) {
-      stream_.close();
+    if (read_closed_ || closed_)
+      return;
+    if (outstanding_ >= srv_.cfg.pipeline_limit) {
+      paused_ = true;  // the kernel buffers fill up and TCP slows the client down
       return;
     }
+    paused_ = false;
     parser_.emplace();
+    parser_->header_limit(srv_.cfg.header_limit);
     parser_->body_limit(srv_.cfg.body_limit);
-    stream_.expires_after(srv_.cfg.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
+    reading_ = true;
+    if (buffer_.size() > 0)
+      return read_head();  // pipelined: the next head is already here
+    phase_ = phase::idle;
+    if (outstanding_ == 0)
+      arm_read_timer(srv_.cfg.idle_timeout);
+    socket_.async_read_some(buffer_.prepare(read_chunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->on_first_bytes(ec, n);
+                            });
+  }
+
+  void on_first_bytes(beast::error_code ec, std::size_t n) {
+    if (ec)
+      return on_read_error(ec);
+    buffer_.commit(n);
+    if (read_closed_)
+      return read_stopped();
+    read_head();
+  }
+
+  void read_head() {
+    phase_ = phase::head;
+    arm_read_timer(srv_.cfg.header_timeout);
+    bhttp::async_read_header(socket_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->on_head(ec);
+                             });
+  }
+
+  void on_head(beast::error_code ec) {
+    if (ec)
+      return on_read_error(ec);
+    if (read_closed_)
+      return read_stopped();
+    if (parser_->is_done())
+      return on_request();
+    phase_ = phase::body;
+    arm_read_timer(srv_.cfg.idle_timeout);
+    bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->on_read(ec);
+                        self->on_body(ec);
                       });
   }
 
-  void on_read(beast::error_code ec) {
-    if (ec == bhttp::error::body_limit) {
-      keep_alive_ = false;
-      busy_ = true;
-      ++srv_.active;
-      ++seq_;
-      write(error_response(413, "body_too_large",
-                           "request body exceeds " + std::to_string(srv_.cfg.body_limit) +
-                               " bytes"));
-      return;
-    }
-    if (ec) {
-      // end_of_stream, timeout, reset: the connection is done.
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      return;
-    }
-    auto req = parser_->release();
-    keep_alive_ = req.keep_alive();
-    stream_.expires_never();
-    request r;
-    r.method = std::string(req.method_string());
-    r.target = std::string(req.target());
-    r.body = std::move(req.body());
-    r.content_type = std::string(req[bhttp::field::content_type]);
-    for (auto& f : req)
-      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    beast::error_code peer_ec;
-    auto peer = stream_.socket().remote_endpoint(peer_ec);
-    if (!peer_ec)
-      r.remote_addr = peer.address().to_string();
-    busy_ = true;
-    ++srv_.active;
-    const auto my_seq = ++seq_;
-    // The reply may come from any thread; it is posted to this connection's strand and
-    // dropped if the request already timed out.
-    respond_fn respond = [self = shared_from_this(), my_seq](response resp) {
-      net::post(self->stream_.get_executor(), [self, my_seq, resp = std::move(resp)]() mutable {
-        if (self->seq_ == my_seq && self->busy_ && !self->writing_)
-          self->write(std::move(resp));
-      });
-    };
-    timer_.expires_after(srv_.cfg.request_timeout);
-    timer_.async_wait([self = shared_from_this(), my_seq](beast::error_code tec) {
-      if (tec || self->seq_ != my_seq || !self->busy_ || self->writing_)
-        return;
-      auto resp = error_response(503, "timeout", "the request took too long; retry later");
-      resp.headers.emplace_back("Retry-After", "1");
-      self->write(std::move(resp));
-    });
-    try {
-      srv_.handler(std::move(r), std::move(respond));
-    } catch (const std::exception& e) {
-      log(log_level::error, "http", std::string("handler threw: ") + e.what());
-      write(error_response(500, "internal", "internal error"));
-    }
+  void on_body(beast::error_code ec) {
+    if (ec)
+      return on_read_error(ec);
+    if (read_closed_)
+      return read_stopped();
+    on_request();
   }
 
-  void write(response resp) {
-    writing_ = true;
-    timer_.cancel();
+  void on_request() {
+    reading_ = false;
+    cancel_read_timer();
+    auto msg = parser_->release();
+    pipelined_request in;
+    in.seq = next_seq_++;
+    in.keep_alive = msg.keep_alive();
+    auto& r = in.req;
+    r.method = std::string(msg.method_string());
+    r.target = std::string(msg.target());
+    r.body = std::move(msg.body());
+    r.headers.reserve(8);
+    for (auto& f : msg) {
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      if (f.name() == bhttp::field::content_type)
+        r.content_type = r.headers.back().second;
+    }
+    r.remote_addr = remote_;
+    bool keep_alive = in.keep_alive;
+    hand_over(std::move(in));
+    if (!keep_alive)
+      read_closed_ = true;  // nothing after `Connection: close` is read
+    else
+      do_read();
+  }
+
+  void hand_over(pipelined_request&& in) {
+    ++outstanding_;
+    ++srv_.active;
+    caf::anon_send(session_, std::move(in));
+  }
+
+  // The head or body could not be read. Either the client is gone (close), or it sent
+  // something we refuse: answer that in order, after the requests before it, then close.
+  void on_read_error(beast::error_code ec) {
+    reading_ = false;
+    cancel_read_timer();
+    if (closed_)
+      return;
+    if (draining_)
+      return close();  // the client is done (or gone)
+    if (read_closed_)
+      return read_stopped();
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+        ec == net::error::eof) {
+      // The client finished sending (a half-close is legal): answer what it sent, then close.
+      read_closed_ = true;
+      if (outstanding_ == 0)
+        close();
+      return;
+    }
+    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+      return refuse(error_response(431, "header_too_large",
+                                   "the request head exceeds " +
+                                       std::to_string(srv_.cfg.header_limit) + " bytes"));
+    if (ec == bhttp::error::body_limit)
+      return refuse(error_response(413, "body_too_large",
+                                   "request body exceeds " +
+                                       std::to_string(srv_.cfg.body_limit) + " bytes"));
+    if (is_http_error(ec))
+      return refuse(error_response(400, "bad_request", "malformed HTTP request: " + ec.message()));
+    close();  // reset, aborted by our timer, ...
+  }
+
+  void refuse(response r) {
+    read_closed_ = true;
+    pipelined_request in;
+    in.seq = next_seq_++;
+    in.keep_alive = false;
+    in.refused = std::move(r);
+    hand_over(std::move(in));
+  }
+
+  // A read finished after reading stopped (stop(), or the last answer was written).
+  void read_stopped() {
+    reading_ = false;
+    if (draining_)
+      return drain();
+    cancel_read_timer();
+    if (outstanding_ == 0)
+      close();
+  }
+
+  // --- write side
+  void deliver(response r, bool close_after) {
+    if (closed_ || draining_)
+      return;  // the last answer was written already
+    writes_.push_back(outgoing{std::move(r), close_after});
+    if (!writing_)
+      write_next();
+  }
+
+  void write_next() {
+    auto& o = writes_.front();
+    // Say `Connection: close` on the last answer this connection will ever write.
+    bool last = o.close || (read_closed_ && outstanding_ == 1);
     res_.emplace();
-    res_->result(static_cast<unsigned>(resp.status));
+    res_->result(static_cast<unsigned>(o.r.status));
     res_->version(11);
     res_->set(bhttp::field::server, "joule");
-    res_->set(bhttp::field::content_type, resp.content_type);
-    for (auto& [k, v] : resp.headers)
+    res_->set(bhttp::field::content_type, o.r.content_type);
+    for (auto& [k, v] : o.r.headers)
       res_->set(k, v);
-    res_->keep_alive(keep_alive_ && !srv_.stopping && !close_after_reply_);
-    res_->body() = std::move(resp.body);
+    res_->keep_alive(!last);
+    res_->body() = std::move(o.r.body);
     res_->prepare_payload();
-    stream_.expires_after(srv_.cfg.request_timeout);
-    bhttp::async_write(stream_, *res_,
+    writes_.pop_front();
+    writing_ = true;
+    arm_write_timer(srv_.cfg.request_timeout);
+    bhttp::async_write(socket_, *res_,
                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
                          self->on_write(ec);
                        });
   }
 
   void on_write(beast::error_code ec) {
-    bool keep = res_->keep_alive();
-    res_.reset();
     writing_ = false;
-    busy_ = false;
-    --srv_.active;
-    if (ec || !keep) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      if (!ec)
-        drain();
+    cancel_write_timer();
+    if (closed_)
       return;
-    }
-    do_read();
+    if (ec)
+      return close();
+    bool last = !res_->keep_alive();
+    res_.reset();
+    --outstanding_;
+    --srv_.active;
+    if (last || (read_closed_ && outstanding_ == 0))
+      return finish();
+    if (!writes_.empty())
+      write_next();
+    if (paused_)
+      do_read();
+    else if (reading_ && phase_ == phase::idle && outstanding_ == 0)
+      arm_read_timer(srv_.cfg.idle_timeout);  // nothing owed any more: idle from now on
   }
 
-  // After refusing a request whose body we did not read (413), read and discard what the
-  // client still sends for a moment: closing with unread data would reset the connection and
-  // the client might never see our answer.
+  // After the last answer: stop sending, and read and discard what the client still sends
+  // for a moment. Closing with unread data would reset the connection and the client might
+  // never see our answer (a 413 for a body we did not read, say).
+  void finish() {
+    read_closed_ = true;
+    draining_ = true;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    arm_read_timer(milliseconds(1000));
+    if (!reading_)
+      drain();  // else the pending read continues as the drain (read_stopped)
+  }
+
   void drain() {
-    stream_.expires_after(std::chrono::seconds(1));
-    stream_.async_read_some(net::buffer(scratch_),
+    reading_ = true;
+    buffer_.clear();
+    socket_.async_read_some(buffer_.prepare(read_chunk),
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (!ec)
-                                self->drain();
+                              self->reading_ = false;
+                              if (ec || self->closed_)
+                                return self->close();
+                              self->drain();
                             });
   }
 
-  beast::tcp_stream stream_;
-  net::steady_timer timer_;
+  // --- timers: one for the read side, one for the write side; a generation number tells a
+  // stale expiry (already re-armed or cancelled) from a real one.
+  void arm_read_timer(milliseconds d) {
+    auto gen = ++read_gen_;
+    read_timer_.expires_after(d);
+    read_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (!ec && gen == self->read_gen_)
+        self->close();  // idle, slow head, slow body, or the drain is over
+    });
+  }
+  void cancel_read_timer() {
+    ++read_gen_;
+    read_timer_.cancel();
+  }
+  void arm_write_timer(milliseconds d) {
+    auto gen = ++write_gen_;
+    write_timer_.expires_after(d);
+    write_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (!ec && gen == self->write_gen_)
+        self->close();  // the client does not read its answers
+    });
+  }
+  void cancel_write_timer() {
+    ++write_gen_;
+    write_timer_.cancel();
+  }
+
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    cancel_read_timer();
+    cancel_write_timer();
+    srv_.active -= static_cast<int>(outstanding_);
+    outstanding_ = 0;
+    writes_.clear();
+    release();
+  }
+
+  // The connection is gone: its session ends and it no longer counts.
+  void release() {
+    if (released_)
+      return;
+    released_ = true;
+    --srv_.connections;
+    if (sink_)
+      sink_->detach();
+    if (session_) {
+      caf::anon_send(session_, session_closed_atom::value);
+      session_ = nullptr;
+    }
+  }
+
+  struct outgoing {
+    response r;
+    bool close = false;
+  };
+
+  static constexpr std::size_t read_chunk = 8192;
+
+  tcp::socket socket_;
+  net::any_io_executor ex_;  // the connection's strand
+  net::steady_timer read_timer_;
+  net::steady_timer write_timer_;
+  server::impl& srv_;
+  caf::actor session_;
+  std::shared_ptr<beast_sink> sink_;
+  std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
-  server::impl& srv_;
-  std::array<char, 16384> scratch_{};
-  std::uint64_t seq_ = 0;
-  bool keep_alive_ = true;
-  bool busy_ = false;
+  std::deque<outgoing> writes_;
+  std::uint64_t next_seq_ = 0;
+  std::size_t outstanding_ = 0;  // read and handed over, answer not written yet
+  std::uint64_t read_gen_ = 0;
+  std::uint64_t write_gen_ = 0;
+  phase phase_ = phase::idle;
+  bool reading_ = false;      // a read is pending
+  bool paused_ = false;       // not reading because pipeline_limit answers are owed
+  bool read_closed_ = false;  // no request is read any more
   bool writing_ = false;
-  bool close_after_reply_ = false;
+  bool draining_ = false;
+  bool closed_ = false;
+  bool released_ = false;
+};
+
+void beast_sink::deliver(response r, bool close) {
+  std::lock_guard<std::mutex> g{mtx_};
+  if (c_)
+    c_->post_deliver(std::move(r), close);
+}
+
+void beast_sink::abort() {
+  std::lock_guard<std::mutex> g{mtx_};
+  if (c_)
+    c_->post_close();
+}
+
+// A connection beyond http.max_connections: answer 503 without reading, then close.
+class refusal final : public std::enable_shared_from_this<refusal> {
+public:
+  explicit refusal(tcp::socket&& s) : socket_(std::move(s)), timer_(socket_.get_executor()) {
+    auto r = error_response(503, "overloaded", "too many open connections; retry later");
+    res_.result(503);
+    res_.version(11);
+    res_.set(bhttp::field::server, "joule");
+    res_.set(bhttp::field::content_type, r.content_type);
+    res_.set(bhttp::field::retry_after, "1");
+    res_.keep_alive(false);
+    res_.body() = std::move(r.body);
+    res_.prepare_payload();
+  }
+
+  void run() {
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      // Whatever happens, the socket is gone within a second.
+      self->timer_.expires_after(milliseconds(1000));
+      self->timer_.async_wait([self](beast::error_code ec) {
+        if (!ec)
+          self->close();
+      });
+      bhttp::async_write(self->socket_, self->res_, [self](beast::error_code ec, std::size_t) {
+        if (ec)
+          return self->close();
+        beast::error_code ignored;
+        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        self->drain();
+      });
+    });
+  }
+
+private:
+  void drain() {
+    socket_.async_read_some(net::buffer(scratch_), [self = shared_from_this()](
+                                                       beast::error_code ec, std::size_t) {
+      if (ec)
+        return self->close();
+      self->drain();
+    });
+  }
+  void close() {
+    beast::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  bhttp::response<bhttp::string_body> res_;
+  std::array<char, 1024> scratch_{};
 };
 
 } // namespace
 
-std::string request::header(const std::string& name) const {
-  for (auto& [k, v] : headers)
-    if (beast::iequals(k, name))
-      return v;
-  return {};
+template <class F>
+void server::impl::for_each_connection(F f) {
+  std::lock_guard<std::mutex> g{conns_mtx};
+  for (auto& w : conns)
+    if (auto c = w.lock())
+      f(*c);
 }
 
 void server::impl::do_accept() {
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping)
+      return;
     if (ec) {
-      if (stopping)
-        return;
-      log(log_level::warn, "http", "accept: " + ec.message());
-    } else {
-      socket.set_option(tcp::no_delay(true), ec);
-      auto s = std::make_shared<session>(std::move(socket), *this);
-      {
-        std::lock_guard<std::mutex> g{sessions_mtx};
-        // Forget closed sessions now and then so the list stays small.
-        if (sessions.size() > 1024)
-          sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
-                                        [](auto& w) { return w.expired(); }),
-                         sessions.end());
-        sessions.push_back(s);
-      }
-      s->run();
+      // Out of descriptors (EMFILE/ENFILE), out of memory, ...: the listening socket stays
+      // readable, so re-arming at once would spin. Back off exponentially, capped at 1 s.
+      accept_errors.inc();
+      accept_backoff = std::min(std::max(accept_backoff * 2, milliseconds(10)), milliseconds(1000));
+      log(log_level::warn, "http",
+          "accept: " + ec.message() + "; retrying in " + std::to_string(accept_backoff.count()) +
+              " ms");
+      accept_timer->expires_after(accept_backoff);
+      accept_timer->async_wait([this](beast::error_code tec) {
+        if (!tec && !stopping)
+          do_accept();
+      });
+      return;
     }
-    if (!stopping)
-      do_accept();
+    accept_backoff = milliseconds(0);
+    on_accept(std::move(socket));
+    do_accept();
   });
 }
 
-server::server(server_config cfg, handler_fn handler)
-  : impl_(std::make_unique<impl>(std::move(cfg), std::move(handler))) {}
+void server::impl::on_accept(tcp::socket socket) {
+  beast::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  if (connections.load() >= cfg.max_connections) {
+    refused_connections.inc();
+    std::make_shared<refusal>(std::move(socket))->run();
+    return;
+  }
+  ++connections;
+  auto c = std::make_shared<connection>(std::move(socket), *this);
+  auto sink = std::make_shared<beast_sink>(c);
+  auto session =
+      spawn_session(*sys, session_config{cfg.pipeline_limit, cfg.request_timeout}, handler, sink);
+  {
+    std::lock_guard<std::mutex> g{conns_mtx};
+    // Forget closed connections now and then so the list stays small.
+    if (conns.size() > 1024 && conns.size() > 2 * static_cast<std::size_t>(connections.load()))
+      conns.erase(std::remove_if(conns.begin(), conns.end(), [](auto& w) { return w.expired(); }),
+                  conns.end());
+    conns.push_back(c);
+  }
+  c->start(std::move(session), std::move(sink));
+}
+
+server::server(caf::actor_system& sys, server_config cfg, handler_fn handler)
+  : impl_(std::make_unique<impl>(sys, std::move(cfg), std::move(handler))) {}
 
 server::~server() { stop(); }
 
@@ -261,6 +604,7 @@ std::uint16_t server::start() {
   s.acceptor->set_option(net::socket_base::reuse_address(true));
   s.acceptor->bind(ep);
   s.acceptor->listen(net::socket_base::max_listen_connections);
+  s.accept_timer.emplace(s.ioc);
   auto port = s.acceptor->local_endpoint().port();
   s.do_accept();
   for (int i = 0; i < s.cfg.threads; ++i)
@@ -275,23 +619,26 @@ void server::stop() {
   net::post(s.ioc, [&s] {
     beast::error_code ec;
     s.acceptor->close(ec);
+    s.accept_timer->cancel();
   });
+  // No new requests; a connection closes once it has written what it owes.
+  s.for_each_connection([](connection& c) { c.post_shutdown(); });
   auto until = std::chrono::steady_clock::now() + s.cfg.drain_timeout;
   while (s.active > 0 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  {
-    std::lock_guard<std::mutex> g{s.sessions_mtx};
-    for (auto& w : s.sessions)
-      if (auto sp = w.lock())
-        sp->close();
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(milliseconds(10));
+  s.for_each_connection([](connection& c) { c.post_close(); });
+  std::this_thread::sleep_for(milliseconds(20));
   s.ioc.stop();
   for (auto& t : s.threads)
     t.join();
   s.threads.clear();
+  // Whatever the threads did not get to: every session actor must hear that its connection
+  // is gone, or the actor system would wait for it forever.
+  s.for_each_connection([](connection& c) { c.close_now(); });
 }
 
 int server::in_flight() const { return impl_->active; }
+
+int server::connections() const { return impl_->connections; }
 
 } // namespace joule::http

@@ -1,63 +1,64 @@
 #pragma once
-// The HTTP/1.1 server (Boost.Beast): accepts, parses with a body limit, hands each request to
-// a handler and writes the reply when it comes back. Socket I/O only: no routing, no actors.
+// The HTTP/1.1 listener (Boost.Beast). Socket I/O only: it accepts, parses with limits, reads
+// ahead a bounded number of pipelined requests and writes the answers; everything a request
+// means happens in the connection's session actor (http/session_actor.hpp), which the server
+// spawns for each accepted connection.
+//
+// Why the server spawns the session actors itself instead of a supervised listener actor: a
+// session cannot be restarted (its connection is its identity), so supervision would add a
+// message hop per accepted connection and buy nothing; a session's failure boundary is the
+// session (a throwing handler fails one request, a failing session closes one connection).
+// Shutdown order stays explicit: stop() stops accepting, drains, then closes every connection,
+// which ends every session actor; only then may the actor system go (app::stop does so).
 // Beast stays out of this header so that including it is cheap.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
-#include <utility>
-#include <vector>
+
+#include "http/handler.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
 
 namespace joule::http {
-
-struct request {
-  std::string method;
-  std::string target;  // path and query, still percent-encoded
-  std::string body;
-  std::string content_type;
-  std::vector<std::pair<std::string, std::string>> headers;  // as received
-  std::string remote_addr;                                   // the peer's IP address
-
-  /// The first header named `name` (case-insensitive), or "".
-  std::string header(const std::string& name) const;
-};
-
-struct response {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-
-/// Called exactly once per request, from any thread.
-using respond_fn = std::function<void(response)>;
-/// Runs on an I/O thread; must not block (hand work to actors and return).
-using handler_fn = std::function<void(request&&, respond_fn)>;
 
 struct server_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;  // 0: any free port
   int threads = 1;
   std::uint64_t body_limit = 1 << 20;
+  /// Largest request head (request line + header fields); larger → 431, then close.
+  std::uint32_t header_limit = 16 * 1024;
+  /// A request head must arrive whole this long after its first byte, or the connection
+  /// closes (slow-header clients).
+  std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds idle_timeout{30000};
   std::chrono::milliseconds drain_timeout{5000};
+  /// Requests read ahead on one connection before the server stops reading it.
+  std::size_t pipeline_limit = 16;
+  /// Open connections beyond which a new one is answered 503 and closed.
+  int max_connections = 10000;
 };
 
 class server {
 public:
-  server(server_config cfg, handler_fn handler);
+  /// Session actors are spawned in `sys`, which must outlive the server.
+  server(caf::actor_system& sys, server_config cfg, handler_fn handler);
   ~server();
   /// Binds and starts the I/O threads; returns the bound port. Throws on bind failure.
   std::uint16_t start();
   /// Graceful stop: stop accepting, let in-flight requests finish (up to drain_timeout),
-  /// then close connections and join the threads.
+  /// then close connections (ending their session actors) and join the threads.
   void stop();
-  /// Requests being handled right now.
+  /// Requests read and not yet answered, over all connections.
   int in_flight() const;
+  /// Open connections (each with its session actor).
+  int connections() const;
 
   struct impl;
 

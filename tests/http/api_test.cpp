@@ -8,10 +8,12 @@
 
 #include <pqxx/pqxx>
 
+#include "core/metrics.hpp"
 #include "core/timefmt.hpp"
 #include "db/rollups.hpp"
 #include "db/session.hpp"
 #include "tests/support/api_fixture.hpp"
+#include "tests/support/raw_http.hpp"
 
 using namespace joule;
 using namespace joule::test;
@@ -346,6 +348,58 @@ TEST_F(Api, OperationsEndpoints) {
   EXPECT_TRUE(d.HasMember("cache"));
   EXPECT_TRUE(d.HasMember("refresh.device_1m"));
   EXPECT_TRUE(d.HasMember("supervisor"));
+}
+
+TEST_F(Api, SixteenPipelinedRequestsOnOneConnectionAreAnsweredInOrder) {
+  // Cache hits, database reads, instant answers and errors finish in a different order than
+  // they were sent; the answers must still come back in request order.
+  struct expect {
+    std::string target;
+    int status;
+    std::string in_body;
+  };
+  std::vector<expect> want;
+  for (int h = 1; h <= 3; ++h) {
+    auto hid = household_id(h);
+    want.push_back({"/analytics/households/" + hid + "/energy?step=5m", 200,
+                    "\"household_id\":\"" + hid + "\""});
+    want.push_back({"/analytics/households/" + hid + "/top-devices?limit=2", 200,
+                    "\"household_id\":\"" + hid + "\""});
+    want.push_back({"/analytics/devices/" + device_id(4 * h) + "/power?step=1h", 200,
+                    "\"device_id\":\"" + device_id(4 * h) + "\""});
+  }
+  want.push_back({"/healthz", 200, "\"status\":\"ok\""});
+  want.push_back({"/nope", 404, "\"not_found\""});
+  want.push_back({"/analytics/households/" + household_id(999) + "/energy", 404,
+                  "household_not_found"});
+  want.push_back({"/analytics/households/not-a-uuid/energy", 400, "invalid_household_id"});
+  want.push_back({"/readyz", 200, "\"ready\""});
+  want.push_back({"/analytics/households/" + household_id(2) + "/energy?step=1h", 200,
+                  "\"step\":\"1h\""});
+  want.push_back({"/analytics/devices/" + device_id(999) + "/power", 404, "device_not_found"});
+  ASSERT_EQ(want.size(), 16u);
+  {
+    raw_connection c{port()};
+    ASSERT_TRUE(c.connected());
+    std::string all;
+    for (auto& w : want)
+      all += get_request(w.target);
+    ASSERT_TRUE(c.send(all));  // back to back, one write
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      auto r = c.read_response();
+      ASSERT_EQ(r.status, want[i].status) << i << " " << want[i].target << ": " << r.body;
+      EXPECT_NE(r.body.find(want[i].in_body), std::string::npos)
+          << i << " " << want[i].target << ": " << r.body;
+    }
+  }
+  // Every session ends with its connection: once the clients are gone, none is left. (A
+  // scrape of /metrics sees exactly one: its own.)
+  auto& sessions = metrics::global().get_gauge("joule_http_sessions", "");
+  for (int i = 0; i < 500 && sessions.value() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(sessions.value(), 0);
+  auto m = http_get(port(), "/metrics");
+  EXPECT_NE(m.body.find("\njoule_http_sessions 1\n"), std::string::npos) << m.body;
 }
 
 } // namespace

@@ -89,3 +89,20 @@ TEST(Settings, Durations) {
   EXPECT_FALSE(parse_duration("-1s"));
   EXPECT_EQ(format_duration(millis(7200000)), "2h");
 }
+
+TEST(Settings, HttpHardeningDefaultsAndBounds) {
+  auto r = load({}, env_of({}), "");
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.values.http_header_limit, 16 * 1024);
+  EXPECT_EQ(r.values.http_header_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(r.values.http_pipeline_limit, 16);
+  EXPECT_EQ(r.values.http_max_connections, 10000);
+  r = load({"--http.pipeline_limit=0"}, env_of({}), "");
+  EXPECT_NE(r.error.find("http.pipeline_limit"), std::string::npos) << r.error;
+  r = load({"--http.header_limit=100"}, env_of({}), "");
+  EXPECT_NE(r.error.find("http.header_limit"), std::string::npos) << r.error;
+  r = load({"--http.max_connections=0"}, env_of({}), "");
+  EXPECT_NE(r.error.find("http.max_connections"), std::string::npos) << r.error;
+  r = load({"--http.header_timeout=1ms"}, env_of({}), "");
+  EXPECT_NE(r.error.find("http.header_timeout"), std::string::npos) << r.error;
+}
