@@ -9,6 +9,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -109,8 +110,8 @@ public:
   connection(tcp::socket&& socket, server::impl& srv)
     : socket_(std::move(socket)),
       ex_(socket_.get_executor()),
-      read_timer_(socket_.get_executor()),
-      write_timer_(socket_.get_executor()),
+      read_deadline_(socket_.get_executor()),
+      write_deadline_(socket_.get_executor()),
       srv_(srv) {
     beast::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -150,6 +151,15 @@ public:
 
 private:
   enum class phase { idle, head, body };
+  using time_point = std::chrono::steady_clock::time_point;
+  static constexpr time_point never = time_point::max();
+
+  // Whether the buffer holds the end of a request head (an empty line).
+  bool head_buffered() const {
+    auto data = buffer_.data();
+    std::string_view sv{static_cast<const char*>(data.data()), data.size()};
+    return sv.find("\r\n\r\n") != std::string_view::npos;
+  }
 
   // --- read side
   void do_read() {
@@ -167,8 +177,10 @@ private:
     if (buffer_.size() > 0)
       return read_head();  // pipelined: the next head is already here
     phase_ = phase::idle;
-    if (outstanding_ == 0)
-      arm_read_timer(srv_.cfg.idle_timeout);
+    // Idle only while no answer is owed (else the client is waiting for us, not idle).
+    set_deadline(read_deadline_, outstanding_ == 0
+                                     ? std::chrono::steady_clock::now() + srv_.cfg.idle_timeout
+                                     : never);
     socket_.async_read_some(buffer_.prepare(read_chunk),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->on_first_bytes(ec, n);
@@ -186,7 +198,11 @@ private:
 
   void read_head() {
     phase_ = phase::head;
-    arm_read_timer(srv_.cfg.header_timeout);
+    // A head already complete in the buffer is parsed without waiting: nothing to time.
+    if (head_buffered())
+      set_deadline(read_deadline_, never);
+    else
+      set_deadline_in(read_deadline_, srv_.cfg.header_timeout);
     bhttp::async_read_header(socket_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                self->on_head(ec);
@@ -201,7 +217,7 @@ private:
     if (parser_->is_done())
       return on_request();
     phase_ = phase::body;
-    arm_read_timer(srv_.cfg.idle_timeout);
+    set_deadline_in(read_deadline_, srv_.cfg.idle_timeout);
     bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         self->on_body(ec);
@@ -218,7 +234,7 @@ private:
 
   void on_request() {
     reading_ = false;
-    cancel_read_timer();
+    set_deadline(read_deadline_, never);
     auto msg = parser_->release();
     pipelined_request in;
     in.seq = next_seq_++;
@@ -252,7 +268,7 @@ private:
   // something we refuse: answer that in order, after the requests before it, then close.
   void on_read_error(beast::error_code ec) {
     reading_ = false;
-    cancel_read_timer();
+    set_deadline(read_deadline_, never);
     if (closed_)
       return;
     if (draining_)
@@ -294,7 +310,7 @@ private:
     reading_ = false;
     if (draining_)
       return drain();
-    cancel_read_timer();
+    set_deadline(read_deadline_, never);
     if (outstanding_ == 0)
       close();
   }
@@ -324,7 +340,7 @@ private:
     res_->prepare_payload();
     writes_.pop_front();
     writing_ = true;
-    arm_write_timer(srv_.cfg.request_timeout);
+    set_deadline_in(write_deadline_, srv_.cfg.request_timeout);
     bhttp::async_write(socket_, *res_,
                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
                          self->on_write(ec);
@@ -333,7 +349,7 @@ private:
 
   void on_write(beast::error_code ec) {
     writing_ = false;
-    cancel_write_timer();
+    set_deadline(write_deadline_, never);
     if (closed_)
       return;
     if (ec)
@@ -349,7 +365,7 @@ private:
     if (paused_)
       do_read();
     else if (reading_ && phase_ == phase::idle && outstanding_ == 0)
-      arm_read_timer(srv_.cfg.idle_timeout);  // nothing owed any more: idle from now on
+      set_deadline_in(read_deadline_, srv_.cfg.idle_timeout);  // nothing owed: idle from now
   }
 
   // After the last answer: stop sending, and read and discard what the client still sends
@@ -360,7 +376,7 @@ private:
     draining_ = true;
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
-    arm_read_timer(milliseconds(1000));
+    set_deadline_in(read_deadline_, milliseconds(1000));
     if (!reading_)
       drain();  // else the pending read continues as the drain (read_stopped)
   }
@@ -377,31 +393,44 @@ private:
                             });
   }
 
-  // --- timers: one for the read side, one for the write side; a generation number tells a
-  // stale expiry (already re-armed or cancelled) from a real one.
-  void arm_read_timer(milliseconds d) {
-    auto gen = ++read_gen_;
-    read_timer_.expires_after(d);
-    read_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
-      if (!ec && gen == self->read_gen_)
-        self->close();  // idle, slow head, slow body, or the drain is over
-    });
+  // --- deadlines: one for the read side, one for the write side. Moving a deadline later
+  // or clearing it costs nothing (no timer operation, no syscall): the wait in flight finds
+  // the deadline moved when it fires and waits again for the rest. Only an earlier deadline
+  // re-arms the timer. So a busy keep-alive connection costs a timer operation every few
+  // seconds, not several per request.
+  struct deadline {
+    explicit deadline(const net::any_io_executor& ex) : timer(ex) {}
+    net::steady_timer timer;
+    time_point due = never;    // when the current phase must be over
+    time_point armed = never;  // expiry of the wait in flight, if any
+  };
+
+  void set_deadline(deadline& d, time_point due) {
+    d.due = due;
+    if (due == never || d.armed <= due)
+      return;  // nothing to time, or the wait in flight fires first and re-checks
+    arm(d, due);
   }
-  void cancel_read_timer() {
-    ++read_gen_;
-    read_timer_.cancel();
+  void set_deadline_in(deadline& d, milliseconds from_now) {
+    set_deadline(d, std::chrono::steady_clock::now() + from_now);
   }
-  void arm_write_timer(milliseconds d) {
-    auto gen = ++write_gen_;
-    write_timer_.expires_after(d);
-    write_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
-      if (!ec && gen == self->write_gen_)
-        self->close();  // the client does not read its answers
-    });
+
+  void arm(deadline& d, time_point at) {
+    d.armed = at;
+    d.timer.expires_at(at);  // aborts a later wait in flight
+    d.timer.async_wait(
+        [self = shared_from_this(), &d](beast::error_code ec) { self->on_deadline(d, ec); });
   }
-  void cancel_write_timer() {
-    ++write_gen_;
-    write_timer_.cancel();
+
+  void on_deadline(deadline& d, beast::error_code ec) {
+    if (ec || closed_)
+      return;  // aborted: re-armed earlier, or closed
+    d.armed = never;
+    if (d.due == never)
+      return;
+    if (std::chrono::steady_clock::now() >= d.due)
+      return close();  // idle, slow head or body, an answer nobody reads, or the drain is over
+    arm(d, d.due);
   }
 
   void close() {
@@ -411,8 +440,8 @@ private:
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    cancel_read_timer();
-    cancel_write_timer();
+    read_deadline_.timer.cancel();
+    write_deadline_.timer.cancel();
     srv_.active -= static_cast<int>(outstanding_);
     outstanding_ = 0;
     writes_.clear();
@@ -442,8 +471,8 @@ private:
 
   tcp::socket socket_;
   net::any_io_executor ex_;  // the connection's strand
-  net::steady_timer read_timer_;
-  net::steady_timer write_timer_;
+  deadline read_deadline_;
+  deadline write_deadline_;
   server::impl& srv_;
   caf::actor session_;
   std::shared_ptr<beast_sink> sink_;
@@ -454,8 +483,6 @@ private:
   std::deque<outgoing> writes_;
   std::uint64_t next_seq_ = 0;
   std::size_t outstanding_ = 0;  // read and handed over, answer not written yet
-  std::uint64_t read_gen_ = 0;
-  std::uint64_t write_gen_ = 0;
   phase phase_ = phase::idle;
   bool reading_ = false;      // a read is pending
   bool paused_ = false;       // not reading because pipeline_limit answers are owed

@@ -341,6 +341,27 @@ TEST_F(Server, AHeadNotCompletedWithinHeaderTimeoutIsClosed) {
   EXPECT_EQ(idle.read_response().status, 200);
 }
 
+TEST_F(Server, IdleConnectionsCloseButNotWhileAnAnswerIsOwed) {
+  http::server_config sc;
+  sc.idle_timeout = 300ms;
+  start(sc);
+  raw_connection idle{port_};
+  raw_connection busy{port_};
+  ASSERT_TRUE(idle.send(get_request("/echo/a")));
+  ASSERT_EQ(idle.read_response().status, 200);
+  ASSERT_TRUE(busy.send(get_request("/hold/b")));
+  ASSERT_TRUE(eventually([&] { return held_->size() == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(idle.wait_closed(3s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  std::this_thread::sleep_for(400ms);  // the held request is now older than idle_timeout
+  ASSERT_TRUE(held_->release("/hold/b"));
+  EXPECT_EQ(busy.read_response().status, 200) << "a client waiting for an answer is not idle";
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(busy.wait_closed(3s)) << "idle from its last answer on";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+}
+
 TEST_F(Server, ConnectionsBeyondTheCapGet503AndAreClosed) {
   http::server_config sc;
   sc.max_connections = 3;
