@@ -13,6 +13,7 @@
 #include "cache/cache_broker.hpp"
 #include "cache/redis_client.hpp"
 #include "cache/redis_worker.hpp"
+#include "db/auth_actor.hpp"
 #include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "db/migrations.hpp"
@@ -22,7 +23,9 @@
 #include "db/session.hpp"
 #include "db/telemetry_writer.hpp"
 #include "db/watermarks.hpp"
+#include "http/admin_routes.hpp"
 #include "http/analytics_routes.hpp"
+#include "http/auth.hpp"
 #include "http/ingest_routes.hpp"
 #include "http/routes.hpp"
 #include "http/system_routes.hpp"
@@ -73,6 +76,8 @@ struct app::impl {
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<service_registry> registry = std::make_shared<service_registry>();
   std::shared_ptr<db::watermark_board> watermarks = std::make_shared<db::watermark_board>();
+  /// Verified tokens: filled by the auth actor, read by every request (outlives restarts).
+  std::shared_ptr<auth::token_cache> tokens;
   supervisor_actor root;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -92,6 +97,13 @@ std::vector<child_spec> app::impl::children() {
     pc.mode = s.api_read_raw ? db::read_mode::raw : db::read_mode::rollups;
     pc.watermarks = board;
     return db::spawn_db_pool(sys, pc, worker_cfg(s, "pool", s.db_statement_timeout));
+  }));
+  out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
+    db::auth_config ac;
+    ac.cache = cache;
+    ac.refresh_interval = s.auth_refresh_interval;
+    ac.lookup_timeout = std::min(s.db_request_deadline, std::chrono::milliseconds(2000));
+    return db::spawn_auth_actor(sys, ac, worker_cfg(s, "auth", s.db_statement_timeout));
   }));
   out.push_back(supervise<cache_actor>("cache", [s](caf::actor_system& sys) {
     cache::cache_config cc;
@@ -159,6 +171,15 @@ app::~app() { stop(); }
 
 void app::start() {
   auto& d = *impl_;
+  // Settings that only make sense together (auth.required=false off loopback) are refused
+  // here too: tests and embedders construct settings without config::load.
+  if (auto err = config::validate(d.settings); !err.empty())
+    throw std::runtime_error(err);
+  d.tokens = std::make_shared<auth::token_cache>(
+      static_cast<std::size_t>(d.settings.auth_cache_max_entries));
+  if (!d.settings.auth_required)
+    log(log_level::warn, "auth",
+        "auth.required = false: requests without a token act as admin (loopback only)");
   {
     // Schema first, synchronously: nothing may serve or write before it is in place.
     db::session s{d.settings.db_url, std::chrono::milliseconds{0}};
@@ -190,8 +211,16 @@ void app::start() {
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);
   http::add_ingest_routes(*table, env);
+  http::add_admin_routes(*table, env);
   if (d.settings.alerts_enabled)
     rules::add_alert_routes(*table, env);
+  http::auth_settings as;
+  as.required = d.settings.auth_required;
+  as.rate_limit = d.settings.auth_rate_limit;
+  as.rate_burst = d.settings.auth_rate_burst;
+  as.failure_rate_limit = d.settings.auth_failure_rate_limit;
+  as.failure_burst = d.settings.auth_failure_burst;
+  table->set_guard(std::make_shared<http::auth_guard>(as, d.tokens, d.registry));
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;

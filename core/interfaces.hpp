@@ -81,6 +81,9 @@ struct redis_reply {
 /// A validated POST /telemetry batch.
 struct ingest_batch {
   std::vector<telemetry_row> rows;
+  /// The caller's households (sorted; empty: any). A reading of a device registered elsewhere
+  /// (or not registered) rejects the whole batch as forbidden.
+  std::vector<std::string> households;
 };
 
 /// A stored batch.
@@ -160,7 +163,8 @@ using refresh_actor = caf::typed_actor<
 /// The telemetry writer: group commit of concurrent batches with COPY.
 using telemetry_writer_actor = caf::typed_actor<
   /// Stores the batch whole or not at all and answers after the commit; fails invalid
-  /// (unknown_devices, household_mismatch), overloaded or unavailable.
+  /// (unknown_devices, household_mismatch), forbidden (a device outside the batch's
+  /// households), overloaded or unavailable.
   caf::replies_to<ingest_batch>::with<ingest_receipt>,
   /// Status as JSON (pending rows, commits).
   caf::replies_to<status_atom>::with<std::string>>;

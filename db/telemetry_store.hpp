@@ -21,7 +21,11 @@ struct batch_outcome {
 /// Looks up every device once, rejects batches naming unknown devices (listing them) or
 /// a household that is not the device's, fills missing household ids, and COPYs the rest into
 /// `telemetry` in one transaction. Throws on database errors (nothing is then written).
-std::vector<batch_outcome> write_batches(session& s,
-                                         const std::vector<const std::vector<telemetry_row>*>& batches);
+/// `allowed[i]`, when given and non-empty, holds the households batch i may write (sorted): a
+/// device registered in another household, or not registered at all, rejects the batch as
+/// forbidden (no existence oracle for a restricted token).
+std::vector<batch_outcome> write_batches(
+    session& s, const std::vector<const std::vector<telemetry_row>*>& batches,
+    const std::vector<const std::vector<std::string>*>& allowed = {});
 
 } // namespace joule::db

@@ -51,9 +51,12 @@ void dispatch(self_ptr self) {
     job.retry_on_disconnect = false;  // a commit may have happened: let the client decide
     job.run = [group, outcomes](session& s) {
       std::vector<const std::vector<telemetry_row>*> batches;
-      for (auto& b : *group)
+      std::vector<const std::vector<std::string>*> allowed;
+      for (auto& b : *group) {
         batches.push_back(&b.rows);
-      *outcomes = write_batches(s, batches);
+        allowed.push_back(&b.households);
+      }
+      *outcomes = write_batches(s, batches, allowed);
       return std::any{};
     };
     st.busy[w] = true;
@@ -124,7 +127,7 @@ telemetry_writer_actor::behavior_type telemetry_writer(self_ptr self, writer_con
         }
         st.pending_rows += b.rows.size();
         m().pending.set(static_cast<double>(st.pending_rows));
-        st.pending.push_back({std::move(b.rows), rp});
+        st.pending.push_back({std::move(b.rows), rp, std::move(b.households)});
         dispatch(self);
         return rp;
       },

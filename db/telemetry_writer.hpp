@@ -27,6 +27,7 @@ struct telemetry_writer_state {
   struct queued {
     std::vector<telemetry_row> rows;
     caf::typed_response_promise<ingest_receipt> promise;
+    std::vector<std::string> households;  // the caller's (empty: any)
   };
   std::deque<queued> pending;
   std::size_t pending_rows = 0;

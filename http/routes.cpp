@@ -69,19 +69,36 @@ void dispatch(const route_table& table, caf::event_based_actor* self, request&& 
     latency(name, r.status).observe(secs);
     reply(std::move(r));
   };
-  if (!m.found) {
-    if (m.path_known)
-      return done(error_response(405, "method_not_allowed",
-                                 req.method + " is not allowed on this path"));
-    return done(error_response(404, "not_found", "no such endpoint"));
-  }
-  route_request rr{std::move(req), std::move(m.params)};
-  try {
-    m.found->handler(self, rr, done);
-  } catch (const std::exception& e) {
-    log(log_level::error, "http", "handler for " + name + " threw: " + e.what());
-    done(error_response(500, "internal", "internal error"));
-  }
+  // Runs once the caller is known: 404/405, then the route's scope, then the handler.
+  auto route_for = [self, done, name, found = m.found, path_known = m.path_known,
+                    params = std::move(m.params)](request&& req, auth::identity who) mutable {
+    if (!found) {
+      if (path_known)
+        return done(error_response(405, "method_not_allowed",
+                                   req.method + " is not allowed on this path"));
+      return done(error_response(404, "not_found", "no such endpoint"));
+    }
+    if (!auth::grants(who.scopes, found->scope))
+      return done(forbidden_response(found->scope));
+    route_request rr{std::move(req), std::move(params), std::move(who)};
+    try {
+      found->handler(self, rr, done);
+    } catch (const std::exception& e) {
+      log(log_level::error, "http", "handler for " + name + " threw: " + e.what());
+      done(error_response(500, "internal", "internal error"));
+    }
+  };
+  auto& guard = table.guard();
+  if (!guard || (m.found && m.found->scope == auth::scope::none))
+    return route_for(std::move(req), guard ? auth::identity{} : auth::identity::anonymous_admin());
+  // Only what authentication needs is copied; the request itself moves to the route.
+  auto held = std::make_shared<request>(std::move(req));
+  guard->authenticate(
+      self, *held,
+      [held, route_for](auth::identity who) mutable {
+        route_for(std::move(*held), std::move(who));
+      },
+      done);
 }
 
 } // namespace joule::http

@@ -15,6 +15,12 @@ namespace joule::test {
 
 http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body, std::chrono::milliseconds timeout) {
+  return http_request_with(port, method, target, body, {}, timeout);
+}
+
+http_result http_request_with(std::uint16_t port, const std::string& method,
+                              const std::string& target, const std::string& body,
+                              const header_list& headers, std::chrono::milliseconds timeout) {
   namespace beast = boost::beast;
   namespace bhttp = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -27,6 +33,8 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
     stream.connect(tcp::endpoint{boost::asio::ip::make_address("127.0.0.1"), port});
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
     req.set(bhttp::field::host, "127.0.0.1");
+    for (auto& [name, value] : headers)
+      req.set(name, value);
     if (!body.empty()) {
       req.set(bhttp::field::content_type, "application/json");
       req.body() = body;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace joule::test {
 
@@ -18,6 +20,21 @@ struct http_result {
 http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Like http_request, with extra request headers (e.g. Authorization).
+http_result http_request_with(std::uint16_t port, const std::string& method,
+                              const std::string& target, const std::string& body,
+                              const header_list& headers,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// `Authorization: Bearer <token>` (no header when `token` is empty).
+inline header_list bearer(const std::string& token) {
+  if (token.empty())
+    return {};
+  return {{"Authorization", "Bearer " + token}};
+}
 
 inline http_result http_get(std::uint16_t port, const std::string& target) {
   return http_request(port, "GET", target);
