@@ -1,6 +1,7 @@
 #include "core/auth.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -120,9 +121,21 @@ bool well_formed(const std::string& token) {
 }
 
 std::string sha256(const std::string& text) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
-  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+  // Every request hashes its token: the algorithm is fetched once (OpenSSL 3's one-shot
+  // SHA256() fetches it on every call) and each thread reuses its digest context.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct ctx_holder {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~ctx_holder() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local ctx_holder holder;
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  unsigned int len = 0;
+  if (!md || !holder.ctx || EVP_DigestInit_ex2(holder.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(holder.ctx, text.data(), text.size()) != 1 ||
+      EVP_DigestFinal_ex(holder.ctx, out, &len) != 1 || len != sizeof out)
+    throw std::runtime_error("SHA-256 failed");
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 
 bool same_digest(const std::string& a, const std::string& b) {

@@ -10,10 +10,23 @@
 namespace joule::http {
 namespace {
 
-metrics::counter& outcome(const char* what) {
+metrics::counter& counter_for(const char* what) {
   return metrics::global().get_counter("joule_auth_requests_total",
                                        "Authentications by outcome",
                                        metrics::label("outcome", what));
+}
+
+// Looked up once: the registry takes a lock per lookup, too much for every request.
+struct outcomes {
+  metrics::counter& ok = counter_for("ok");
+  metrics::counter& unauthorized = counter_for("unauthorized");
+  metrics::counter& rate_limited = counter_for("rate_limited");
+  metrics::counter& unavailable = counter_for("unavailable");
+};
+
+outcomes& outcome() {
+  static outcomes instance;
+  return instance;
 }
 
 bool iequals_prefix(const std::string& s, const char* prefix) {
@@ -30,9 +43,7 @@ auth_guard::auth_guard(auth_settings s, std::shared_ptr<auth::token_cache> cache
                        std::shared_ptr<service_registry> registry)
     : settings_(s), cache_(std::move(cache)), registry_(std::move(registry)),
       failures_(s.max_addresses) {
-  // Register the outcomes now, so /metrics lists them from the start.
-  for (auto* o : {"ok", "unauthorized", "rate_limited", "unavailable"})
-    outcome(o);
+  outcome();  // register the outcomes now, so /metrics lists them from the start
 }
 
 response rate_limited_response(std::int64_t wait_us, const std::string& message) {
@@ -57,7 +68,7 @@ response auth_guard::unauthorized(const std::string& addr, const std::string& me
   // Every failure counts against the client's address; the next one over the limit is 429.
   failures_.take(addr, now_micros(), settings_.failure_rate_limit,
                  settings_.failure_burst);
-  outcome("unauthorized").inc();
+  outcome().unauthorized.inc();
   auto r = error_response(401, "unauthorized", message);
   r.headers.emplace_back("WWW-Authenticate", invalid_token
                                                  ? "Bearer realm=\"joule\", error=\"invalid_token\""
@@ -66,9 +77,9 @@ response auth_guard::unauthorized(const std::string& addr, const std::string& me
 }
 
 void auth_guard::admit(const std::shared_ptr<auth::token_entry>& e, const std::string& hash,
-                       const std::string& addr, const std::function<void(auth::identity)>& ok,
+                       const std::string& addr, std::int64_t now,
+                       const std::function<void(auth::identity)>& ok,
                        const std::function<void(response)>& deny) {
-  auto now = now_micros();
   // The cache is keyed by the hash; the comparison that decides is constant-time anyway.
   if (!auth::same_digest(e->hash, hash))
     return deny(unauthorized(addr, "invalid, expired or revoked token", true));
@@ -77,11 +88,11 @@ void auth_guard::admit(const std::shared_ptr<auth::token_entry>& e, const std::s
     return deny(unauthorized(addr, "invalid, expired or revoked token", true));
   }
   if (auto wait = e->gate.take(now, settings_.rate_limit, settings_.rate_burst); wait > 0) {
-    outcome("rate_limited").inc();
+    outcome().rate_limited.inc();
     return deny(rate_limited_response(wait, "this token's request rate is over auth.rate_limit"));
   }
   e->last_used.store(now, std::memory_order_relaxed);
-  outcome("ok").inc();
+  outcome().ok.inc();
   ok(e->who);
 }
 
@@ -94,7 +105,7 @@ void auth_guard::authenticate(caf::event_based_actor* self, const request& req,
                                settings_.failure_burst);
     if (wait <= 0)
       return false;
-    outcome("rate_limited").inc();
+    outcome().rate_limited.inc();
     deny(rate_limited_response(wait, "too many failed authentications from this address"));
     return true;
   };
@@ -118,16 +129,16 @@ void auth_guard::authenticate(caf::event_based_actor* self, const request& req,
     return deny(unauthorized(req.remote_addr, "malformed Authorization header: expected Bearer jl_…", true));
   }
   auto hash = auth::sha256(token);
+  const auto now = now_micros();
   if (auto e = cache_->find(hash);
-      e && now_micros() - e->validated_at.load(std::memory_order_relaxed) <=
-               auth::max_staleness_us)
-    return admit(e, hash, req.remote_addr, ok, deny);
+      e && now - e->validated_at.load(std::memory_order_relaxed) <= auth::max_staleness_us)
+    return admit(e, hash, req.remote_addr, now, ok, deny);
   // Not cached (or not confirmed lately): ask the auth actor, unless this address keeps failing.
   if (limited())
     return;
   auto actor = registry_->get<auth_actor>();
   if (!actor) {
-    outcome("unavailable").inc();
+    outcome().unavailable.inc();
     return deny(starting_response());
   }
   self->request(actor, std::chrono::seconds(3), verify_atom::value, hash)
@@ -135,10 +146,10 @@ void auth_guard::authenticate(caf::event_based_actor* self, const request& req,
           [guard = shared_from_this(), hash, addr = req.remote_addr, ok, deny](auth::verdict& v) {
             if (!v.entry)
               return deny(guard->unauthorized(addr, "invalid, expired or revoked token", true));
-            guard->admit(v.entry, hash, addr, ok, deny);
+            guard->admit(v.entry, hash, addr, now_micros(), ok, deny);
           },
           [deny](caf::error& e) {
-            outcome("unavailable").inc();
+            outcome().unavailable.inc();
             deny(error_response(e));
           });
 }

@@ -44,7 +44,8 @@ private:
   response unauthorized(const std::string& addr, const std::string& message, bool invalid_token);
   /// Checks expiry and the token's rate limit; answers ok or deny.
   void admit(const std::shared_ptr<auth::token_entry>& e, const std::string& hash,
-             const std::string& addr, const std::function<void(auth::identity)>& ok,
+             const std::string& addr, std::int64_t now,
+             const std::function<void(auth::identity)>& ok,
              const std::function<void(response)>& deny);
 
   auth_settings settings_;
