@@ -111,6 +111,14 @@ std::string time_or(const std::optional<std::int64_t>& t, const char* none) {
   return t ? joule::format_rfc3339(*t) : std::string(none);
 }
 
+// A token name in one tab-separated field: control characters become spaces.
+std::string field(std::string s) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = ' ';
+  return s;
+}
+
 std::string joined(const std::vector<std::string>& v, const char* none) {
   if (v.empty())
     return none;
@@ -196,7 +204,7 @@ int cmd_token(const joule::config::settings& s, const std::vector<std::string>& 
       const char* status = t.revoked_at                           ? "revoked"
                            : t.expires_at && *t.expires_at <= now ? "expired"
                                                                   : "active";
-      std::cout << t.id << "\t" << t.name << "\t" << joined(auth::scope_names(t.scopes), "")
+      std::cout << t.id << "\t" << field(t.name) << "\t" << joined(auth::scope_names(t.scopes), "")
                 << "\t" << joined(t.households, "all") << "\t" << status << "\t"
                 << joule::format_rfc3339(t.created_at) << "\t" << time_or(t.expires_at, "never")
                 << "\t" << time_or(t.last_used_at, "never") << "\n";

@@ -187,6 +187,11 @@ auth_actor::behavior_type auth(self_ptr self, auth_config cfg, db_worker_actor w
           rp.deliver(auth::verdict{});
           return rp;
         }
+        if (st.pending.size() >= st.cfg.pending_max && !st.pending.count(hash)) {
+          rp.deliver(make_error(errc::overloaded, "auth_overloaded",
+                                "too many tokens waiting for verification; retry shortly"));
+          return rp;
+        }
         auto& waiting = st.pending[hash];
         waiting.push_back(rp);
         if (waiting.size() == 1)

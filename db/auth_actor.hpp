@@ -27,6 +27,9 @@ struct auth_config {
   /// How long "no such valid token" is remembered (spares the DB repeated unknown tokens).
   std::chrono::milliseconds negative_ttl{1000};
   std::size_t negative_max = 10000;
+  /// Distinct hashes waiting for a lookup; beyond it new ones are answered unavailable at once
+  /// (a flood of made-up tokens from many addresses must not queue without bound).
+  std::size_t pending_max = 4096;
   std::chrono::milliseconds lookup_timeout{2000};
   /// last_used_at is written at most this often per token.
   std::chrono::milliseconds last_used_granularity{30000};
