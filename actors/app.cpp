@@ -11,8 +11,6 @@
 #include "actors/supervisor.hpp"
 #include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
-#include "cache/redis_client.hpp"
-#include "cache/redis_worker.hpp"
 #include "db/auth_actor.hpp"
 #include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
@@ -38,23 +36,6 @@ namespace {
 
 std::int64_t us(std::chrono::milliseconds d) { return d.count() * 1000; }
 
-db::db_worker_config worker_cfg(const config::settings& s, const std::string& label,
-                                std::chrono::milliseconds statement_timeout) {
-  db::db_worker_config c;
-  c.url = s.db_url;
-  c.statement_timeout = statement_timeout;
-  c.backoff_max = s.db_reconnect_backoff_max;
-  c.label = label;
-  return c;
-}
-
-config::refresh_policy policy_of(const config::settings& s, const std::string& rollup) {
-  if (rollup == "device_1m")
-    return s.refresh_device_1m;
-  if (rollup == "household_5m")
-    return s.refresh_household_5m;
-  return s.refresh_device_1h;
-}
 
 caf::actor_system_config& tuned(caf::actor_system_config& cfg, int threads) {
   cfg.set("scheduler.max-threads", threads);
@@ -90,75 +71,25 @@ std::vector<child_spec> app::impl::children() {
   const auto s = settings;
   std::vector<child_spec> out;
   out.push_back(supervise<db_pool_actor>("db_pool", [s, board = watermarks](caf::actor_system& sys) {
-    db::db_pool_config pc;
-    pc.size = s.db_pool_size;
-    pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
-    pc.query_deadline = s.db_request_deadline;
-    pc.mode = s.api_read_raw ? db::read_mode::raw : db::read_mode::rollups;
-    pc.watermarks = board;
-    return db::spawn_db_pool(sys, pc, worker_cfg(s, "pool", s.db_statement_timeout));
+    return db::spawn_db_pool(sys, s, board);
   }));
   out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
-    db::auth_config ac;
-    ac.cache = cache;
-    ac.refresh_interval = s.auth_refresh_interval;
-    ac.lookup_timeout = std::min(s.db_request_deadline, std::chrono::milliseconds(2000));
-    return db::spawn_auth_actor(sys, ac, worker_cfg(s, "auth", s.db_statement_timeout));
+    return db::spawn_auth_actor(sys, s, cache);
   }));
-  out.push_back(supervise<cache_actor>("cache", [s](caf::actor_system& sys) {
-    cache::cache_config cc;
-    cc.enabled = !s.redis_url.empty();
-    cc.workers = s.redis_workers;
-    cc.redis_timeout = s.redis_timeout;
-    cc.ttl = s.cache_ttl;
-    cc.live_ttl = s.cache_live_ttl;
-    cc.jitter_min_pct = s.cache_jitter_min_pct;
-    cc.jitter_max_pct = s.cache_jitter_max_pct;
-    cc.breaker_failures = s.cache_breaker_failures;
-    cc.breaker_open = s.cache_breaker_open;
-    cc.max_inflight = s.cache_max_inflight;
-    cc.local_ttl = s.cache_local_ttl;
-    cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
-    cc.flight_timeout = s.db_request_deadline + std::chrono::seconds(1);
-    std::string host;
-    std::uint16_t port = 0;
-    if (cc.enabled)
-      cache::parse_redis_url(s.redis_url, host, port);
-    return cache::spawn_cache_broker(sys, cc, host, port);
-  }));
+  out.push_back(supervise<cache_actor>(
+      "cache", [s](caf::actor_system& sys) { return cache::spawn_cache_broker(sys, s); }));
+  // One refresh actor per rollup definition (config/rollups.cpp).
   for (auto& r : db::rollups()) {
     auto name = r.name;
     out.push_back(supervise<refresh_actor>(
         "refresh." + name, [s, name, board = watermarks](caf::actor_system& sys) {
-          auto p = policy_of(s, name);
-          db::refresh_config rc;
-          rc.rollup = name;
-          rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
-          rc.schedule_interval = p.schedule_interval;
-          rc.board = board;
-          auto worker = sys.spawn<caf::detached>(
-              db::db_worker, worker_cfg(s, "refresh." + name, std::chrono::milliseconds{0}));
-          return sys.spawn(db::refresh, rc, worker);
+          return db::spawn_refresh(sys, s, name, board);
         }));
   }
-  out.push_back(supervise<partition_actor>("partitions", [s](caf::actor_system& sys) {
-    db::partition_config pc;
-    pc.interval_us = us(s.partition_interval);
-    pc.ahead = s.partitions_ahead;
-    pc.behind = s.partitions_behind;
-    pc.check_interval = s.partition_check_interval;
-    auto worker = sys.spawn<caf::detached>(
-        db::db_worker, worker_cfg(s, "partitions", std::chrono::milliseconds{0}));
-    return sys.spawn(db::partition_keeper, pc, worker);
-  }));
-  out.push_back(supervise<telemetry_writer_actor>("ingest", [s](caf::actor_system& sys) {
-    db::writer_config wc;
-    wc.max_pending_rows = static_cast<std::size_t>(s.ingest_max_pending_rows);
-    wc.max_rows_per_commit = static_cast<std::size_t>(s.ingest_max_rows_per_commit);
-    auto cfg = worker_cfg(s, "ingest", std::chrono::milliseconds{30000});
-    auto spawn_worker = [&sys, cfg](int) { return sys.spawn<caf::detached>(db::db_worker, cfg); };
-    return sys.spawn(db::telemetry_writer, wc, spawn_worker, s.ingest_writers);
-  }));
+  out.push_back(supervise<partition_actor>(
+      "partitions", [s](caf::actor_system& sys) { return db::spawn_partition_keeper(sys, s); }));
+  out.push_back(supervise<telemetry_writer_actor>(
+      "ingest", [s](caf::actor_system& sys) { return db::spawn_telemetry_writer(sys, s); }));
   if (s.alerts_enabled)
     for (auto& c : rules::alert_children(s, registry))
       out.push_back(std::move(c));

@@ -8,6 +8,7 @@
 #include "actors/app.hpp"
 #include "core/log.hpp"
 #include "core/timefmt.hpp"
+#include "config/rollups.hpp"
 #include "config/settings.hpp"
 #include "db/migrations.hpp"
 #include "db/rollups.hpp"
@@ -26,35 +27,39 @@ namespace {
 volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
-const char* usage =
-    "usage: joule COMMAND [--setting=value ...]\n"
-    "  serve                          run the server (migrates first)\n"
-    "  migrate                        apply database migrations and exit\n"
-    "  refresh ROLLUP [--start T] [--end T]\n"
-    "                                 re-materialise ROLLUP (device_1m, household_5m, device_1h)\n"
-    "                                 over [T, T) (RFC 3339; default: all data)\n"
-    "  token create --scope SCOPES [--household UUID]... [--expires-in DURATION] [--name TEXT]\n"
-    "                                 create an API token (SCOPES: comma list of read, ingest,\n"
-    "                                 alerts, admin); the token is the last line of stdout\n"
-    "  token list                     every token (never the secret)\n"
-    "  token revoke ID                revoke a token (running servers stop accepting it\n"
-    "                                 within auth.refresh_interval + a query)\n"
-    "  print-config                   print every setting with its current value\n"
-    "  --config FILE                  settings file (default " JOULE_DEFAULT_CONFIG
-    ", env JOULE_CONFIG)\n";
+// The rollup names come from the definitions (config/rollups.cpp).
+std::string usage() {
+  return "usage: joule COMMAND [--setting=value ...]\n"
+         "  serve                          run the server (migrates first)\n"
+         "  migrate                        apply database migrations and exit\n"
+         "  refresh ROLLUP [--start T] [--end T]\n"
+         "                                 re-materialise ROLLUP (" +
+         joule::config::rollup_names() +
+         ")\n"
+         "                                 over [T, T) (RFC 3339; default: all data)\n"
+         "  token create --scope SCOPES [--household UUID]... [--expires-in DURATION] [--name TEXT]\n"
+         "                                 create an API token (SCOPES: comma list of read, ingest,\n"
+         "                                 alerts, admin); the token is the last line of stdout\n"
+         "  token list                     every token (never the secret)\n"
+         "  token revoke ID                revoke a token (running servers stop accepting it\n"
+         "                                 within auth.refresh_interval + a query)\n"
+         "  print-config                   print every setting with its current value\n"
+         "  --config FILE                  settings file (default " JOULE_DEFAULT_CONFIG
+         ", env JOULE_CONFIG)\n";
+}
 
 std::int64_t us(std::chrono::milliseconds d) { return d.count() * 1000; }
 
 int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>& pos,
                 const std::string& start_text, const std::string& end_text) {
   if (pos.size() < 2) {
-    std::cerr << "refresh: name a rollup (device_1m, household_5m, device_1h)\n";
+    std::cerr << "refresh: name a rollup (" << joule::config::rollup_names() << ")\n";
     return 2;
   }
   auto* spec = joule::db::find_rollup(pos[1]);
   if (!spec) {
-    std::cerr << "refresh: unknown rollup '" << pos[1]
-              << "' (device_1m, household_5m, device_1h)\n";
+    std::cerr << "refresh: unknown rollup '" << pos[1] << "' ("
+              << joule::config::rollup_names() << ")\n";
     return 2;
   }
   std::int64_t start = INT64_MIN / 2, end = INT64_MAX / 2;
@@ -80,9 +85,7 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   }
   joule::db::session sess{s.db_url};
   joule::db::migrate(sess);
-  auto p = spec->name == "device_1m"      ? s.refresh_device_1m
-           : spec->name == "household_5m" ? s.refresh_household_5m
-                                          : s.refresh_device_1h;
+  auto p = s.refresh_policies.at(spec->name);
   joule::db::refresh_policy_us pol{us(p.start_offset), us(p.end_offset), 0};
   if (start_text.empty()) {
     // "All data": from the first reading (the range is clamped to real data anyway).
@@ -92,11 +95,26 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   }
   if (end_text.empty())
     end = joule::now_micros() + 86400LL * 1000000;
-  auto rep = joule::db::refresh_range(sess, *spec, pol, start, end);
-  std::cout << "{\"rollup\":\"" << spec->name << "\",\"rows_written\":" << rep.rows_written
-            << ",\"ranges\":" << rep.ranges << ",\"watermark\":\""
-            << joule::format_rfc3339(rep.watermark_after) << "\",\"duration_ms\":"
-            << rep.duration_ms << "}\n";
+  // One transaction per refresh.max_batch of the range, like the policy: a month's refresh
+  // neither holds one huge transaction open nor loses all of its work to one failure.
+  const std::int64_t piece = std::max<std::int64_t>(us(s.refresh_max_batch), spec->width);
+  std::int64_t rows = 0, ranges = 0;
+  double ms = 0;
+  joule::db::refresh_report rep;
+  for (std::int64_t lo = start; lo < end;) {
+    std::int64_t hi = end - lo > piece ? joule::floor_to(lo + piece, spec->width) : end;
+    if (hi <= lo)
+      hi = std::min(end, joule::floor_to(lo, spec->width) + spec->width);
+    rep = joule::db::refresh_range(sess, *spec, pol, lo, hi);
+    rows += rep.rows_written;
+    ranges += rep.ranges;
+    ms += rep.duration_ms;
+    lo = hi;
+  }
+  std::cout << "{\"rollup\":\"" << spec->name << "\",\"rows_written\":" << rows
+            << ",\"ranges\":" << ranges << ",\"watermark\":\""
+            << joule::format_rfc3339(rep.watermark_after) << "\",\"duration_ms\":" << ms
+            << "}\n";
   return 0;
 }
 
@@ -235,7 +253,7 @@ int cmd_token(const joule::config::settings& s, const std::vector<std::string>& 
         return 0;
     }
   }
-  std::cerr << "token: expected create, list or revoke\n" << usage;
+  std::cerr << "token: expected create, list or revoke\n" << usage();
   return 2;
 }
 
@@ -279,7 +297,7 @@ int main(int argc, char** argv) {
   auto loaded = joule::config::load(args, [](const char* n) { return std::getenv(n); },
                                     JOULE_DEFAULT_CONFIG);
   if (loaded.help) {
-    std::cout << usage << "\n" << joule::config::help_text();
+    std::cout << usage() << "\n" << joule::config::help_text();
     return 0;
   }
   if (!loaded.error.empty()) {
@@ -317,7 +335,7 @@ int main(int argc, char** argv) {
     if (cmd == "token")
       return cmd_token(s, loaded.positional, tflags);
     if (cmd != "serve") {
-      std::cerr << "joule: unknown command '" << cmd << "'\n" << usage;
+      std::cerr << "joule: unknown command '" << cmd << "'\n" << usage();
       return 2;
     }
     std::signal(SIGINT, on_signal);

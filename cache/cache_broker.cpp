@@ -4,6 +4,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include "cache/redis_client.hpp"
 #include "cache/redis_worker.hpp"
 
 #include "core/log.hpp"
@@ -178,6 +179,29 @@ cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::st
     return sys.spawn<caf::detached>(redis_worker, host, port, t);
   };
   return sys.spawn(cache_broker, std::move(cfg), spawn_worker);
+}
+
+cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s) {
+  cache_config cc;
+  cc.enabled = !s.redis_url.empty();
+  cc.workers = s.redis_workers;
+  cc.redis_timeout = s.redis_timeout;
+  cc.ttl = s.cache_ttl;
+  cc.live_ttl = s.cache_live_ttl;
+  cc.jitter_min_pct = s.cache_jitter_min_pct;
+  cc.jitter_max_pct = s.cache_jitter_max_pct;
+  cc.breaker_failures = s.cache_breaker_failures;
+  cc.breaker_open = s.cache_breaker_open;
+  cc.max_inflight = s.cache_max_inflight;
+  cc.local_ttl = s.cache_local_ttl;
+  cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
+  // A computing caller answers within the pool deadline; past that its waiters are released.
+  cc.flight_timeout = s.db_request_deadline + std::chrono::seconds(1);
+  std::string host;
+  std::uint16_t port = 0;
+  if (cc.enabled)
+    parse_redis_url(s.redis_url, host, port);
+  return spawn_cache_broker(sys, cc, host, port);
 }
 
 cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,

@@ -14,6 +14,7 @@
 
 #include <caf/typed_response_promise.hpp>
 
+#include "config/settings.hpp"
 #include "core/interfaces.hpp"
 
 namespace joule::cache {
@@ -78,6 +79,8 @@ cache_actor::behavior_type cache_broker(cache_actor::stateful_pointer<cache_brok
 /// cache is disabled).
 cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::string host,
                                std::uint16_t port);
+/// The same from the server settings (redis.*, cache.*); no Redis when redis.url is empty.
+cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s);
 
 /// TTL in ms for an answer: live answers get live_ttl, settled ones ttl; both stretched by a
 /// random jitter in [min_pct, max_pct] so that entries made together do not expire together.

@@ -31,33 +31,29 @@ bool parse_int64(const std::string& text, std::int64_t& out) {
 }
 
 // Builders for the option table: each binds a key to one member with bounds.
-option int_option(std::string key, std::string desc, int settings::*member, int lo, int hi) {
+template <class Int>
+option integer_option(std::string key, std::string desc, Int settings::*member, std::int64_t lo,
+                      std::int64_t hi, const char* unit) {
   return {std::move(key), std::move(desc),
           [member](const settings& s) { return std::to_string(s.*member); },
-          [member, lo, hi](settings& s, const std::string& v) -> std::string {
+          [member, lo, hi, unit](settings& s, const std::string& v) -> std::string {
             std::int64_t n = 0;
             if (!parse_int64(v, n))
-              return "expected an integer, got '" + v + "'";
+              return std::string("expected an integer") + unit + ", got '" + v + "'";
             if (n < lo || n > hi)
               return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-            s.*member = static_cast<int>(n);
+            s.*member = static_cast<Int>(n);
             return {};
           }};
 }
 
+option int_option(std::string key, std::string desc, int settings::*member, int lo, int hi) {
+  return integer_option(std::move(key), std::move(desc), member, lo, hi, "");
+}
+
 option size_option(std::string key, std::string desc, std::int64_t settings::*member,
                    std::int64_t lo, std::int64_t hi) {
-  return {std::move(key), std::move(desc),
-          [member](const settings& s) { return std::to_string(s.*member); },
-          [member, lo, hi](settings& s, const std::string& v) -> std::string {
-            std::int64_t n = 0;
-            if (!parse_int64(v, n))
-              return "expected an integer (bytes), got '" + v + "'";
-            if (n < lo || n > hi)
-              return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-            s.*member = n;
-            return {};
-          }};
+  return integer_option(std::move(key), std::move(desc), member, lo, hi, " (bytes)");
 }
 
 option bool_option(std::string key, std::string desc, bool settings::*member) {
@@ -165,24 +161,25 @@ std::string check_redis_url(const std::string& v) {
   return {};
 }
 
-void add_policy(std::vector<option>& out, const std::string& name,
-                refresh_policy settings::*member) {
+// The three `refresh.<name>.*` keys of one rollup; `name` comes from rollup_defs().
+void add_policy(std::vector<option>& out, const std::string& name) {
   using namespace std::chrono;
   auto day = duration_cast<millis>(hours(24));
+  auto field = [name](millis refresh_policy::*f) {
+    return [name, f](settings& s) -> millis& { return s.refresh_policies.at(name).*f; };
+  };
   out.push_back(duration_option(
       "refresh." + name + ".start_offset",
       "Oldest data the " + name + " policy re-materialises (late data older than this waits "
       "for a manual `joule refresh`)",
-      [member](settings& s) -> millis& { return (s.*member).start_offset; }, millis(60000),
-      day * 3650));
+      field(&refresh_policy::start_offset), millis(60000), day * 3650));
   out.push_back(duration_option(
       "refresh." + name + ".end_offset",
       "How far behind now the " + name + " watermark stays (newer data is served from raw rows)",
-      [member](settings& s) -> millis& { return (s.*member).end_offset; }, millis(0), day * 30));
-  out.push_back(duration_option(
-      "refresh." + name + ".schedule_interval", "How often the " + name + " refresh runs",
-      [member](settings& s) -> millis& { return (s.*member).schedule_interval; }, millis(100),
-      day));
+      field(&refresh_policy::end_offset), millis(0), day * 30));
+  out.push_back(duration_option("refresh." + name + ".schedule_interval",
+                                "How often the " + name + " refresh runs",
+                                field(&refresh_policy::schedule_interval), millis(100), day));
 }
 
 std::vector<option> build_options() {
@@ -243,6 +240,10 @@ std::vector<option> build_options() {
                               JOULE_FIELD(http_request_timeout), millis(10), day));
   o.push_back(duration_option("http.idle_timeout", "Keep-alive connections idle this long close",
                               JOULE_FIELD(http_idle_timeout), millis(100), day));
+  o.push_back(int_option("http.json_max_depth",
+                         "Deepest nesting of arrays/objects accepted in a JSON request body "
+                         "(deeper: 400 invalid_json; a telemetry batch needs 3)",
+                         &settings::http_json_max_depth, 3, 1024));
   o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
                          &settings::api_max_points, 1, 10000000));
   o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",
@@ -250,9 +251,8 @@ std::vector<option> build_options() {
   o.push_back(bool_option("api.read_raw",
                           "Answer analytics with GROUP BY over raw telemetry (benchmark baseline)",
                           &settings::api_read_raw));
-  add_policy(o, "device_1m", &settings::refresh_device_1m);
-  add_policy(o, "household_5m", &settings::refresh_household_5m);
-  add_policy(o, "device_1h", &settings::refresh_device_1h);
+  for (auto& r : rollup_defs())
+    add_policy(o, r.name);
   o.push_back(duration_option("refresh.max_batch",
                               "Most raw time one refresh transaction materialises (catch-up is "
                               "split into batches of this size)",
@@ -269,6 +269,13 @@ std::vector<option> build_options() {
   o.push_back(duration_option("ingest.max_future_skew",
                               "Readings further than this in the future are rejected",
                               JOULE_FIELD(ingest_max_future_skew), millis(0), day));
+  o.push_back(duration_option("ingest.idempotency_ttl",
+                              "How long an Idempotency-Key of POST /telemetry is remembered",
+                              JOULE_FIELD(ingest_idempotency_ttl), millis(60000), 7 * day));
+  o.push_back(duration_option("ingest.max_age",
+                              "Readings older than this are rejected (an old reading makes the "
+                              "rollups re-aggregate everything since it)",
+                              JOULE_FIELD(ingest_max_age), millis(60000), day * 3650));
   o.push_back(int_option("ingest.max_pending_rows",
                          "Readings waiting for the writer before POST /telemetry answers 503",
                          &settings::ingest_max_pending_rows, 1, 100000000));
@@ -292,8 +299,14 @@ std::vector<option> build_options() {
   o.push_back(duration_option("alerts.retry_max", "Longest retry delay",
                               JOULE_FIELD(alerts_retry_max), millis(10), day));
   o.push_back(string_option("alerts.allowed_hosts",
-                            "Comma-separated webhook hosts allowed (empty: any host)",
+                            "Comma-separated webhook hosts allowed; '.example.com' allows its "
+                            "subdomains (empty: any public host)",
                             &settings::alerts_allowed_hosts, nullptr));
+  o.push_back(bool_option("alerts.allow_private_targets",
+                          "Let webhooks reach loopback, private (RFC 1918, ULA), link-local, "
+                          "CGNAT and other non-public addresses (lab set-ups only: otherwise "
+                          "any rule author can reach internal services)",
+                          &settings::alerts_allow_private_targets));
   o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
                          &settings::alerts_delivery_workers, 1, 1024));
   o.push_back(bool_option("auth.required",
@@ -543,11 +556,9 @@ load_result load(const std::vector<std::string>& args,
     r.error = err;
     return r;
   }
-  for (auto [name, p] : {std::pair{"device_1m", &r.values.refresh_device_1m},
-                         std::pair{"household_5m", &r.values.refresh_household_5m},
-                         std::pair{"device_1h", &r.values.refresh_device_1h}}) {
-    if (p->start_offset <= p->end_offset) {
-      r.error = std::string("invalid value for setting refresh.") + name +
+  for (auto& [name, p] : r.values.refresh_policies) {
+    if (p.start_offset <= p.end_offset) {
+      r.error = "invalid value for setting refresh." + name +
                 ".start_offset: must be larger than end_offset";
       return r;
     }

@@ -11,16 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "config/rollups.hpp"
+
 namespace joule::config {
-
-using millis = std::chrono::milliseconds;
-
-/// Refresh policy of one rollup (TimescaleDB's add_continuous_aggregate_policy).
-struct refresh_policy {
-  millis start_offset{0};
-  millis end_offset{0};
-  millis schedule_interval{0};
-};
 
 struct settings {
   // --- database
@@ -49,17 +42,14 @@ struct settings {
   std::int64_t http_body_limit = 1 << 20;
   millis http_request_timeout{5000};
   millis http_idle_timeout{30000};
+  int http_json_max_depth = 32;
   // --- api
   int api_max_points = 20000;
   int api_top_limit_max = 100;
   bool api_read_raw = false;
-  // --- rollups
-  refresh_policy refresh_device_1m{std::chrono::hours(2), std::chrono::minutes(1),
-                                   std::chrono::seconds(30)};
-  refresh_policy refresh_household_5m{std::chrono::hours(24), std::chrono::minutes(5),
-                                      std::chrono::minutes(2)};
-  refresh_policy refresh_device_1h{std::chrono::hours(24 * 7), std::chrono::hours(1),
-                                   std::chrono::minutes(10)};
+  // --- rollups: one policy per entry of rollup_defs() (config/rollups.hpp), keyed by name;
+  // settings `refresh.<name>.start_offset|end_offset|schedule_interval`.
+  std::map<std::string, refresh_policy> refresh_policies = default_refresh_policies();
   millis refresh_max_batch{std::chrono::hours(6)};
   // --- partitions
   millis partition_interval{std::chrono::hours(24)};
@@ -68,6 +58,8 @@ struct settings {
   millis partition_check_interval{std::chrono::minutes(10)};
   // --- ingest (POST /telemetry)
   millis ingest_max_future_skew{300000};
+  millis ingest_idempotency_ttl{86400000};
+  millis ingest_max_age{std::chrono::hours(24 * 7)};
   int ingest_max_pending_rows = 200000;
   int ingest_max_rows_per_commit = 50000;
   int ingest_writers = 2;
@@ -78,7 +70,8 @@ struct settings {
   int alerts_retry_max_attempts = 12;
   millis alerts_retry_initial{1000};
   millis alerts_retry_max{300000};
-  std::string alerts_allowed_hosts;  // comma-separated; empty = any host
+  std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
+  bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
   // --- auth (API tokens)
   bool auth_required = true;

@@ -25,7 +25,7 @@ struct series_query {
   std::int64_t step = 0;     // µs: 1m, 5m or 1h
   /// The caller's households (sorted UUIDs; empty: any). A device of another household is
   /// answered like an unknown one (not found), checked in the same query.
-  std::vector<std::string> households;
+  std::vector<std::string> households{};
 };
 
 struct top_query {

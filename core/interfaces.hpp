@@ -81,9 +81,17 @@ struct redis_reply {
 /// A validated POST /telemetry batch.
 struct ingest_batch {
   std::vector<telemetry_row> rows;
+  /// Idempotency-Key of the request ("" = none), who sent it, and the SHA-256 of the body: a
+  /// retry with the same key and body is answered with the first result and writes nothing.
+  std::string idempotency_key;
+  std::string owner;
+  std::string body_sha256;
+  /// The client stops waiting at this instant (steady clock): a batch that could not commit
+  /// before it is not written at all.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   /// The caller's households (sorted; empty: any). A reading of a device registered elsewhere
   /// (or not registered) rejects the whole batch as forbidden.
-  std::vector<std::string> households;
+  std::vector<std::string> households{};
 };
 
 /// A stored batch.

@@ -1,5 +1,6 @@
 #include "db/auth_actor.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include <caf/actor_system.hpp>
@@ -219,6 +220,15 @@ auth_actor spawn_auth_actor(caf::actor_system& sys, auth_config cfg,
                             const db_worker_config& worker) {
   auto w = sys.spawn<caf::detached>(db_worker, worker);
   return sys.spawn(auth, std::move(cfg), w);
+}
+
+auth_actor spawn_auth_actor(caf::actor_system& sys, const config::settings& s,
+                            std::shared_ptr<auth::token_cache> cache) {
+  auth_config ac;
+  ac.cache = std::move(cache);
+  ac.refresh_interval = s.auth_refresh_interval;
+  ac.lookup_timeout = std::min(s.db_request_deadline, std::chrono::milliseconds(2000));
+  return spawn_auth_actor(sys, std::move(ac), worker_config(s, "auth", s.db_statement_timeout));
 }
 
 } // namespace joule::db

@@ -13,6 +13,7 @@
 
 #include <caf/typed_response_promise.hpp>
 
+#include "config/settings.hpp"
 #include "core/auth.hpp"
 #include "core/interfaces.hpp"
 #include "db/db_worker.hpp"
@@ -54,6 +55,10 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
 
 /// Spawns the actor and its detached DB worker.
 auth_actor spawn_auth_actor(caf::actor_system& sys, auth_config cfg, const db_worker_config& worker);
+
+/// The same from the settings (auth.refresh_interval, db.*), filling `cache`.
+auth_actor spawn_auth_actor(caf::actor_system& sys, const config::settings& s,
+                            std::shared_ptr<auth::token_cache> cache);
 
 /// A cache entry for a verified token record, confirmed at `validated_at` (µs).
 std::shared_ptr<auth::token_entry> entry_for(const std::string& hash, const token_record& r,

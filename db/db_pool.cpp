@@ -36,10 +36,7 @@ pool_metrics& m() {
 
 void update_gauges(db_pool_state& st) {
   m().queue_depth.set(static_cast<double>(st.queue.size()));
-  double busy = 0;
-  for (bool b : st.busy)
-    busy += b;
-  m().in_flight.set(busy);
+  m().in_flight.set(static_cast<double>(st.workers.busy_count()));
 }
 
 void finish(pool_ptr self, std::uint64_t id, caf::expected<db_done> outcome) {
@@ -54,9 +51,7 @@ void finish(pool_ptr self, std::uint64_t id, caf::expected<db_done> outcome) {
 
 void dispatch(pool_ptr self) {
   auto& st = self->state;
-  for (size_t w = 0; w < st.workers.size() && !st.queue.empty(); ++w) {
-    if (st.busy[w])
-      continue;
+  for (auto w = st.workers.idle(); w && !st.queue.empty(); w = st.workers.idle()) {
     // Skip jobs that timed out while queued.
     while (!st.queue.empty() && st.jobs.count(st.queue.front()) == 0)
       st.queue.pop_front();
@@ -70,19 +65,16 @@ void dispatch(pool_ptr self) {
         p.deadline - self->clock().now());
     db_job job = p.job;
     job.timeout = std::max(std::chrono::milliseconds{1}, remaining);
-    st.busy[w] = true;
-    auto worker = st.workers[w];
+    auto worker = st.workers.acquire(*w);
     self->request(worker, caf::infinite, std::move(job))
         .then(
-            [self, w, id, worker](db_done& d) {
-              if (self->state.workers[w] == worker)
-                self->state.busy[w] = false;
+            [self, w = *w, id, worker](db_done& d) {
+              self->state.workers.release(w, worker);
               finish(self, id, std::move(d));
               dispatch(self);
             },
-            [self, w, id, worker](caf::error& err) {
-              if (self->state.workers[w] == worker)
-                self->state.busy[w] = false;
+            [self, w = *w, id, worker](caf::error& err) {
+              self->state.workers.release(w, worker);
               // A domain or database error from the job, or the worker died under it.
               if (err.category() != caf::atom("joule")) {
                 log(log_level::warn, "db_pool", "worker failed: " + self->system().render(err));
@@ -96,7 +88,7 @@ void dispatch(pool_ptr self) {
   update_gauges(st);
 }
 
-void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.workers[index]); }
+void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.workers.all()[index]); }
 
 // Queues `job`; `complete` gets its outcome exactly once (or the deadline's timeout error).
 void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete) {
@@ -151,31 +143,37 @@ db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
   return sys.spawn(db_pool, std::move(cfg), spawn_worker);
 }
 
+db_pool_actor spawn_db_pool(caf::actor_system& sys, const config::settings& s,
+                            std::shared_ptr<watermark_board> watermarks) {
+  db_pool_config pc;
+  pc.size = s.db_pool_size;
+  pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
+  pc.query_deadline = s.db_request_deadline;
+  pc.mode = s.api_read_raw ? read_mode::raw : read_mode::rollups;
+  pc.watermarks = std::move(watermarks);
+  return spawn_db_pool(sys, pc, worker_config(s, "pool", s.db_statement_timeout));
+}
+
 db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
                                      worker_factory spawn_worker) {
   auto& st = self->state;
   st.cfg = cfg;
   st.spawn_worker = std::move(spawn_worker);
   m();  // register the metrics now, so /metrics lists them from the start
-  for (int i = 0; i < cfg.size; ++i) {
-    st.workers.push_back(st.spawn_worker(i));
-    st.busy.push_back(false);
-    watch_worker(self, st.workers.size() - 1);
-  }
+  for (int i = 0; i < cfg.size; ++i)
+    watch_worker(self, st.workers.add(st.spawn_worker(i)));
   // A worker that dies is replaced at once; its job was already answered by the request's
   // error handler (request_receiver_down), so nothing queued is lost.
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    for (size_t w = 0; w < st.workers.size(); ++w) {
-      if (st.workers[w].address() != dm.source)
-        continue;
+    if (auto found = st.workers.index_of(dm.source)) {
+      auto w = *found;
       if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::kill)
         return;
       log(log_level::warn, "db_pool",
           "worker " + std::to_string(w) + " died (" + self->system().render(dm.reason) +
               "), restarting");
-      st.workers[w] = st.spawn_worker(static_cast<int>(w));
-      st.busy[w] = false;
+      st.workers.replace(w, st.spawn_worker(static_cast<int>(w)));
       ++st.worker_restarts;
       m().restarts.inc();
       watch_worker(self, w);
@@ -186,7 +184,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
   // Stop the workers while the state still exists (an attach_functor would run after it is
   // gone), then stop.
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    for (auto& w : self->state.workers)
+    for (auto& w : self->state.workers.all())
       caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
     self->quit(msg.reason);
   });
@@ -251,9 +249,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
       },
       [self](status_atom) -> std::string {
         auto& st = self->state;
-        size_t busy = 0;
-        for (bool b : st.busy)
-          busy += b;
+        auto busy = st.workers.busy_count();
         return "{\"workers\":" + std::to_string(st.workers.size()) +
                ",\"busy\":" + std::to_string(busy) + ",\"queued\":" +
                std::to_string(st.queue.size()) + ",\"timeouts\":" + std::to_string(st.timeouts) +

@@ -16,6 +16,7 @@
 #include "core/interfaces.hpp"
 #include "db/analytics.hpp"
 #include "db/db_worker.hpp"
+#include "db/worker_set.hpp"
 
 namespace joule::db {
 
@@ -43,8 +44,7 @@ struct db_pool_state {
     bool answered = false;
     bool queued = true;  // false once a worker has it
   };
-  std::vector<db_worker_actor> workers;
-  std::vector<bool> busy;
+  worker_set workers;
   std::deque<std::uint64_t> queue;
   std::unordered_map<std::uint64_t, pending> jobs;
   std::uint64_t next_id = 1;
@@ -58,8 +58,12 @@ struct db_pool_state {
 db_pool_actor::behavior_type db_pool(db_pool_actor::stateful_pointer<db_pool_state> self,
                                      db_pool_config cfg, worker_factory spawn_worker);
 
-/// Spawns the pool with `cfg.size` detached workers on `url` (one connection each).
+/// Spawns the pool with `cfg.size` detached workers (one connection each).
 db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
                             const db_worker_config& worker);
+/// The same from the server settings (db.pool_size, db.queue_limit, db.request_deadline,
+/// db.statement_timeout, api.read_raw).
+db_pool_actor spawn_db_pool(caf::actor_system& sys, const config::settings& s,
+                            std::shared_ptr<watermark_board> watermarks);
 
 } // namespace joule::db

@@ -45,6 +45,16 @@ bool ensure_connected(db_worker_state& st) {
 
 } // namespace
 
+db_worker_config worker_config(const config::settings& s, const std::string& label,
+                               std::chrono::milliseconds statement_timeout) {
+  db_worker_config c;
+  c.url = s.db_url;
+  c.statement_timeout = statement_timeout;
+  c.backoff_max = s.db_reconnect_backoff_max;
+  c.label = label;
+  return c;
+}
+
 caf::expected<db_done> run_job(db_worker_state& st, db_job& job) {
   auto deadline = std::chrono::steady_clock::now() + job.timeout;
   for (int attempt = 0;; ++attempt) {

@@ -8,6 +8,7 @@
 
 #include <caf/expected.hpp>
 
+#include "config/settings.hpp"
 #include "core/interfaces.hpp"
 
 namespace joule::db {
@@ -28,6 +29,10 @@ struct db_worker_state {
   std::chrono::milliseconds backoff{0};
   db_worker_config cfg;
 };
+
+/// A worker's connection settings from the server settings; `label` names it in metrics.
+db_worker_config worker_config(const config::settings& s, const std::string& label,
+                               std::chrono::milliseconds statement_timeout);
 
 db_worker_actor::behavior_type
 db_worker(db_worker_actor::stateful_pointer<db_worker_state> self, db_worker_config cfg);

@@ -4,6 +4,8 @@
 
 #include <pqxx/pqxx>
 
+#include "core/log.hpp"
+#include "db/rollups.hpp"
 #include "db/session.hpp"
 
 namespace joule::db {
@@ -24,6 +26,11 @@ std::vector<int> migrate(session& s) {
     tx.commit();
     applied.push_back(m.version);
   }
+  // The rollup definitions (config/rollups.cpp) say what the migrations must have made.
+  for (auto& name : ensure_rollup_schema(s))
+    log(log_level::warn, "migrate",
+        "rollup_state has '" + name + "', which no rollup definition names: its log rows "
+        "accumulate until it is dropped (DELETE FROM rollup_state WHERE name = ...)");
   return applied;
 }
 

@@ -18,7 +18,9 @@ struct migration {
 const std::vector<migration>& all_migrations();
 
 /// Applies the missing ones, each in its own transaction, serialised across processes by an
-/// advisory lock; harmless to run twice. Returns the versions applied now.
+/// advisory lock; harmless to run twice. Then checks that every defined rollup has its
+/// state row, table and read view (ensure_rollup_schema; throws if not). Returns the
+/// versions applied now.
 std::vector<int> migrate(session& s);
 
 } // namespace joule::db

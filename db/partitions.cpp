@@ -26,12 +26,24 @@ partition_report ensure_partitions(session& s, std::int64_t interval_us, int ahe
     pqxx::nontransaction q{s.conn()};
     now = q.exec("SELECT (extract(epoch from now()) * 1000000)::bigint")[0][0].as<std::int64_t>();
   }
+  {
+    // Partitions dropped, detached or attached by someone else since the last check. The
+    // event trigger of migration 0004 does this at once when it exists (it needs a
+    // superuser); this is the fallback, and cheap: two anti-joins over a few catalog rows.
+    pqxx::work tx{s.conn()};
+    tx.exec("SELECT pg_advisory_xact_lock(hashtext('joule.partitions'))");
+    rep.synced = tx.exec("SELECT joule_sync_partitions()")[0][0].as<int>();
+    tx.commit();
+  }
   const std::int64_t first = floor_to(now, interval_us) - behind * interval_us;
   const std::int64_t last = floor_to(now, interval_us) + ahead * interval_us;
   for (std::int64_t start = first; start <= last; start += interval_us) {
     const auto name = partition_name(start, interval_us);
     pqxx::work tx{s.conn()};
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('joule.partitions'))");
+    // This transaction's own row move and DDL are not data changes: the log triggers and the
+    // partition event trigger stay silent in it (SET LOCAL: this transaction only).
+    tx.exec("SET LOCAL joule.partition_maintenance = 'on'");
     if (!tx.exec_params("SELECT 1 FROM pg_class WHERE relname = $1 AND relkind = 'r'", name)
              .empty())
       continue;
@@ -51,8 +63,8 @@ partition_report ensure_partitions(session& s, std::int64_t interval_us, int ahe
     tx.exec("CREATE TABLE " + name + " (LIKE telemetry INCLUDING DEFAULTS INCLUDING CONSTRAINTS)");
     tx.exec("ALTER TABLE " + name + " ADD CONSTRAINT " + name + "_range CHECK (ts >= '" + lo +
             "' AND ts < '" + hi + "')");
-    // Moving rows out of the default partition changes no aggregate: the statement triggers
-    // live on the parent and do not fire here, which is what we want.
+    // Moving rows out of the default partition changes no aggregate: the default partition's
+    // statement triggers are silenced above and the new one has none yet.
     auto moved = tx.exec_params("WITH m AS (DELETE FROM telemetry_default WHERE ts >= $1 AND "
                                 "ts < $2 RETURNING *) INSERT INTO " + name +
                                     " SELECT * FROM m",
@@ -61,6 +73,8 @@ partition_report ensure_partitions(session& s, std::int64_t interval_us, int ahe
     tx.exec("ALTER TABLE telemetry ATTACH PARTITION " + name + " FOR VALUES FROM ('" + lo +
             "') TO ('" + hi + "')");
     tx.exec("ALTER TABLE " + name + " DROP CONSTRAINT " + name + "_range");
+    // Its own statement triggers, so that writes naming the partition are logged too.
+    tx.exec_params("SELECT joule_adopt_partition($1::regclass, false)", name);
     tx.commit();
     ++rep.created;
   }

@@ -57,4 +57,49 @@ std::int64_t span(const range_set& rs) {
   return total;
 }
 
+std::vector<logged_range> merge_logged(std::vector<logged_range> rs) {
+  rs.erase(std::remove_if(rs.begin(), rs.end(), [](const logged_range& x) { return x.r.empty(); }),
+           rs.end());
+  std::sort(rs.begin(), rs.end(),
+            [](const logged_range& a, const logged_range& b) { return a.r.lo < b.r.lo; });
+  std::vector<logged_range> out;
+  for (auto& x : rs) {
+    if (!out.empty() && x.r.lo <= out.back().r.hi) {
+      out.back().r.hi = std::max(out.back().r.hi, x.r.hi);
+      out.back().logged_at = std::min(out.back().logged_at, x.logged_at);
+    } else {
+      out.push_back(x);
+    }
+  }
+  return out;
+}
+
+std::pair<range_set, range_set> take_budget(const range_set& rs, std::int64_t budget,
+                                            std::int64_t width, bool at_least_one) {
+  range_set taken, rest;
+  for (auto r : rs) {
+    if (!rest.empty()) {
+      rest.push_back(r);
+      continue;
+    }
+    if (r.hi - r.lo <= budget) {
+      taken.push_back(r);
+      budget -= r.hi - r.lo;
+      continue;
+    }
+    std::int64_t cut = floor_to(r.lo + std::max<std::int64_t>(budget, 0), width);
+    if (cut <= r.lo && at_least_one && taken.empty())
+      cut = floor_to(r.lo, width) + width;
+    if (cut > r.lo) {
+      taken.push_back({r.lo, std::min(cut, r.hi)});
+      if (cut < r.hi)
+        rest.push_back({cut, r.hi});
+    } else {
+      rest.push_back(r);
+    }
+    budget = 0;
+  }
+  return {taken, rest};
+}
+
 } // namespace joule::db

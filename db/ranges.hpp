@@ -3,6 +3,7 @@
 // Pure functions, unit-tested in tests/db/ranges_test.cpp.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace joule::db {
@@ -30,5 +31,22 @@ range widen_inclusive(std::int64_t lo, std::int64_t hi_inclusive, std::int64_t w
 
 /// Total length covered.
 std::int64_t span(const range_set& rs);
+
+/// A range of the invalidation log with the time its (earliest) write was logged.
+struct logged_range {
+  range r;
+  std::int64_t logged_at = 0;
+};
+
+/// Coalesces overlapping and adjacent ranges; each result keeps the earliest logged_at of
+/// the ranges it absorbed (so fresh_as_of never claims a write that is not reflected).
+/// Sorted by lo, no empty ranges.
+std::vector<logged_range> merge_logged(std::vector<logged_range> rs);
+
+/// Splits normalized `rs` into what fits into `budget` of total length, taken from the
+/// oldest end and cut on multiples of `width`, and the rest. With `at_least_one`, one bucket
+/// is taken even when the budget is smaller (so a cycle always makes progress).
+std::pair<range_set, range_set> take_budget(const range_set& rs, std::int64_t budget,
+                                            std::int64_t width, bool at_least_one);
 
 } // namespace joule::db

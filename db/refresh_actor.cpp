@@ -1,6 +1,10 @@
 #include "db/refresh_actor.hpp"
 
+#include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
+
+#include "db/db_worker.hpp"
+#include "db/session.hpp"
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -69,12 +73,13 @@ void run_cycle(self_ptr self) {
             if (st.cfg.board && report->watermark_after != 0)
               st.cfg.board->raise(st.cfg.rollup, report->watermark_after);
             record(st.cfg.rollup, *report);
-            if (report->rows_written > 0 || report->invalidations_kept > 0)
+            if (report->rows_written > 0)
               log(log_level::debug, "refresh",
                   st.cfg.rollup + ": " + std::to_string(report->rows_written) + " rows, " +
                       std::to_string(report->duration_ms) + " ms, watermark " +
                       format_rfc3339(report->watermark_after));
-            // Catch-up was cut into a batch: continue at once instead of a full interval.
+            // New or late data was cut at max_batch: continue at once instead of a full
+            // interval (each batch is its own bounded transaction).
             schedule(self, report->more_pending ? std::chrono::milliseconds{0}
                                                 : st.cfg.schedule_interval);
           },
@@ -116,6 +121,20 @@ refresh_actor::behavior_type refresh(self_ptr self, refresh_config cfg, db_worke
                ",\"invalidations_pending\":" + std::to_string(r.invalidations_kept) + "}";
       },
   };
+}
+
+refresh_actor spawn_refresh(caf::actor_system& sys, const config::settings& s,
+                            const std::string& name, std::shared_ptr<watermark_board> board) {
+  auto us = [](std::chrono::milliseconds d) { return d.count() * 1000; };
+  auto p = s.refresh_policies.at(name);
+  refresh_config rc;
+  rc.rollup = name;
+  rc.policy = {us(p.start_offset), us(p.end_offset), us(s.refresh_max_batch)};
+  rc.schedule_interval = p.schedule_interval;
+  rc.board = std::move(board);
+  auto worker = sys.spawn<caf::detached>(
+      db_worker, worker_config(s, "refresh." + name, std::chrono::milliseconds{0}));
+  return sys.spawn(refresh, rc, worker);
 }
 
 } // namespace joule::db

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "config/settings.hpp"
 #include "core/interfaces.hpp"
 #include "db/rollups.hpp"
 #include "db/watermarks.hpp"
@@ -31,6 +32,11 @@ struct refresh_state {
   std::uint64_t skipped = 0;
   refresh_report last;
 };
+
+/// Spawns the refresh actor of rollup `name` with its own (detached) worker, from its
+/// refresh.<name>.* policy and refresh.max_batch.
+refresh_actor spawn_refresh(caf::actor_system& sys, const config::settings& s,
+                            const std::string& name, std::shared_ptr<watermark_board> board);
 
 refresh_actor::behavior_type refresh(refresh_actor::stateful_pointer<refresh_state> self,
                                      refresh_config cfg, db_worker_actor worker);

@@ -4,7 +4,6 @@
 #include <chrono>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -12,6 +11,7 @@
 #include "core/timefmt.hpp"
 #include "db/tokens.hpp"
 #include "http/errors.hpp"
+#include "http/json_parse.hpp"
 
 namespace joule::http {
 namespace {
@@ -94,7 +94,7 @@ std::string caller(const auth::identity& who) {
 
 void create(caf::event_based_actor* self, const env_ptr& env, route_request& req,
             reply_fn reply) {
-  auto parsed = parse_token_request(req.raw.body);
+  auto parsed = parse_token_request(req.raw.body, env->settings.http_json_max_depth);
   if (auto* e = std::get_if<api_error>(&parsed))
     return reply(error_response(*e));
   auto spec = std::get<token_request>(std::move(parsed));
@@ -181,13 +181,11 @@ route make(const char* method, const char* pattern, const char* name, env_ptr en
 
 } // namespace
 
-std::variant<token_request, api_error> parse_token_request(const std::string& body) {
+std::variant<token_request, api_error> parse_token_request(const std::string& body,
+                                                          int max_depth) {
   rapidjson::Document d;
-  // Iterative: a deeply nested body cannot exhaust the stack.
-  d.Parse<rapidjson::kParseIterativeFlag>(body.c_str(), body.size());
-  if (d.HasParseError())
-    return bad("invalid_json", std::string("body is not valid JSON: ") +
-                                   rapidjson::GetParseError_En(d.GetParseError()));
+  if (auto err = parse_json(body, d, max_depth))
+    return bad("invalid_json", err->message);
   if (!d.IsObject())
     return bad("invalid_json", "body must be a JSON object");
   token_request out;

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "http/json_parse.hpp"
 #include "http/routes.hpp"
 
 namespace joule::http {
@@ -23,6 +24,7 @@ struct token_request {
   std::optional<std::int64_t> expires_in_us;
   std::string name;
 };
-std::variant<token_request, api_error> parse_token_request(const std::string& body);
+std::variant<token_request, api_error> parse_token_request(
+    const std::string& body, int max_depth = default_json_max_depth);
 
 } // namespace joule::http

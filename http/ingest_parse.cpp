@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -12,26 +11,29 @@
 
 namespace joule::http {
 
-ingest_parse_result parse_readings(const std::string& body, std::int64_t now,
-                                   std::int64_t max_future_skew_us, std::size_t max_errors) {
+ingest_limits ingest_limits_of(const config::settings& s, std::int64_t now) {
+  ingest_limits l;
+  l.now = now;
+  l.max_future_skew_us = s.ingest_max_future_skew.count() * 1000;
+  l.max_age_us = s.ingest_max_age.count() * 1000;
+  l.json_max_depth = s.http_json_max_depth;
+  return l;
+}
+
+ingest_parse_result parse_readings(const std::string& body, const ingest_limits& limits) {
   ingest_parse_result out;
   auto fail = [&](int index, const std::string& field, const std::string& reason) {
-    if (out.errors.size() < max_errors)
+    if (out.errors.size() < limits.max_errors)
       out.errors.push_back({index, field, reason});
   };
   rapidjson::Document doc;
-  // Strict JSON: NaN and Infinity literals are parse errors, as the standard says.
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.c_str(), body.size());
-  if (doc.HasParseError()) {
-    auto at = doc.GetErrorOffset();
-    auto rest = body.substr(at, 9);
-    bool non_finite = rest.rfind("NaN", 0) == 0 || rest.rfind("Infinity", 0) == 0 ||
-                      rest.rfind("-Infinity", 0) == 0;
-    fail(-1, "", std::string("malformed JSON at offset ") + std::to_string(at) + ": " +
-                     (non_finite ? "NaN and Infinity are not numbers in JSON"
-                                 : rapidjson::GetParseError_En(doc.GetParseError())));
+  if (auto err = parse_json(body, doc, limits.json_max_depth)) {
+    if (err->kind == json_error::kind_t::too_deep)
+      out.code = "invalid_json";
+    fail(-1, "", err->message);
     return out;
   }
+  const std::int64_t now = limits.now;
   if (!doc.IsObject() || !doc.HasMember("readings") || !doc["readings"].IsArray()) {
     fail(-1, "readings", "the body must be an object with a \"readings\" array");
     return out;
@@ -87,9 +89,14 @@ ingest_parse_result parse_readings(const std::string& body, std::int64_t now,
     if (auto ts = str("ts", true)) {
       if (auto t = parse_rfc3339(*ts)) {
         rd.ts = *t;
-        if (rd.ts > now + max_future_skew_us) {
-          fail(idx, "ts", "is more than " + std::to_string(max_future_skew_us / 1000000) +
+        if (rd.ts > now + limits.max_future_skew_us) {
+          fail(idx, "ts", "is more than " + std::to_string(limits.max_future_skew_us / 1000000) +
                               " s in the future");
+          ok = false;
+        } else if (rd.ts < now - limits.max_age_us) {
+          fail(idx, "ts", "is more than " +
+                              config::format_duration(config::millis(limits.max_age_us / 1000)) +
+                              " old (ingest.max_age)");
           ok = false;
         }
       } else {
@@ -127,14 +134,15 @@ ingest_parse_result parse_readings(const std::string& body, std::int64_t now,
   return out;
 }
 
-std::string render_reading_errors(const std::vector<reading_error>& errors) {
+std::string render_reading_errors(const ingest_parse_result& r) {
+  const auto& errors = r.errors;
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w{buf};
   w.StartObject();
   w.Key("error");
   w.StartObject();
   w.Key("code");
-  w.String("invalid_readings");
+  w.String(r.code);
   w.Key("message");
   std::string msg = "the batch was rejected whole; first problem: ";
   if (!errors.empty()) {

@@ -1,36 +1,19 @@
 #include "http/render.hpp"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
-#include "core/timefmt.hpp"
+#include "http/json_fields.hpp"
 
 namespace joule::http {
 namespace {
 
-using writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void key_str(writer& w, const char* k, const std::string& v) {
-  w.Key(k);
-  w.String(v);
-}
-
-void key_time(writer& w, const char* k, std::int64_t t) { key_str(w, k, format_rfc3339(t)); }
-
-void number_or_null(writer& w, const std::optional<double>& v) {
-  if (v)
-    w.Double(*v);
-  else
-    w.Null();
-}
+using namespace json;
 
 void series_header(writer& w, const char* id_name, const db::series_query& q,
                    const std::string& step, const db::series_result& r) {
-  key_str(w, id_name, q.id);
-  key_str(w, "step", step);
-  key_time(w, "start", q.start);
-  key_time(w, "end", q.end);
-  key_time(w, "fresh_as_of", r.meta.fresh_as_of);
+  field(w, id_name, q.id);
+  field(w, "step", step);
+  time_field(w, "start", q.start);
+  time_field(w, "end", q.end);
+  time_field(w, "fresh_as_of", r.meta.fresh_as_of);
 }
 
 } // namespace
@@ -45,9 +28,8 @@ std::string render_energy(const db::series_query& q, const std::string& step,
   w.StartArray();
   for (auto& p : r.series) {
     w.StartObject();
-    key_time(w, "t", p.t);
-    w.Key("v");
-    w.Double(p.v.value_or(0.0));  // energy sums over no values are 0 Wh
+    time_field(w, "t", p.t);
+    field(w, "v", p.v.value_or(0.0));  // energy sums over no values are 0 Wh
     w.EndObject();
   }
   w.EndArray();
@@ -65,11 +47,9 @@ std::string render_power(const db::series_query& q, const std::string& step,
   w.StartArray();
   for (auto& p : r.series) {
     w.StartObject();
-    key_time(w, "t", p.t);
-    w.Key("avg");
-    number_or_null(w, p.v);
-    w.Key("max");
-    number_or_null(w, p.max);
+    time_field(w, "t", p.t);
+    field(w, "avg", p.v);
+    field(w, "max", p.max);
     w.EndObject();
   }
   w.EndArray();
@@ -81,20 +61,19 @@ std::string render_top(const db::top_query& q, const db::top_result& r) {
   rapidjson::StringBuffer buf;
   writer w{buf};
   w.StartObject();
-  key_str(w, "household_id", q.household_id);
+  field(w, "household_id", q.household_id);
   w.Key("window");
   w.StartObject();
-  key_time(w, "start", q.start);
-  key_time(w, "end", q.end);
+  time_field(w, "start", q.start);
+  time_field(w, "end", q.end);
   w.EndObject();
-  key_time(w, "fresh_as_of", r.meta.fresh_as_of);
+  time_field(w, "fresh_as_of", r.meta.fresh_as_of);
   w.Key("devices");
   w.StartArray();
   for (auto& d : r.devices) {
     w.StartObject();
-    key_str(w, "device_id", d.device_id);
-    w.Key("energy_wh");
-    w.Double(d.energy_wh);
+    field(w, "device_id", d.device_id);
+    field(w, "energy_wh", d.energy_wh);
     w.EndObject();
   }
   w.EndArray();
@@ -109,8 +88,8 @@ std::string render_error(const std::string& code, const std::string& message,
   w.StartObject();
   w.Key("error");
   w.StartObject();
-  key_str(w, "code", code);
-  key_str(w, "message", message);
+  field(w, "code", code);
+  field(w, "message", message);
   if (!list_name.empty()) {
     w.Key(list_name.c_str(), static_cast<rapidjson::SizeType>(list_name.size()));
     w.StartArray();

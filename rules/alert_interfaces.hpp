@@ -62,9 +62,10 @@ struct rules_loaded {
 struct attempt_done {
   std::string alert_id;
   std::string destination;
-  int http_status = 0;  // 0: no response (network error, timeout)
-  std::string error;
+  int http_status = 0;  // 0: no response (network error, timeout); -1: refused, never retried
+  std::string error;    // failure class (webhook_response::error), stored and shown
   int attempts = 0;     // this attempt's number
+  std::string detail;   // the underlying reason: server log only
 };
 
 } // namespace joule::rules

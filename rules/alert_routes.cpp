@@ -91,7 +91,10 @@ void write_rule(caf::event_based_actor* self, const env_ptr& env, const char* la
 
 std::optional<alert_rule> parse_body(const env_ptr& env, const route_request& req,
                                      const reply_fn& reply) {
-  auto parsed = parse_rule(req.raw.body, env->settings.alerts_allowed_hosts);
+  const auto& s = env->settings;
+  auto parsed = parse_rule(req.raw.body, rule_limits{s.alerts_allowed_hosts,
+                                                     s.alerts_allow_private_targets,
+                                                     s.http_json_max_depth});
   if (auto* e = std::get_if<rule_error>(&parsed)) {
     reply(http::error_response(400, e->code, e->message));
     return std::nullopt;

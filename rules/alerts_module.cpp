@@ -25,6 +25,7 @@ std::vector<child_spec> alert_children(const config::settings& s,
   nc.retry_initial = s.alerts_retry_initial;
   nc.retry_max = s.alerts_retry_max;
   nc.allowed_hosts = s.alerts_allowed_hosts;
+  nc.allow_private_targets = s.alerts_allow_private_targets;
   nc.job_timeout = s.db_request_deadline;
   // Long enough for a full attempt plus the local queue ahead of it; short enough that a
   // crashed instance's deliveries resume quickly.

@@ -4,21 +4,12 @@
 #include <map>
 
 #include "core/timefmt.hpp"
+#include "rules/alert_metrics.hpp"
 
 namespace joule::rules {
 
 std::optional<double> metric_value(metric_kind m, const bucket_value& b) {
-  switch (m) {
-    case metric_kind::power_w_avg:
-      if (!b.power_sum || b.power_count <= 0)
-        return std::nullopt;
-      return *b.power_sum / static_cast<double>(b.power_count);
-    case metric_kind::power_w_max:
-      return b.power_max;
-    case metric_kind::energy_wh_sum:
-      return b.energy_sum;
-  }
-  return std::nullopt;
+  return def_of(m).value(b);
 }
 
 namespace {
@@ -105,8 +96,7 @@ bool recovered(const rule_params& p, double observed) {
 }
 
 bool breach_is_final_early(const rule_params& p) {
-  bool grows = p.metric == metric_kind::power_w_max || p.metric == metric_kind::energy_wh_sum;
-  return grows && (p.op == compare_op::gt || p.op == compare_op::ge);
+  return def_of(p.metric).grows && (p.op == compare_op::gt || p.op == compare_op::ge);
 }
 
 step_result evaluate_bucket(const rule_params& p, const eval_state& s, const bucket_value& b,

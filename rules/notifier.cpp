@@ -35,12 +35,14 @@ void start_delivery(self_ptr self, outbox_item item) {
   auto& st = self->state;
   ++st.in_flight;
   ++st.in_flight_by_destination[item.destination];
-  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts};
+  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts, {}};
   auto target = parse_webhook_url(item.webhook_url);
-  // The allow-list may have changed since the rule was stored: check on every attempt.
+  // The allow-list may have changed since the rule was stored: check on every attempt. The
+  // addresses are checked by the client, after resolving, on every attempt too.
   if (!target || !host_allowed(target->host, st.cfg.allowed_hosts)) {
     base.http_status = -1;  // never retried
-    base.error = "webhook host is not allowed";
+    base.error = target ? "host_not_allowed" : "invalid_url";
+    base.detail = target ? target->host + " is not in alerts.allowed_hosts" : "bad URL";
     self->send(self, std::move(base));
     return;
   }
@@ -49,10 +51,16 @@ void start_delivery(self_ptr self, outbox_item item) {
   req.body = item.payload;
   req.headers = webhook_headers(item, now_micros() / micros_per_second);
   req.timeout = st.cfg.webhook_timeout;
+  req.allow_private_targets = st.cfg.allow_private_targets;
   auto me = caf::actor_cast<notifier_actor>(self);
   st.send(std::move(req), [me, base](webhook_response r) mutable {
     base.http_status = r.status;
+    // A refused target stays refused until the configuration changes: retrying would only
+    // repeat the refusal (and give a rebinding attacker more tries).
+    if (r.status == 0 && (r.error == "target_forbidden" || r.error == "invalid_url"))
+      base.http_status = -1;
     base.error = std::move(r.error);
+    base.detail = std::move(r.detail);
     caf::anon_send(me, std::move(base));  // back from the I/O thread
   });
 }
@@ -183,10 +191,8 @@ void on_attempt(self_ptr self, attempt_done& done) {
   rec.alert_id = done.alert_id;
   rec.kind = d.kind;
   rec.http_status = std::max(0, done.http_status);
-  rec.error = done.error;
+  rec.error = failure_class(done.http_status, done.error);
   rec.retry_in_ms = d.retry_in_ms;
-  if (rec.error.empty() && (done.http_status < 200 || done.http_status >= 300))
-    rec.error = "HTTP " + std::to_string(done.http_status);
   switch (d.kind) {
     case attempt_record::delivered:
       ++st.delivered;
@@ -201,7 +207,8 @@ void on_attempt(self_ptr self, attempt_done& done) {
       deliveries("failed").inc();
       log(log_level::warn, "alerts",
           "delivery of " + done.alert_id + " to " + done.destination + " failed after " +
-              std::to_string(done.attempts) + " attempt(s): " + rec.error);
+              std::to_string(done.attempts) + " attempt(s): " + rec.error +
+              (done.detail.empty() ? "" : " (" + done.detail + ")"));
       break;
   }
   record(self, std::move(rec));
@@ -209,6 +216,16 @@ void on_attempt(self_ptr self, attempt_done& done) {
 }
 
 } // namespace
+
+std::string failure_class(int http_status, const std::string& error) {
+  if (http_status <= 0)
+    return error.empty() ? "no_response" : error;
+  if (http_status >= 200 && http_status < 300)
+    return {};
+  if (http_status < 100 || http_status > 599)
+    return "http_invalid";
+  return "http_" + std::to_string(http_status / 100) + "xx";
+}
 
 delivery_decision decide(int http_status, int attempts, const notifier_config& cfg,
                          double jitter01) {

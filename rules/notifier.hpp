@@ -30,8 +30,14 @@ struct notifier_config {
   std::chrono::milliseconds retry_max{300000};
   std::chrono::milliseconds lease{15000};  // > webhook_timeout, with room for the queue
   std::string allowed_hosts;
+  bool allow_private_targets = false;  // see target_policy.hpp
   std::chrono::milliseconds job_timeout{3000};
 };
+
+/// The failure class stored for an attempt (what /alerts/events shows): `error` when the
+/// attempt got no HTTP answer, otherwise `http_4xx`-style for a non-2xx status, empty for 2xx.
+/// Only classes: the receiver's own text never reaches the API.
+std::string failure_class(int http_status, const std::string& error);
 
 /// What to do after an attempt (pure, for tests).
 struct delivery_decision {

@@ -1,10 +1,10 @@
 #include "rules/payload.hpp"
 
+#include "http/json_fields.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
 
@@ -26,39 +26,27 @@ notification make_notification(const alert_rule& rule, transition event,
   if (auto t = parse_webhook_url(rule.webhook_url))
     n.destination = t->destination();
 
+  using namespace http::json;
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
-  auto str = [&w](const char* k, const std::string& v) {
-    w.Key(k);
-    w.String(v);
-  };
+  writer w{buf};
   w.StartObject();
-  str("alert_id", n.alert_id);
-  str("incident_id", n.incident_id);
-  str("rule_id", n.rule_id);
-  str("status", n.status);
-  str("scope", to_string(rule.scope));
-  str("scope_id", rule.scope_id);
-  str("metric", to_string(rule.metric));
-  str("window", window_name(rule.window_us));
-  str("op", to_string(rule.op));
-  w.Key("threshold");
-  w.Double(rule.threshold);
-  w.Key("recover_value");
-  if (rule.recover_value)
-    w.Double(*rule.recover_value);
-  else
-    w.Null();
-  w.Key("observed");
-  w.Double(observed);
-  str("bucket", format_rfc3339(bucket_start));
-  str("bucket_end", format_rfc3339(bucket_start + rule.window_us));
-  str("fired_at", format_rfc3339(fired_at));
-  w.Key("resolved_at");
-  if (event == transition::resolved)
-    w.String(format_rfc3339(at));
-  else
-    w.Null();
+  field(w, "alert_id", n.alert_id);
+  field(w, "incident_id", n.incident_id);
+  field(w, "rule_id", n.rule_id);
+  field(w, "status", n.status);
+  field(w, "scope", to_string(rule.scope));
+  field(w, "scope_id", rule.scope_id);
+  field(w, "metric", to_string(rule.metric));
+  field(w, "window", window_name(rule.window_us));
+  field(w, "op", to_string(rule.op));
+  field(w, "threshold", rule.threshold);
+  field(w, "recover_value", rule.recover_value);
+  field(w, "observed", observed);
+  time_field(w, "bucket", bucket_start);
+  time_field(w, "bucket_end", bucket_start + rule.window_us);
+  time_field(w, "fired_at", fired_at);
+  time_field(w, "resolved_at",
+             event == transition::resolved ? std::optional<std::int64_t>(at) : std::nullopt);
   w.EndObject();
   n.payload = buf.GetString();
   return n;

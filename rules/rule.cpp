@@ -1,5 +1,8 @@
 #include "rules/rule.hpp"
 
+#include "http/json_fields.hpp"
+#include "rules/alert_metrics.hpp"
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -10,12 +13,14 @@
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
+#include "http/json_parse.hpp"
 #include "http/router.hpp"
+#include "rules/target_policy.hpp"
 
 namespace joule::rules {
 namespace {
 
-using writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using http::json::writer;
 
 rule_error bad(const std::string& field, const std::string& message) {
   return {"invalid_" + field, field, message};
@@ -63,39 +68,25 @@ std::optional<std::int64_t> integer_of(const rapidjson::Value& v) {
   return std::nullopt;
 }
 
-void key_str(writer& w, const char* k, const std::string& v) {
-  w.Key(k);
-  w.String(v);
-}
-
 void write_rule(writer& w, const alert_rule& r) {
+  using namespace http::json;
   w.StartObject();
-  key_str(w, "id", r.id);
-  key_str(w, "scope", to_string(r.scope));
-  key_str(w, "scope_id", r.scope_id);
-  key_str(w, "metric", to_string(r.metric));
-  key_str(w, "window", window_name(r.window_us));
-  key_str(w, "op", to_string(r.op));
-  w.Key("value");
-  w.Double(r.threshold);
-  w.Key("cooldown_sec");
-  w.Int64(r.cooldown_sec);
-  w.Key("for_buckets");
-  w.Int(r.for_buckets);
-  w.Key("recover_value");
-  if (r.recover_value)
-    w.Double(*r.recover_value);
-  else
-    w.Null();
-  key_str(w, "webhook_url", r.webhook_url);
-  w.Key("webhook_secret_set");
-  w.Bool(!r.webhook_secret.empty());
-  w.Key("enabled");
-  w.Bool(r.enabled);
-  w.Key("version");
-  w.Int64(r.version);
-  key_str(w, "created_at", format_rfc3339(r.created_at));
-  key_str(w, "updated_at", format_rfc3339(r.updated_at));
+  field(w, "id", r.id);
+  field(w, "scope", to_string(r.scope));
+  field(w, "scope_id", r.scope_id);
+  field(w, "metric", to_string(r.metric));
+  field(w, "window", window_name(r.window_us));
+  field(w, "op", to_string(r.op));
+  field(w, "value", r.threshold);
+  field(w, "cooldown_sec", r.cooldown_sec);
+  field(w, "for_buckets", r.for_buckets);
+  field(w, "recover_value", r.recover_value);
+  field(w, "webhook_url", r.webhook_url);
+  field(w, "webhook_secret_set", !r.webhook_secret.empty());
+  field(w, "enabled", r.enabled);
+  field(w, "version", r.version);
+  time_field(w, "created_at", r.created_at);
+  time_field(w, "updated_at", r.updated_at);
   w.EndObject();
 }
 
@@ -103,14 +94,7 @@ void write_rule(writer& w, const alert_rule& r) {
 
 const char* to_string(scope_kind s) { return s == scope_kind::device ? "device" : "household"; }
 
-const char* to_string(metric_kind m) {
-  switch (m) {
-    case metric_kind::power_w_avg: return "power_w_avg";
-    case metric_kind::power_w_max: return "power_w_max";
-    case metric_kind::energy_wh_sum: return "energy_wh_sum";
-  }
-  return "power_w_avg";
-}
+const char* to_string(metric_kind m) { return def_of(m).name; }
 
 const char* to_string(compare_op o) {
   switch (o) {
@@ -218,11 +202,30 @@ bool host_allowed(const std::string& host, const std::string& allowed_hosts) {
   return !any_entry;
 }
 
+std::optional<rule_error> check_webhook_target(const webhook_target& t,
+                                               const rule_limits& limits) {
+  if (auto a = literal_address(t.host); a && !target_address_allowed(*a, limits.allow_private_targets)) {
+    auto c = classify_address(*a);
+    return rule_error{
+        "webhook_url_forbidden", "webhook_url",
+        "webhook_url points at " + a->to_string() + " (" + c.range + "), which is not a " +
+            "public address" +
+            (c.scope == address_scope::never ? std::string{}
+                                             : "; alerts.allow_private_targets allows such "
+                                               "targets on lab set-ups")};
+  }
+  if (!host_allowed(t.host, limits.allowed_hosts))
+    return rule_error{"webhook_host_not_allowed", "webhook_url",
+                      "webhook host '" + t.host + "' is not in alerts.allowed_hosts"};
+  return std::nullopt;
+}
+
 std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
-                                                const std::string& allowed_hosts) {
+                                                const rule_limits& limits) {
   rapidjson::Document doc;
-  doc.Parse(body.c_str(), body.size());
-  if (doc.HasParseError() || !doc.IsObject())
+  if (auto err = http::parse_json(body, doc, limits.json_max_depth))
+    return rule_error{"invalid_json", "body", err->message};
+  if (!doc.IsObject())
     return rule_error{"invalid_json", "body", "the body must be a JSON object"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     std::string k(it->name.GetString(), it->name.GetStringLength());
@@ -243,22 +246,22 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
   r.scope_id = *norm;
 
   auto metric = string_field(doc, "metric");
-  if (!metric)
-    return bad("metric", "metric must be one of power_w_avg, power_w_max, energy_wh_sum");
-  if (*metric == "power_w_avg")
-    r.metric = metric_kind::power_w_avg;
-  else if (*metric == "power_w_max")
-    r.metric = metric_kind::power_w_max;
-  else if (*metric == "energy_wh_sum")
-    r.metric = metric_kind::energy_wh_sum;
-  else
-    return bad("metric", "metric must be one of power_w_avg, power_w_max, energy_wh_sum");
-  // A household's power is the sum of its devices; the largest single-device reading is not
-  // its maximum power, and the household rollup keeps no maximum. Rejecting beats guessing.
-  if (r.scope == scope_kind::household && r.metric == metric_kind::power_w_max)
+  const metric_def* def = metric ? find_metric(*metric) : nullptr;
+  if (!def)
+    return bad("metric", "metric must be one of " + metric_names());
+  r.metric = def->kind;
+  // Rejecting a metric a scope does not have beats guessing (see rules/alert_metrics.cpp).
+  bool household = r.scope == scope_kind::household;
+  if (household ? !def->for_households : !def->for_devices) {
+    std::string fits;
+    for (auto& d : metric_defs())
+      if (household ? d.for_households : d.for_devices)
+        fits += (fits.empty() ? "" : " or ") + std::string(d.name);
     return rule_error{"unsupported_metric", "metric",
-                      "power_w_max is only available for device scope; use power_w_avg or "
-                      "energy_wh_sum for households"};
+                      std::string(def->name) + " is only available for " +
+                          (household ? "device" : "household") + " scope; use " + fits +
+                          " for " + (household ? "households" : "devices")};
+  }
 
   auto window = string_field(doc, "window");
   if (window && *window == "1m")
@@ -316,9 +319,8 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
   auto target = parse_webhook_url(*url);
   if (!target)
     return bad("webhook_url", "webhook_url must be an http:// or https:// URL with a host");
-  if (!host_allowed(target->host, allowed_hosts))
-    return rule_error{"webhook_host_not_allowed", "webhook_url",
-                      "webhook host '" + target->host + "' is not in alerts.allowed_hosts"};
+  if (auto e = check_webhook_target(*target, limits))
+    return *e;
   r.webhook_url = *url;
 
   auto secret = string_field(doc, "webhook_secret");

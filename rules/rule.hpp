@@ -64,13 +64,29 @@ struct webhook_target {
 std::optional<webhook_target> parse_webhook_url(const std::string& url);
 
 /// True when `host` is allowed by the comma-separated list (empty list: every host). Entries
-/// match case-insensitively; an entry starting with '.' matches every subdomain.
+/// match case-insensitively; an entry starting with '.' matches every subdomain. The list
+/// names hosts; which addresses may be reached is target_policy's business (a listed name
+/// that resolves to a private address is still refused without allow_private_targets).
 bool host_allowed(const std::string& host, const std::string& allowed_hosts);
 
+/// What a rule body is checked against (from settings).
+struct rule_limits {
+  std::string allowed_hosts;           // alerts.allowed_hosts
+  bool allow_private_targets = false;  // alerts.allow_private_targets
+  int json_max_depth = 32;             // http.json_max_depth
+};
+
+/// The write-time check of a webhook target: a literal address outside public unicast space
+/// is `webhook_url_forbidden` (unless allow_private_targets), a host missing from the
+/// allow-list `webhook_host_not_allowed`. Names are not resolved here: every delivery
+/// attempt checks the addresses they resolve to.
+std::optional<rule_error> check_webhook_target(const webhook_target& t, const rule_limits& limits);
+
 /// Validates a POST (full rule, defaults for optional fields) or PUT body (also a full rule:
-/// PUT replaces the definition). The result has no id, version or timestamps.
+/// PUT replaces the definition). The result has no id, version or timestamps. A body that is
+/// not JSON, or nested deeper than `json_max_depth`, is `invalid_json`.
 std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
-                                                const std::string& allowed_hosts);
+                                                const rule_limits& limits);
 
 /// The stored rule as the API returns it. The secret is never echoed back
 /// (`webhook_secret_set` says whether one is configured).

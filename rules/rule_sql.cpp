@@ -1,5 +1,8 @@
 #include "rules/rule_sql.hpp"
 
+#include "http/json_fields.hpp"
+#include "rules/alert_metrics.hpp"
+
 #include <algorithm>
 
 #include <pqxx/pqxx>
@@ -31,9 +34,8 @@ alert_rule rule_from(const pqxx::row& row, int c = 0) {
   r.scope = row[c + 1].as<std::string>() == "device" ? scope_kind::device : scope_kind::household;
   r.scope_id = row[c + 2].as<std::string>();
   auto m = row[c + 3].as<std::string>();
-  r.metric = m == "power_w_max"     ? metric_kind::power_w_max
-             : m == "energy_wh_sum" ? metric_kind::energy_wh_sum
-                                    : metric_kind::power_w_avg;
+  auto* def = find_metric(m);
+  r.metric = def ? def->kind : metric_kind::power_w_avg;
   r.window_us = row[c + 4].as<std::int64_t>() * minute_us;
   auto op = row[c + 5].as<std::string>();
   r.op = op == ">=" ? compare_op::ge : op == "<" ? compare_op::lt : op == "<=" ? compare_op::le
@@ -301,50 +303,31 @@ std::vector<event_row> list_events(db::session& s, const std::optional<std::stri
 }
 
 std::string render_events(const std::vector<event_row>& rows) {
+  using namespace http::json;
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
-  auto str = [&w](const char* k, const std::string& v) {
-    w.Key(k);
-    w.String(v);
-  };
+  writer w{buf};
   w.StartObject();
   w.Key("events");
   w.StartArray();
   for (auto& e : rows) {
     w.StartObject();
-    str("alert_id", e.alert_id);
-    str("incident_id", e.incident_id);
-    str("rule_id", e.rule_id);
-    str("status", e.status);
-    str("bucket", format_rfc3339(e.bucket));
-    w.Key("observed");
-    w.Double(e.observed);
-    str("created_at", format_rfc3339(e.created_at));
+    field(w, "alert_id", e.alert_id);
+    field(w, "incident_id", e.incident_id);
+    field(w, "rule_id", e.rule_id);
+    field(w, "status", e.status);
+    time_field(w, "bucket", e.bucket);
+    field(w, "observed", e.observed);
+    time_field(w, "created_at", e.created_at);
     w.Key("delivery");
     w.StartObject();
-    str("status", e.delivery);
-    w.Key("attempts");
-    w.Int(e.attempts);
-    w.Key("last_http_status");
-    if (e.last_status)
-      w.Int(*e.last_status);
-    else
-      w.Null();
-    w.Key("last_error");
-    if (e.last_error.empty())
-      w.Null();
-    else
-      w.String(e.last_error);
-    w.Key("delivered_at");
-    if (e.delivered_at)
-      w.String(format_rfc3339(*e.delivered_at));
-    else
-      w.Null();
-    w.Key("next_attempt_at");
-    if (e.delivery == "pending")
-      w.String(format_rfc3339(e.next_attempt_at));
-    else
-      w.Null();
+    field(w, "status", e.delivery);
+    field(w, "attempts", e.attempts);
+    field(w, "last_http_status", e.last_status);
+    text_or_null(w, "last_error", e.last_error);
+    time_field(w, "delivered_at", e.delivered_at);
+    time_field(w, "next_attempt_at", e.delivery == "pending"
+                                          ? std::optional<std::int64_t>(e.next_attempt_at)
+                                          : std::nullopt);
     w.EndObject();
     w.EndObject();
   }

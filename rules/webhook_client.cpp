@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "rules/rule.hpp"
+#include "rules/target_policy.hpp"
 
 namespace joule::rules {
 
@@ -55,8 +56,10 @@ public:
     req_.target(target_.target);
     req_.version(11);
     bool default_port = target_.port == (target_.tls ? 443 : 80);
-    req_.set(bhttp::field::host,
-             default_port ? target_.host : target_.host + ":" + std::to_string(target_.port));
+    // An IPv6 literal goes back into brackets (RFC 7230 Host = uri-host [":" port]).
+    auto host = target_.host.find(':') == std::string::npos ? target_.host
+                                                            : "[" + target_.host + "]";
+    req_.set(bhttp::field::host, default_port ? host : host + ":" + std::to_string(target_.port));
     req_.set(bhttp::field::user_agent, "joule-alerts/1");
     req_.set(bhttp::field::content_type, "application/json");
     req_.set(bhttp::field::connection, "close");
@@ -65,6 +68,7 @@ public:
     req_.body() = std::move(req.body);
     req_.prepare_payload();
     timeout_ = req.timeout;
+    allow_private_ = req.allow_private_targets;
     parser_.body_limit(1 << 20);
   }
 
@@ -73,23 +77,42 @@ public:
     deadline_.expires_after(timeout_);
     deadline_.async_wait([self](beast::error_code ec) {
       if (!ec)
-        self->finish(0, "timeout after " + std::to_string(self->timeout_.count()) + " ms");
+        self->finish(0, "timeout",
+                     "no answer within " + std::to_string(self->timeout_.count()) + " ms");
     });
     resolver_.async_resolve(target_.host, std::to_string(target_.port),
                             [self](beast::error_code ec, tcp::resolver::results_type results) {
                               if (ec)
-                                return self->finish(0, "resolve: " + ec.message());
+                                return self->finish(0, "resolve_failed", ec.message());
                               self->connect(results);
                             });
   }
 
 private:
+  // Keeps the resolved addresses the policy allows; the socket connects to exactly these.
   void connect(const tcp::resolver::results_type& results) {
+    if (finished_)
+      return;  // the deadline fired while the answer was already queued
+    std::string refused;
+    for (const auto& entry : results) {
+      const auto& ep = entry.endpoint();
+      if (target_address_allowed(ep.address(), allow_private_))
+        endpoints_.push_back(ep);
+      else
+        refused += (refused.empty() ? "" : ", ") + ep.address().to_string() + " (" +
+                   classify_address(ep.address()).range + ")";
+    }
+    if (endpoints_.empty())
+      return finish(0, "target_forbidden",
+                    target_.host + " resolved to " +
+                        (refused.empty() ? std::string("no address") : refused) +
+                        (allow_private_ ? ": never a TCP peer"
+                                        : ": not public (alerts.allow_private_targets is off)"));
     auto self = this->shared_from_this();
     beast::get_lowest_layer(stream_).async_connect(
-        results, [self](beast::error_code ec, const tcp::endpoint&) {
+        endpoints_, [self](beast::error_code ec, const tcp::endpoint&) {
           if (ec)
-            return self->finish(0, "connect: " + ec.message());
+            return self->finish(0, "connect_failed", ec.message());
           self->handshake();
         });
   }
@@ -100,11 +123,11 @@ private:
     } else {
       auto self = this->shared_from_this();
       if (!SSL_set_tlsext_host_name(stream_.native_handle(), target_.host.c_str()))
-        return finish(0, "tls: cannot set SNI host name");
+        return finish(0, "tls_failed", "cannot set SNI host name");
       stream_.set_verify_callback(asio::ssl::host_name_verification(target_.host));
       stream_.async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
         if (ec)
-          return self->finish(0, "tls: " + ec.message());
+          return self->finish(0, "tls_failed", ec.message());
         self->write();
       });
     }
@@ -114,18 +137,19 @@ private:
     auto self = this->shared_from_this();
     bhttp::async_write(stream_, req_, [self](beast::error_code ec, std::size_t) {
       if (ec)
-        return self->finish(0, "write: " + ec.message());
+        return self->finish(0, "send_failed", ec.message());
       bhttp::async_read(self->stream_, self->buffer_, self->parser_,
                         [self](beast::error_code ec, std::size_t) {
                           // A receiver may answer and close early: the status counts.
                           if (ec && !self->parser_.is_header_done())
-                            return self->finish(0, "read: " + ec.message());
-                          self->finish(static_cast<int>(self->parser_.get().result_int()), {});
+                            return self->finish(0, "read_failed", ec.message());
+                          self->finish(static_cast<int>(self->parser_.get().result_int()), {},
+                                       {});
                         });
     });
   }
 
-  void finish(int status, std::string error) {
+  void finish(int status, std::string error, std::string detail) {
     if (finished_)
       return;
     finished_ = true;
@@ -133,7 +157,7 @@ private:
     resolver_.cancel();
     beast::error_code ignored;
     beast::get_lowest_layer(stream_).socket().close(ignored);
-    done_(webhook_response{status, std::move(error)});
+    done_(webhook_response{status, std::move(error), std::move(detail)});
   }
 
   Stream stream_;
@@ -145,6 +169,8 @@ private:
   bhttp::response_parser<bhttp::string_body> parser_;
   beast::flat_buffer buffer_;
   std::chrono::milliseconds timeout_{5000};
+  bool allow_private_ = false;
+  std::vector<tcp::endpoint> endpoints_;  // resolved and allowed: the only connect targets
   bool finished_ = false;
 };
 
@@ -164,7 +190,7 @@ webhook_client::~webhook_client() {
 void webhook_client::post(webhook_request req, std::function<void(webhook_response)> done) {
   auto target = parse_webhook_url(req.url);
   if (!target) {
-    done(webhook_response{0, "invalid webhook URL"});
+    done(webhook_response{0, "invalid_url", "cannot parse the webhook URL"});
     return;
   }
   asio::post(impl_->ioc, [i = impl_.get(), target = *target, req = std::move(req),

@@ -1,6 +1,8 @@
 // Rollups against brute force: for every bucket below the watermark, each rollup must equal a
 // GROUP BY over the raw rows, after random history, late inserts, updates and deletes (inside
-// and outside start_offset), rows around day-partition boundaries and concurrent refreshers.
+// and outside start_offset), rows around day-partition boundaries and concurrent refreshers;
+// writes that name a partition, TRUNCATE, dropped and detached partitions; late ranges cut
+// into bounded batches; old log ranges merged; a rollup built from another rollup.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +11,7 @@
 #include <pqxx/pqxx>
 
 #include "core/timefmt.hpp"
+#include "db/analytics.hpp"
 #include "db/partitions.hpp"
 #include "db/rollups.hpp"
 #include "db/session.hpp"
@@ -42,7 +45,8 @@ protected:
   void SetUp() override {
     s_ = std::make_unique<session>(db_->url());
     db_->exec("TRUNCATE telemetry, devices, rollup_device_1m, rollup_household_5m, "
-              "rollup_device_1h, rollup_invalidations; UPDATE rollup_state SET watermark = NULL");
+              "rollup_device_1h, rollup_invalidations; UPDATE rollup_state SET watermark = NULL; "
+              "DELETE FROM rollup_state WHERE source IS NOT NULL");
     ensure_partitions(*s_, day, 2, 10);
     // 24 devices in 6 households.
     db_->exec("INSERT INTO devices (id, household_id) SELECT "
@@ -99,6 +103,64 @@ protected:
       std::printf("%s mismatches: %s\n", r.name.c_str(), res[0][1].c_str());
     return res[0][0].as<long>();
   }
+
+  std::int64_t db_now() {
+    return std::stoll(db_->scalar("SELECT (extract(epoch from now()) * 1000000)::bigint"));
+  }
+
+  long log_rows(const std::string& rollup, const std::string& extra = "true") {
+    return std::stol(db_->scalar("SELECT count(*) FROM rollup_invalidations WHERE rollup = '" +
+                                 rollup + "' AND " + extra));
+  }
+
+  // The real-time read path (what the API serves: rollup tiers below the watermarks, raw rows
+  // above) against the same query over raw rows only, for every device and household over
+  // the last `hours`: buckets that differ.
+  int realtime_mismatches(int hours) {
+    auto now = db_now();
+    int bad = 0;
+    auto compare = [&](const series_result& a, const series_result& b, const std::string& what) {
+      if (a.series.size() != b.series.size()) {
+        ++bad;
+        std::printf("%s: %zu buckets vs %zu raw\n", what.c_str(), a.series.size(),
+                    b.series.size());
+        return;
+      }
+      for (size_t i = 0; i < a.series.size(); ++i) {
+        auto& x = a.series[i];
+        auto& y = b.series[i];
+        auto near = [](std::optional<double> p, std::optional<double> q) {
+          return p.has_value() == q.has_value() &&
+                 (!p || std::abs(*p - *q) <= 1e-6 * (1 + std::abs(*q)));
+        };
+        if (x.t != y.t || !near(x.v, y.v) || !near(x.max, y.max)) {
+          ++bad;
+          std::printf("%s: bucket %s differs\n", what.c_str(), format_rfc3339(x.t).c_str());
+          return;
+        }
+      }
+    };
+    for (int d = 1; d <= 24; ++d) {
+      auto id = db_->scalar("SELECT md5('dev" + std::to_string(d) + "')::uuid");
+      for (std::int64_t step : {minute, hour}) {
+        series_query q{series_kind::device_power, id, floor_to(now - hours * hour, hour),
+                       ceil_to(now, hour), step};
+        compare(device_power(*s_, q, read_mode::rollups), device_power(*s_, q, read_mode::raw),
+                "device " + std::to_string(d) + " step " + std::to_string(step / minute) + "m");
+      }
+    }
+    for (int h = 0; h < 6; ++h) {
+      auto id = db_->scalar("SELECT md5('hh" + std::to_string(h) + "')::uuid");
+      series_query q{series_kind::household_energy, id, floor_to(now - hours * hour, hour),
+                     ceil_to(now, hour), 5 * minute};
+      compare(household_energy(*s_, q, read_mode::rollups),
+              household_energy(*s_, q, read_mode::raw), "household " + std::to_string(h));
+    }
+    return bad;
+  }
+
+  // Name of the day partition holding `t`.
+  std::string partition_at(std::int64_t t) { return partition_name(floor_to(t, day), day); }
 
   std::int64_t watermark(const rollup_spec& r) {
     return std::stoll(db_->scalar("SELECT (extract(epoch from watermark) * 1000000)::bigint "
@@ -248,6 +310,261 @@ TEST_F(Rollups, RowsThatLandedInTheDefaultPartitionAreMovedAndCounted) {
   EXPECT_EQ(db_->scalar("SELECT count(*) FROM telemetry_default"), "0");
   EXPECT_EQ(db_->scalar("SELECT count(*) FROM telemetry"), "60");
   EXPECT_EQ(mismatches(r), 0);
+}
+
+TEST_F(Rollups, WritesNamingAPartitionBelowTheWatermarkAreLoggedAndCorrected) {
+  insert_random("30 hours", "0 seconds", 60, 0.81);
+  refresh_all();
+  for (auto& r : rollups())
+    ASSERT_EQ(mismatches(r), 0) << r.name;
+  ASSERT_EQ(realtime_mismatches(30), 0);
+  ASSERT_EQ(db_->scalar("SELECT count(*) FROM rollup_invalidations WHERE NOT kept"), "0");
+  // Straight into a partition, in the quarter hour below device_1h's watermark (so below
+  // every watermark): an INSERT, an UPDATE and a DELETE that name the partition, never the
+  // parent.
+  auto& h1 = *find_rollup("device_1h");
+  auto t = watermark(h1);
+  auto part = partition_at(t - 1);
+  auto from = format_rfc3339(std::max(floor_to(t - 1, day), t - 15 * minute));
+  auto to = format_rfc3339(t);
+  db_->exec("INSERT INTO " + part + " SELECT '" + from + "'::timestamptz + i * interval '37 "
+            "seconds', d.id, d.household_id, 5000, 50 FROM devices d, generate_series(0, 30) i "
+            "WHERE '" + from + "'::timestamptz + i * interval '37 seconds' < '" + to + "'");
+  db_->exec("UPDATE " + part + " SET power_w = power_w * 3 WHERE device_id = md5('dev4')::uuid "
+            "AND ts >= '" + from + "' AND ts < '" + to + "'");
+  db_->exec("DELETE FROM " + part + " WHERE device_id = md5('dev9')::uuid AND ts >= '" + from +
+            "' AND ts < '" + to + "'");
+  EXPECT_EQ(log_rows("device_1m"), 4) << "one row per statement, two for the UPDATE (old, new)";
+  auto committed = db_now();
+  for (auto& r : rollups())
+    EXPECT_GT(mismatches(r), 0) << r.name << ": the direct writes should show before a refresh";
+  EXPECT_GT(realtime_mismatches(30), 0);
+  // fresh_as_of does not claim the direct writes before a refresh reflects them.
+  series_query q{series_kind::device_power, db_->scalar("SELECT md5('dev4')::uuid"),
+                 floor_to(t, hour) - hour, t, minute};
+  EXPECT_LT(device_power(*s_, q, read_mode::rollups).meta.fresh_as_of, committed);
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("household_5m")), 0);
+  EXPECT_EQ(mismatches(h1), 0);
+  // Up to 2 h back the 1 m policy repairs them; older minutes wait for a manual refresh, or
+  // for a policy whose window reaches them (start_offset raised to 3 h takes the kept rows).
+  auto& m1 = *find_rollup("device_1m");
+  EXPECT_EQ(mismatches(m1, "now() - interval '2 hours'"), 0);
+  refresh_cycle(*s_, m1, {3 * hour, minute, 6 * hour});
+  EXPECT_EQ(mismatches(m1), 0);
+  EXPECT_EQ(log_rows("device_1m"), 0);
+  EXPECT_EQ(realtime_mismatches(30), 0);
+  EXPECT_GE(device_power(*s_, q, read_mode::rollups).meta.fresh_as_of, committed);
+}
+
+TEST_F(Rollups, TruncatedPartitionsAreReflected) {
+  insert_random("40 hours", "0 seconds", 60, 0.83);
+  refresh_all();
+  auto now = db_now();
+  // Today's partition (inside every window) and yesterday's (outside the 1 m policy's 2 h).
+  db_->exec("TRUNCATE " + partition_at(now));
+  db_->exec("TRUNCATE " + partition_at(now - day));
+  EXPECT_GE(log_rows("device_1h"), 1);  // 2, unless today has no rows yet (just past midnight)
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("household_5m"), "now() - interval '24 hours'"), 0);
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+  auto& m1 = *find_rollup("device_1m");
+  EXPECT_EQ(mismatches(m1, "now() - interval '2 hours'"), 0);
+  EXPECT_GT(log_rows("device_1m", "kept"), 0) << "yesterday waits for a manual refresh";
+  refresh_range(*s_, m1, policy_for(m1), now - 3 * day, now);
+  EXPECT_EQ(mismatches(m1), 0);
+  // TRUNCATE of the parent is logged as well (its own trigger and every partition's).
+  db_->exec("DELETE FROM rollup_invalidations");
+  db_->exec("TRUNCATE telemetry");
+  EXPECT_GE(log_rows("household_5m"), 1);
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM rollup_device_1h WHERE bucket >= now() - "
+                        "interval '7 days'"),
+            "0");
+}
+
+TEST_F(Rollups, DroppedAndDetachedPartitionsAreLogged) {
+  insert_random("50 hours", "0 seconds", 120, 0.85);
+  refresh_all();
+  auto now = db_now();
+  auto yesterday = partition_at(now - day), before = partition_at(now - 2 * day);
+  ASSERT_NE(db_->scalar("SELECT count(*) FROM " + before), "0");
+  // With the event trigger (the tests run as a superuser): logged in the DDL's transaction.
+  db_->exec("ALTER TABLE telemetry DETACH PARTITION " + yesterday);
+  db_->exec("DROP TABLE " + before);
+  EXPECT_EQ(log_rows("device_1h"), 2);
+  // The detached table lives on as a plain table: writes to it are no longer telemetry's.
+  db_->exec("INSERT INTO " + yesterday + " SELECT * FROM " + yesterday + " LIMIT 5");
+  EXPECT_EQ(log_rows("device_1h"), 2);
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+  EXPECT_EQ(mismatches(*find_rollup("household_5m"), "now() - interval '24 hours'"), 0);
+  // Without it (no superuser, or disabled) the partition keeper's check finds the change.
+  db_->exec("ALTER EVENT TRIGGER joule_partitions_ddl DISABLE");
+  db_->exec("DROP TABLE " + yesterday);  // no longer a partition: nothing to log
+  auto today = partition_at(now);
+  db_->exec("ALTER TABLE telemetry DETACH PARTITION " + today);
+  auto logged_before = log_rows("device_1h");
+  auto rep = ensure_partitions(*s_, day, 2, 1);
+  db_->exec("ALTER EVENT TRIGGER joule_partitions_ddl ENABLE");
+  EXPECT_GE(rep.synced, 1);
+  EXPECT_EQ(log_rows("device_1h"), logged_before + 1);
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+  EXPECT_EQ(mismatches(*find_rollup("device_1m"), "now() - interval '2 hours'"), 0);
+  db_->exec("DROP TABLE " + today);
+}
+
+TEST_F(Rollups, PartitionsAttachedByOthersAreAdoptedAndTheirRowsLogged) {
+  insert_random("3 hours", "0 seconds", 60, 0.86);
+  refresh_all();
+  // A table filled elsewhere and attached as the partition of 3 days ago (inside device_1h's
+  // 7-day window). That day's partition exists already: detach and drop it first.
+  auto now = db_now();
+  auto name = partition_at(now - 3 * day);
+  db_->exec("ALTER TABLE telemetry DETACH PARTITION " + name);
+  db_->exec("DROP TABLE " + name);
+  refresh_all();
+  auto lo = format_rfc3339(floor_to(now - 3 * day, day));
+  auto hi = format_rfc3339(floor_to(now - 3 * day, day) + day);
+  db_->exec("CREATE TABLE side_load (LIKE telemetry)");
+  db_->exec("INSERT INTO side_load SELECT '" + lo + "'::timestamptz + i * interval '1 hour', "
+            "md5('dev1')::uuid, md5('hh1')::uuid, 100, 1 FROM generate_series(0, 23) i");
+  db_->exec("ALTER TABLE telemetry ATTACH PARTITION side_load FOR VALUES FROM ('" + lo +
+            "') TO ('" + hi + "')");
+  EXPECT_EQ(log_rows("device_1h"), 1) << "the attached rows are logged";
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+  // Its triggers are in place: a direct write is logged.
+  db_->exec("DELETE FROM side_load WHERE ts = '" + lo + "'");
+  EXPECT_EQ(log_rows("device_1h"), 1);
+  refresh_all();
+  EXPECT_EQ(mismatches(*find_rollup("device_1h")), 0);
+}
+
+TEST_F(Rollups, AnOldReadingIsRefreshedInBoundedBatches) {
+  // A week of sparse history, materialised.
+  insert_random("7 days", "0 seconds", 1800, 0.87);
+  auto& r = *find_rollup("device_1h");
+  refresh_policy_us p{7 * day, hour, day};  // max_batch: one day of raw time per transaction
+  for (int i = 0; i < 20 && refresh_cycle(*s_, r, p).more_pending; ++i) {
+  }
+  ASSERT_EQ(mismatches(r), 0);
+  // One statement with a 6-day-old reading and a current one: the log range spans six days.
+  db_->exec("INSERT INTO telemetry VALUES (now() - interval '6 days', md5('dev1')::uuid, "
+            "md5('hh1')::uuid, 777, 7), (now() - interval '2 minutes', md5('dev2')::uuid, "
+            "md5('hh2')::uuid, 1, 1)");
+  EXPECT_GT(mismatches(r), 0);
+  std::vector<refresh_report> reps;
+  do {
+    reps.push_back(refresh_cycle(*s_, r, p));
+  } while (reps.back().more_pending && reps.size() < 50);
+  // Six days in transactions of at most one day each, each leaving the rest in the log.
+  std::printf("6-day-old reading: %zu transactions, first %.1f h of raw time\n", reps.size(),
+              static_cast<double>(reps[0].materialised_us) / hour);
+  EXPECT_GE(reps.size(), 6u);
+  EXPECT_LE(reps.size(), 9u);
+  for (size_t i = 0; i < reps.size(); ++i) {
+    EXPECT_LE(reps[i].materialised_us, day) << "cycle " << i;
+    EXPECT_FALSE(reps[i].skipped);
+    if (i + 1 < reps.size()) {
+      EXPECT_TRUE(reps[i].more_pending) << "cycle " << i;
+      EXPECT_GE(reps[i].invalidations_deferred, 1) << "cycle " << i;
+    }
+  }
+  EXPECT_FALSE(reps.back().more_pending);
+  EXPECT_EQ(reps.back().invalidations_deferred, 0);
+  EXPECT_EQ(mismatches(r), 0);
+  EXPECT_EQ(log_rows("device_1h"), 0);
+}
+
+TEST_F(Rollups, RangesKeptForAManualRefreshAreMergedNotRewritten) {
+  insert_random("6 hours", "0 seconds", 60, 0.88);
+  auto& r = *find_rollup("device_1m");
+  cycle(r);
+  // Twelve late statements older than the 2 h start_offset: ten in adjacent minutes around
+  // 3 h ago (one island) and two around 5 h ago (another).
+  for (int i = 0; i < 10; ++i)
+    db_->exec("INSERT INTO telemetry VALUES (date_trunc('minute', now()) - interval '3 hours' + " +
+              std::to_string(i) + " * interval '1 minute', md5('dev1')::uuid, md5('hh1')::uuid, "
+              "10, 1)");
+  for (int i = 0; i < 2; ++i)
+    db_->exec("INSERT INTO telemetry VALUES (date_trunc('minute', now()) - interval '5 hours' + " +
+              std::to_string(i) + " * interval '30 seconds', md5('dev2')::uuid, "
+              "md5('hh2')::uuid, 10, 1)");
+  EXPECT_EQ(log_rows("device_1m"), 12);
+  auto rep = cycle(r);
+  EXPECT_EQ(rep.invalidations_kept, 2);
+  EXPECT_EQ(log_rows("device_1m"), 2);
+  EXPECT_EQ(log_rows("device_1m", "kept"), 2);
+  EXPECT_EQ(db_->scalar("SELECT hi - lo FROM rollup_invalidations WHERE rollup = 'device_1m' "
+                        "ORDER BY lo DESC LIMIT 1"),
+            "00:09:59.999999");
+  // Cycles with nothing old to add leave the kept rows as they are (same row versions).
+  auto versions = [&] {
+    return db_->scalar("SELECT string_agg(ctid::text || xmin::text, ',' ORDER BY lo) FROM "
+                       "rollup_invalidations WHERE rollup = 'device_1m'");
+  };
+  auto before = versions();
+  for (int i = 0; i < 3; ++i) {
+    db_->exec("INSERT INTO telemetry VALUES (now(), md5('dev3')::uuid, md5('hh3')::uuid, 1, 1)");
+    EXPECT_EQ(cycle(r).invalidations_kept, 2);
+  }
+  EXPECT_EQ(versions(), before);
+  // A new old write touching the first island extends it instead of adding a row.
+  db_->exec("INSERT INTO telemetry VALUES (date_trunc('minute', now()) - interval '3 hours' + "
+            "interval '10 minutes 5 seconds', md5('dev4')::uuid, md5('hh4')::uuid, 10, 1)");
+  EXPECT_EQ(cycle(r).invalidations_kept, 2);
+  EXPECT_EQ(db_->scalar("SELECT hi - lo FROM rollup_invalidations WHERE rollup = 'device_1m' "
+                        "ORDER BY lo DESC LIMIT 1"),
+            "00:10:59.999999");
+  auto wrong = mismatches(r);
+  EXPECT_GT(wrong, 0);
+  // A manual refresh over the 5 h island takes that one; the other stays, still wrong.
+  auto now = db_now();
+  refresh_range(*s_, r, policy_for(r), now - 6 * hour, now - 4 * hour);
+  EXPECT_EQ(log_rows("device_1m", "kept"), 1);
+  EXPECT_GT(mismatches(r), 0);
+  EXPECT_LT(mismatches(r), wrong);
+  refresh_range(*s_, r, policy_for(r), now - 4 * hour, now);
+  EXPECT_EQ(log_rows("device_1m"), 0);
+  EXPECT_EQ(mismatches(r), 0);
+}
+
+TEST_F(Rollups, ARollupBuiltFromAnotherMergesItsStateAndFollowsItsRefreshes) {
+  // A definition that is not in the shipped table: 5-minute device buckets from device_1m.
+  config::rollup_def def{"device_5m", std::chrono::minutes(5), "device_1m", "device_id", true,
+                         {std::chrono::hours(2), std::chrono::minutes(5), std::chrono::minutes(1)},
+                         "ca_device_5m"};
+  ASSERT_TRUE(config::validate({config::rollup_defs()[0], def}).empty());
+  auto spec = make_spec(def);
+  db_->exec("DROP TABLE IF EXISTS rollup_device_5m; CREATE TABLE rollup_device_5m (LIKE "
+            "rollup_device_1m INCLUDING ALL); CREATE OR REPLACE VIEW ca_device_5m AS SELECT * "
+            "FROM rollup_device_5m");
+  ensure_rollup_schema(*s_, {spec});
+  EXPECT_EQ(db_->scalar("SELECT source FROM rollup_state WHERE name = 'device_5m'"), "device_1m");
+  auto& m1 = *find_rollup("device_1m");
+  refresh_policy_us p5{2 * hour, 5 * minute, 6 * hour};
+  insert_random("5 hours", "0 seconds", 20, 0.89);
+  EXPECT_EQ(refresh_cycle(*s_, spec, p5).watermark_after, 0) << "nothing to merge yet";
+  cycle(m1);
+  refresh_cycle(*s_, spec, p5);
+  EXPECT_EQ(mismatches(spec), 0);
+  EXPECT_GT(std::stol(db_->scalar("SELECT count(*) FROM rollup_device_5m")), 24 * 50);
+  EXPECT_LE(watermark(spec), watermark(m1));
+  // A late write is logged for device_1m only; device_5m hears of it from device_1m's refresh.
+  insert_random("70 minutes", "60 minutes", 5, 0.9);
+  EXPECT_EQ(log_rows("device_5m"), 0);
+  refresh_cycle(*s_, spec, p5);
+  EXPECT_GT(mismatches(spec), 0) << "device_1m has not seen the late write yet";
+  cycle(m1);
+  EXPECT_EQ(log_rows("device_5m"), 1);
+  refresh_cycle(*s_, spec, p5);
+  EXPECT_EQ(mismatches(spec), 0);
+  EXPECT_EQ(log_rows("device_5m"), 0);
+  db_->exec("DELETE FROM rollup_state WHERE name = 'device_5m'; DROP VIEW ca_device_5m; "
+            "DROP TABLE rollup_device_5m");
 }
 
 } // namespace

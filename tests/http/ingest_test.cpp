@@ -108,6 +108,44 @@ TEST_F(Ingest, EveryInvalidBatchIsRejectedWholeAndWritesNothing) {
   EXPECT_EQ(rows(), before) << "nothing of a rejected batch may be written";
 }
 
+// 200,000 '[' used to overflow the recursive parser's stack and take the process down.
+TEST_F(Ingest, DeeplyNestedBodiesAre400InvalidJsonAndTheServerKeepsServing) {
+  auto before = rows();
+  std::string objects;
+  for (int i = 1; i < 100; ++i)
+    objects += "{\"a\":";
+  objects += "{}" + std::string(99, '}');
+  // Deep inside an otherwise well-formed reading: the cap applies to the whole body.
+  auto hidden = "{\"readings\":[" +
+                reading(now_ts(), device_id(1), 1, 1,
+                        ",\"extra\":" + std::string(40, '[') + std::string(40, ']')) +
+                "]}";
+  for (const auto& body : {std::string(200000, '['), objects, hidden}) {
+    expect_rejected(post(body), 400, "invalid_json", "nesting deeper than 32");
+    EXPECT_EQ(http_get(app_->port(), "/healthz").status, 200) << "the server must survive";
+  }
+  EXPECT_EQ(rows(), before);
+}
+
+TEST_F(Ingest, ReadingsOlderThanMaxAgeAreRejectedNamingTheIndex) {
+  auto before = rows();
+  auto good = reading(now_ts(), device_id(1), 1, 1);
+  auto old = reading(format_rfc3339(now_micros() - 8 * 86400 * micros_per_second), device_id(2),
+                     1, 1);
+  auto r = post("{\"readings\":[" + good + "," + good + "," + old + "]}");
+  expect_rejected(r, 400, "invalid_readings", "readings[2].ts is more than 7d old (ingest.max_age)");
+  auto d = parse_json(r.body);
+  ASSERT_TRUE(d["error"]["details"].IsArray() && d["error"]["details"].Size() == 1) << r.body;
+  EXPECT_EQ(d["error"]["details"][0]["index"].GetInt(), 2);
+  EXPECT_EQ(std::string(d["error"]["details"][0]["field"].GetString()), "ts");
+  EXPECT_EQ(rows(), before) << "nothing of a batch with one old reading may be written";
+  // Inside the limit is still accepted (backfills up to max_age are legitimate).
+  auto recent = reading(format_rfc3339(now_micros() - 6 * 86400 * micros_per_second),
+                        device_id(2), 1, 1);
+  EXPECT_EQ(post("{\"readings\":[" + recent + "]}").status, 202);
+  EXPECT_EQ(rows(), before + 1);
+}
+
 TEST_F(Ingest, ConcurrentBatchesAllLandExactlyOnce) {
   auto before = rows();
   constexpr int threads = 8, batches = 10, per_batch = 100;
@@ -167,6 +205,70 @@ TEST_F(Ingest, RowsWrittenBySqlClientsAndThroughTheApiAreAnsweredAlike) {
                                        format_rfc3339(bucket + 60 * micros_per_second));
   ASSERT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("\"avg\":4292.5,\"max\":4343"), std::string::npos) << r.body;
+}
+
+TEST_F(Ingest, AnIdempotentRetryAnswersTheFirstResultAndWritesNothing) {
+  std::string body = "{\"readings\":[" + reading(now_ts(), device_id(1), 10, 0.1) + "," +
+                     reading(now_ts(), device_id(2), 20, 0.2) + "]}";
+  auto key = std::map<std::string, std::string>{{"Idempotency-Key", "batch-0001"}};
+  auto before = rows();
+  auto first = http_request(app_->port(), "POST", "/telemetry", body, key);
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_EQ(first.body, "{\"accepted\":2}");
+  EXPECT_EQ(rows(), before + 2);
+  auto retry = http_request(app_->port(), "POST", "/telemetry", body, key);
+  EXPECT_EQ(retry.status, 202) << retry.body;
+  EXPECT_EQ(retry.body, first.body) << "the original answer";
+  EXPECT_EQ(rows(), before + 2) << "a retry writes nothing";
+  // The same key with another body is a client bug, not a retry.
+  std::string other = "{\"readings\":[" + reading(now_ts(), device_id(3), 30, 0.3) + "]}";
+  expect_rejected(http_request(app_->port(), "POST", "/telemetry", other, key), 422,
+                  "idempotency_key_reused", "batch-0001");
+  EXPECT_EQ(rows(), before + 2);
+  // Without a key the same body is simply written again.
+  EXPECT_EQ(post(body).status, 202);
+  EXPECT_EQ(rows(), before + 4);
+}
+
+TEST_F(Ingest, ConcurrentRetriesWithOneKeyLandOnce) {
+  std::string body = "{\"readings\":[";
+  for (int i = 0; i < 20; ++i)
+    body += (i ? "," : "") + reading(format_rfc3339(now_micros() - i * 1000000), device_id(1 + i % 6),
+                                     1, 0.1);
+  body += "]}";
+  auto key = std::map<std::string, std::string>{{"Idempotency-Key", "concurrent-7"}};
+  auto before = rows();
+  std::vector<std::thread> clients;
+  std::atomic<int> accepted{0};
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&] {
+      auto r = http_request(app_->port(), "POST", "/telemetry", body, key);
+      if (r.status == 202 && r.body == "{\"accepted\":20}")
+        ++accepted;
+    });
+  for (auto& c : clients)
+    c.join();
+  EXPECT_EQ(accepted.load(), 8) << "every retry gets the original answer";
+  EXPECT_EQ(rows(), before + 20) << "the batch is stored exactly once";
+}
+
+TEST_F(Ingest, AMalformedIdempotencyKeyIsA400) {
+  std::string body = "{\"readings\":[" + reading(now_ts(), device_id(1), 10, 0.1) + "]}";
+  auto before = rows();
+  auto r = http_request(app_->port(), "POST", "/telemetry", body,
+                        {{"Idempotency-Key", std::string(300, 'k')}});
+  expect_rejected(r, 400, "invalid_idempotency_key", "Idempotency-Key");
+  EXPECT_EQ(rows(), before);
+}
+
+TEST_F(Ingest, ExpiredKeysAreForgotten) {
+  db_->exec("INSERT INTO ingest_idempotency (key, body_sha256, accepted, created_at) "
+            "VALUES ('old-key', '\\x00', 1, now() - interval '25 hours')");
+  std::string body = "{\"readings\":[" + reading(now_ts(), device_id(1), 10, 0.1) + "]}";
+  auto before = rows();
+  auto r = http_request(app_->port(), "POST", "/telemetry", body, {{"Idempotency-Key", "old-key"}});
+  EXPECT_EQ(r.status, 202) << "a key past ingest.idempotency_ttl is new again: " << r.body;
+  EXPECT_EQ(rows(), before + 1);
 }
 
 } // namespace

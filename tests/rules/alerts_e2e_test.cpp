@@ -4,9 +4,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <future>
 #include <map>
 #include <set>
 
+#include "rules/webhook_client.hpp"
 #include "tests/rules/alerts_fixture.hpp"
 #include "tests/rules/webhook_receiver.hpp"
 
@@ -262,6 +264,84 @@ TEST_F(Alerts, RuleChangesTakeEffectWithoutRestart) {
   wait_feed_cycles(2);
   reading(dev2, hh2, 5000, 1);
   ASSERT_TRUE(eventually([&] { return hook.count() == 2; }, std::chrono::seconds(5)));
+}
+
+// The client on its own: it resolves, filters, and connects only to what passed.
+TEST(WebhookClient, RefusesNonPublicResolvedAddressesUnlessAllowed) {
+  webhook_receiver hook;
+  webhook_client client;
+  auto send = [&](const std::string& url, bool allow_private) {
+    std::promise<webhook_response> answer;
+    auto f = answer.get_future();
+    webhook_request req;
+    req.url = url;
+    req.body = "{}";
+    req.timeout = std::chrono::seconds(3);
+    req.allow_private_targets = allow_private;
+    client.post(std::move(req), [&answer](webhook_response r) { answer.set_value(std::move(r)); });
+    return f.get();
+  };
+  auto port = std::to_string(hook.port());
+  for (const std::string& url : {"http://localhost:" + port + "/x",
+                                 "http://127.0.0.1:" + port + "/x",
+                                 "http://127.1:" + port + "/x"}) {
+    auto r = send(url, false);
+    EXPECT_EQ(r.status, 0) << url;
+    EXPECT_EQ(r.error, "target_forbidden") << url;
+    EXPECT_NE(r.detail.find("loopback"), std::string::npos) << r.detail;
+  }
+  EXPECT_EQ(hook.count(), 0u) << "nothing may reach a refused target";
+  auto ok = send("http://localhost:" + port + "/x", true);
+  EXPECT_EQ(ok.status, 200) << ok.error << " " << ok.detail;
+  ASSERT_EQ(hook.count(), 1u);
+  auto refused = send("http://127.0.0.1:" + std::to_string(reserve_port()) + "/x", true);
+  EXPECT_EQ(refused.error, "connect_failed");
+}
+
+// The default policy on a server whose receiver is reached through a name: the name passes at
+// write time (it is not a literal), and every delivery attempt refuses what it resolves to.
+class AlertsPublicTargetsOnly : public AlertsTest {
+protected:
+  config::settings settings() const override {
+    auto s = AlertsTest::settings();
+    s.alerts_allow_private_targets = false;
+    return s;
+  }
+};
+
+TEST_F(AlertsPublicTargetsOnly, AHostNameResolvingToLoopbackIsNeverContacted) {
+  webhook_receiver hook;
+  auto [dev, hh] = new_device();
+  auto body = rule_body("device", dev, "power_w_max", "1m", 1000, hook.port());
+  auto literal = http_request(port, "POST", "/alerts/rules", body);
+  EXPECT_EQ(literal.status, 400) << literal.body;
+  EXPECT_NE(literal.body.find("webhook_url_forbidden"), std::string::npos) << literal.body;
+  auto host = body.find("127.0.0.1");
+  ASSERT_NE(host, std::string::npos);
+  auto rule_id = create_rule(body.replace(host, 9, "localhost"));
+  ASSERT_FALSE(rule_id.empty());
+  wait_feed_cycles(2);
+  reading(dev, hh, 5000, 1);
+  // Refused once and for good: no retries (only a configuration change could make it pass).
+  ASSERT_TRUE(eventually([&] {
+    return db->scalar("SELECT delivery || ':' || attempts || ':' || COALESCE(last_error, '') "
+                      "FROM alert_notifications WHERE rule_id = '" + rule_id + "'") ==
+           "failed:1:target_forbidden";
+  })) << db->scalar("SELECT string_agg(delivery || ':' || attempts || ':' || "
+                    "COALESCE(last_error, ''), ',') FROM alert_notifications WHERE rule_id = '" +
+                    rule_id + "'");
+  EXPECT_EQ(hook.count(), 0u);
+  auto ev = http_request(port, "GET", "/alerts/events?rule_id=" + rule_id);
+  ASSERT_EQ(ev.status, 200);
+  auto e = json(ev.body);
+  ASSERT_EQ(e["events"].Size(), 1u) << ev.body;
+  const auto& d = e["events"][0]["delivery"];
+  EXPECT_EQ(std::string(d["status"].GetString()), "failed");
+  EXPECT_EQ(std::string(d["last_error"].GetString()), "target_forbidden");
+  EXPECT_TRUE(d["last_http_status"].IsNull());
+  // The API says what class of failure, not what the target's network looks like.
+  EXPECT_EQ(ev.body.find("127.0.0.1"), std::string::npos) << ev.body;
+  EXPECT_EQ(ev.body.find("loopback"), std::string::npos) << ev.body;
 }
 
 TEST_F(Alerts, TenThousandRulesStayCheapAndFast) {

@@ -39,6 +39,27 @@ TEST(Decide, SuccessRetryAndFailure) {
   EXPECT_EQ(decide(503, 5, c, 0.5).kind, attempt_record::failed);  // out of attempts
 }
 
+TEST(Decide, RefusedTargetsAreNeverRetried) {
+  notifier_config c;
+  c.max_attempts = 100;
+  // -1: the notifier's mark for target_forbidden, invalid_url, host_not_allowed.
+  EXPECT_EQ(decide(-1, 1, c, 0.5).kind, attempt_record::failed);
+}
+
+TEST(FailureClass, OnlyClassesAreStoredNeverTheReceiversText) {
+  EXPECT_EQ(failure_class(200, ""), "");
+  EXPECT_EQ(failure_class(204, ""), "");
+  EXPECT_EQ(failure_class(301, ""), "http_3xx");
+  EXPECT_EQ(failure_class(404, ""), "http_4xx");
+  EXPECT_EQ(failure_class(429, ""), "http_4xx");
+  EXPECT_EQ(failure_class(503, ""), "http_5xx");
+  EXPECT_EQ(failure_class(999, ""), "http_invalid");
+  EXPECT_EQ(failure_class(0, "connect_failed"), "connect_failed");
+  EXPECT_EQ(failure_class(0, "timeout"), "timeout");
+  EXPECT_EQ(failure_class(-1, "target_forbidden"), "target_forbidden");
+  EXPECT_EQ(failure_class(0, ""), "no_response");
+}
+
 TEST(Decide, BackoffDoublesWithJitterAndIsCapped) {
   notifier_config c;
   c.max_attempts = 100;

@@ -33,7 +33,7 @@ std::string body(const std::string& extra_or_override = "", const std::string& d
 }
 
 rule_error error_of(const std::string& b, const std::string& hosts = "") {
-  auto r = parse_rule(b, hosts);
+  auto r = parse_rule(b, rule_limits{hosts});
   if (!std::holds_alternative<rule_error>(r)) {
     ADD_FAILURE() << "accepted: " << b;
     return {};
@@ -42,7 +42,7 @@ rule_error error_of(const std::string& b, const std::string& hosts = "") {
 }
 
 TEST(RuleModel, ValidBodyGetsDefaults) {
-  auto r = parse_rule(body(), "");
+  auto r = parse_rule(body(), {});
   ASSERT_TRUE(std::holds_alternative<alert_rule>(r));
   auto& rule = std::get<alert_rule>(r);
   EXPECT_EQ(rule.scope, scope_kind::device);
@@ -59,7 +59,7 @@ TEST(RuleModel, ValidBodyGetsDefaults) {
 
 TEST(RuleModel, UpperCaseUuidIsNormalised) {
   auto b = body("\"scope_id\":\"AAAAAAAA-1111-4111-8111-111111111111\"", "scope_id");
-  auto ok = parse_rule(b, "");
+  auto ok = parse_rule(b, {});
   ASSERT_TRUE(std::holds_alternative<alert_rule>(ok));
   EXPECT_EQ(std::get<alert_rule>(ok).scope_id, "aaaaaaaa-1111-4111-8111-111111111111");
 }
@@ -113,14 +113,14 @@ TEST(RuleModel, HouseholdMaxIsRejectedWithAReason) {
 }
 
 TEST(RuleModel, RecoverValueMustSitOnTheHealthySide) {
-  EXPECT_TRUE(std::holds_alternative<alert_rule>(parse_rule(body("\"recover_value\":80"), "")));
+  EXPECT_TRUE(std::holds_alternative<alert_rule>(parse_rule(body("\"recover_value\":80"), {})));
   auto below = body("\"op\":\"<\",\"recover_value\":120", "op");
-  EXPECT_TRUE(std::holds_alternative<alert_rule>(parse_rule(below, "")));
+  EXPECT_TRUE(std::holds_alternative<alert_rule>(parse_rule(below, {})));
   EXPECT_EQ(error_of(body("\"op\":\"<\",\"recover_value\":80", "op")).field, "recover_value");
 }
 
 TEST(RuleModel, ReadOnlyFieldsOfAFetchedRuleAreIgnored) {
-  auto r = parse_rule(body("\"id\":\"x\",\"version\":3,\"webhook_secret_set\":true"), "");
+  auto r = parse_rule(body("\"id\":\"x\",\"version\":3,\"webhook_secret_set\":true"), {});
   EXPECT_TRUE(std::holds_alternative<alert_rule>(r));
 }
 
@@ -158,7 +158,7 @@ TEST(RuleModel, WebhookUrlParsing) {
 }
 
 TEST(RuleModel, RenderHidesTheSecret) {
-  auto r = std::get<alert_rule>(parse_rule(body(), ""));
+  auto r = std::get<alert_rule>(parse_rule(body(), {}));
   r.id = "abc";
   auto json = render_rule(r);
   EXPECT_EQ(json.find("s3cret"), std::string::npos);

@@ -145,6 +145,67 @@ TEST_F(RulesApi, UnknownScopeIdsAndRuleIdsAre404AndBadIdsAre400) {
   EXPECT_EQ(http_request(port, "PATCH", "/alerts/rules/" + id).status, 405);
 }
 
+// 200,000 '[' used to overflow the recursive parser's stack and take the process down.
+TEST_F(RulesApi, DeeplyNestedBodiesAre400InvalidJsonOnPostAndPut) {
+  auto [dev, hh] = new_device();
+  auto id = create_rule(rule_body("device", dev, "power_w_avg", "1m", 10, 9));
+  ASSERT_FALSE(id.empty());
+  std::string objects;
+  for (int i = 1; i < 100; ++i)
+    objects += "{\"a\":";
+  objects += "{}" + std::string(99, '}');
+  for (const auto& body : {std::string(200000, '['), objects}) {
+    expect_error(http_request(port, "POST", "/alerts/rules", body), 400, "invalid_json",
+                 "nesting deeper than 32");
+    expect_error(http_request(port, "PUT", "/alerts/rules/" + id, body), 400, "invalid_json",
+                 "nesting deeper than 32");
+    EXPECT_EQ(http_request(port, "GET", "/healthz").status, 200) << "the server must survive";
+  }
+  // The rule is untouched.
+  auto got = json(http_request(port, "GET", "/alerts/rules/" + id).body);
+  EXPECT_EQ(got["version"].GetInt64(), 1);
+}
+
+// Without alerts.allow_private_targets (the default), as a server exposed to rule authors.
+class RulesApiPublicTargets : public RulesApi {
+protected:
+  config::settings settings() const override {
+    auto s = RulesApi::settings();
+    s.alerts_allow_private_targets = false;
+    s.alerts_allowed_hosts = "";  // any public host
+    return s;
+  }
+};
+
+TEST_F(RulesApiPublicTargets, LiteralNonPublicWebhookTargetsAre400Forbidden) {
+  auto [dev, hh] = new_device();
+  auto valid = rule_body("device", dev, "power_w_avg", "1m", 10, 9);
+  auto with_url = [&](const std::string& url) {
+    auto b = valid;
+    auto k = std::string("\"webhook_url\":\"");
+    auto pos = b.find(k) + k.size();
+    return b.substr(0, pos) + url + b.substr(b.find('"', pos));
+  };
+  const char* denied[] = {"http://169.254.169.254/latest/meta-data", "http://10.0.0.1/hook",
+                          "http://[::ffff:127.0.0.1]:8080/hook", "http://[fe80::1]/hook",
+                          "http://127.0.0.1:9/hook", "http://2130706433/"};
+  for (const char* url : denied) {
+    SCOPED_TRACE(url);
+    expect_error(http_request(port, "POST", "/alerts/rules", with_url(url)), 400,
+                 "webhook_url_forbidden", "webhook_url");
+  }
+  // Public targets pass: an empty allow-list allows any public host.
+  auto id = create_rule(with_url("https://hooks.example.com/x"));
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(http_request(port, "POST", "/alerts/rules", with_url("http://93.184.215.14/x")).status,
+            201);
+  // PUT is checked the same way and leaves the rule as it was.
+  expect_error(http_request(port, "PUT", "/alerts/rules/" + id, with_url(denied[0])), 400,
+               "webhook_url_forbidden", "169.254.169.254");
+  auto got = json(http_request(port, "GET", "/alerts/rules/" + id).body);
+  EXPECT_EQ(std::string(got["webhook_url"].GetString()), "https://hooks.example.com/x");
+}
+
 TEST_F(RulesApi, EventsValidatesItsParameters) {
   expect_error(http_request(port, "GET", "/alerts/events?rule_id=nope"), 400, "invalid_rule_id");
   expect_error(http_request(port, "GET", "/alerts/events?since=yesterday"), 400,

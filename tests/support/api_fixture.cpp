@@ -13,9 +13,8 @@ config::settings test_settings(const std::string& db_url, const std::string& red
   s.http_listen = "127.0.0.1:0";
   s.db_pool_size = 3;
   s.scheduler_threads = 2;
-  s.refresh_device_1m.schedule_interval = std::chrono::hours(1);
-  s.refresh_household_5m.schedule_interval = std::chrono::hours(1);
-  s.refresh_device_1h.schedule_interval = std::chrono::hours(1);
+  for (auto& [name, policy] : s.refresh_policies)
+    policy.schedule_interval = std::chrono::hours(1);
   s.alerts_enabled = false;
   // These tests are about the API, not identity (tests/http/auth_test.cpp is): on loopback a
   // request without a token acts as admin.

@@ -15,12 +15,13 @@ namespace joule::test {
 
 http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body, std::chrono::milliseconds timeout) {
-  return http_request_with(port, method, target, body, {}, timeout);
+  return http_request(port, method, target, body, {}, timeout);
 }
 
-http_result http_request_with(std::uint16_t port, const std::string& method,
-                              const std::string& target, const std::string& body,
-                              const header_list& headers, std::chrono::milliseconds timeout) {
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body,
+                         const std::map<std::string, std::string>& headers,
+                         std::chrono::milliseconds timeout) {
   namespace beast = boost::beast;
   namespace bhttp = beast::http;
   using tcp = boost::asio::ip::tcp;

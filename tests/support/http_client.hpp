@@ -21,13 +21,21 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
                          const std::string& body = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-using header_list = std::vector<std::pair<std::string, std::string>>;
+/// The same with extra request headers (name → value).
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body,
+                         const std::map<std::string, std::string>& headers,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-/// Like http_request, with extra request headers (e.g. Authorization).
-http_result http_request_with(std::uint16_t port, const std::string& method,
-                              const std::string& target, const std::string& body,
-                              const header_list& headers,
-                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+using header_list = std::map<std::string, std::string>;
+
+/// The same (the name the auth tests use).
+inline http_result http_request_with(std::uint16_t port, const std::string& method,
+                                     const std::string& target, const std::string& body,
+                                     const header_list& headers,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  return http_request(port, method, target, body, headers, timeout);
+}
 
 /// `Authorization: Bearer <token>` (no header when `token` is empty).
 inline header_list bearer(const std::string& token) {

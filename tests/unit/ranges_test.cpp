@@ -30,3 +30,39 @@ TEST(Ranges, WidenCoversWholeBuckets) {
   EXPECT_EQ(widen_inclusive(60, 120, 60), (range{60, 180}));
   EXPECT_EQ(widen_inclusive(-5, -1, 60), (range{-60, 0}));
 }
+
+TEST(Ranges, MergeLoggedKeepsTheEarliestLogTime) {
+  auto m = merge_logged({{{100, 200}, 5}, {{0, 50}, 9}, {{50, 60}, 3}, {{150, 300}, 1},
+                         {{400, 400}, 0}, {{500, 510}, 7}});
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0].r, (range{0, 60}));  // adjacent ranges merge
+  EXPECT_EQ(m[0].logged_at, 3);
+  EXPECT_EQ(m[1].r, (range{100, 300}));
+  EXPECT_EQ(m[1].logged_at, 1);
+  EXPECT_EQ(m[2].r, (range{500, 510}));
+  EXPECT_TRUE(merge_logged({}).empty());
+}
+
+TEST(Ranges, TakeBudgetCutsOnBucketsOldestFirst) {
+  // 25 of budget over ranges of 20 and 30 with 10-wide buckets: the first whole; the 5 left
+  // over does not buy a whole bucket of the second.
+  auto [taken, rest] = take_budget({{0, 20}, {40, 70}}, 25, 10, true);
+  EXPECT_EQ(taken, (range_set{{0, 20}}));
+  EXPECT_EQ(rest, (range_set{{40, 70}}));
+  std::tie(taken, rest) = take_budget({{0, 20}, {40, 70}}, 35, 10, true);
+  EXPECT_EQ(span(taken), 30);
+  EXPECT_EQ(taken.back(), (range{40, 50}));
+  EXPECT_EQ(rest, (range_set{{50, 70}}));
+  // A budget below one bucket still takes one when nothing else was done this cycle...
+  std::tie(taken, rest) = take_budget({{40, 70}}, 3, 10, true);
+  EXPECT_EQ(taken, (range_set{{40, 50}}));
+  EXPECT_EQ(rest, (range_set{{50, 70}}));
+  // ...and nothing when the cycle already did its work.
+  std::tie(taken, rest) = take_budget({{40, 70}}, 0, 10, false);
+  EXPECT_TRUE(taken.empty());
+  EXPECT_EQ(rest, (range_set{{40, 70}}));
+  // Everything fits.
+  std::tie(taken, rest) = take_budget({{0, 20}, {40, 70}}, INT64_MAX, 10, false);
+  EXPECT_EQ(span(taken), 50);
+  EXPECT_TRUE(rest.empty());
+}

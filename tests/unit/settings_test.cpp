@@ -22,10 +22,11 @@ std::function<const char*(const char*)> env_of(const std::map<std::string, std::
 TEST(Settings, DefaultsAreTheDesignDocumentPolicies) {
   auto r = load({}, env_of({}), "");
   ASSERT_TRUE(r.error.empty()) << r.error;
-  EXPECT_EQ(r.values.refresh_device_1m.start_offset, std::chrono::hours(2));
-  EXPECT_EQ(r.values.refresh_device_1m.schedule_interval, std::chrono::seconds(30));
-  EXPECT_EQ(r.values.refresh_household_5m.start_offset, std::chrono::hours(24));
-  EXPECT_EQ(r.values.refresh_device_1h.schedule_interval, std::chrono::minutes(10));
+  auto& p = r.values.refresh_policies;
+  EXPECT_EQ(p.at("device_1m").start_offset, std::chrono::hours(2));
+  EXPECT_EQ(p.at("device_1m").schedule_interval, std::chrono::seconds(30));
+  EXPECT_EQ(p.at("household_5m").start_offset, std::chrono::hours(24));
+  EXPECT_EQ(p.at("device_1h").schedule_interval, std::chrono::minutes(10));
   EXPECT_EQ(r.values.cache_ttl, std::chrono::seconds(60));
 }
 
