@@ -392,6 +392,25 @@ TEST_F(Auth, IngestWithAnyReadingOfAnotherHouseholdIsForbiddenAndWritesNothing) 
   EXPECT_EQ(r.status, 422) << r.body;
 }
 
+TEST_F(Auth, IdempotencyKeysBelongToTheirToken) {
+  auto a = make_token("ingest"), b = make_token("ingest");
+  auto post = [](const std::string& token, const std::string& body) {
+    return http_request_with(app_->port(), "POST", "/telemetry", body,
+                             {{"Authorization", "Bearer " + token}, {"Idempotency-Key", "k-1"}});
+  };
+  auto before = telemetry_rows();
+  auto first = "{\"readings\":[" + reading(d1) + "]}";
+  ASSERT_EQ(post(a.secret, first).status, 202);
+  // Another token with the same key and another body: its own key, not a 422 (no oracle).
+  auto other = post(b.secret, "{\"readings\":[" + reading(d1) + "," + reading(d3) + "]}");
+  EXPECT_EQ(other.status, 202) << other.body;
+  EXPECT_EQ(telemetry_rows(), before + 3);
+  // The first token's retry is answered from its key and writes nothing.
+  auto retry = post(a.secret, first);
+  EXPECT_EQ(retry.status, 202) << retry.body;
+  EXPECT_EQ(telemetry_rows(), before + 3);
+}
+
 TEST_F(Auth, AlertRulesOfAnotherHouseholdAreInvisibleAndCannotBeCreated) {
   auto admin = make_token("admin");
   auto tenant = make_token("alerts", {h1});
