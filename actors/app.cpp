@@ -11,6 +11,7 @@
 #include "actors/supervisor.hpp"
 #include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
+#include "db/auth_actor.hpp"
 #include "db/db_pool.hpp"
 #include "db/db_worker.hpp"
 #include "db/migrations.hpp"
@@ -20,7 +21,9 @@
 #include "db/session.hpp"
 #include "db/telemetry_writer.hpp"
 #include "db/watermarks.hpp"
+#include "http/admin_routes.hpp"
 #include "http/analytics_routes.hpp"
+#include "http/auth.hpp"
 #include "http/ingest_routes.hpp"
 #include "http/routes.hpp"
 #include "http/system_routes.hpp"
@@ -54,6 +57,8 @@ struct app::impl {
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<service_registry> registry = std::make_shared<service_registry>();
   std::shared_ptr<db::watermark_board> watermarks = std::make_shared<db::watermark_board>();
+  /// Verified tokens: filled by the auth actor, read by every request (outlives restarts).
+  std::shared_ptr<auth::token_cache> tokens;
   supervisor_actor root;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -67,6 +72,9 @@ std::vector<child_spec> app::impl::children() {
   std::vector<child_spec> out;
   out.push_back(supervise<db_pool_actor>("db_pool", [s, board = watermarks](caf::actor_system& sys) {
     return db::spawn_db_pool(sys, s, board);
+  }));
+  out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
+    return db::spawn_auth_actor(sys, s, cache);
   }));
   out.push_back(supervise<cache_actor>(
       "cache", [s](caf::actor_system& sys) { return cache::spawn_cache_broker(sys, s); }));
@@ -94,6 +102,15 @@ app::~app() { stop(); }
 
 void app::start() {
   auto& d = *impl_;
+  // Settings that only make sense together (auth.required=false off loopback) are refused
+  // here too: tests and embedders construct settings without config::load.
+  if (auto err = config::validate(d.settings); !err.empty())
+    throw std::runtime_error(err);
+  d.tokens = std::make_shared<auth::token_cache>(
+      static_cast<std::size_t>(d.settings.auth_cache_max_entries));
+  if (!d.settings.auth_required)
+    log(log_level::warn, "auth",
+        "auth.required = false: requests without a token act as admin (loopback only)");
   {
     // Schema first, synchronously: nothing may serve or write before it is in place.
     db::session s{d.settings.db_url, std::chrono::milliseconds{0}};
@@ -125,8 +142,16 @@ void app::start() {
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);
   http::add_ingest_routes(*table, env);
+  http::add_admin_routes(*table, env);
   if (d.settings.alerts_enabled)
     rules::add_alert_routes(*table, env);
+  http::auth_settings as;
+  as.required = d.settings.auth_required;
+  as.rate_limit = d.settings.auth_rate_limit;
+  as.rate_burst = d.settings.auth_rate_burst;
+  as.failure_rate_limit = d.settings.auth_failure_rate_limit;
+  as.failure_burst = d.settings.auth_failure_burst;
+  table->set_guard(std::make_shared<http::auth_guard>(as, d.tokens, d.registry));
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;

@@ -1,4 +1,5 @@
-// joule: serve | migrate | refresh ROLLUP [--start T --end T] | print-config
+// joule: serve | migrate | refresh ROLLUP [--start T --end T] | token create|list|revoke |
+//        print-config
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -12,6 +13,8 @@
 #include "db/migrations.hpp"
 #include "db/rollups.hpp"
 #include "db/session.hpp"
+#include "db/tokens.hpp"
+#include "http/router.hpp"
 
 #include <pqxx/pqxx>
 
@@ -34,6 +37,12 @@ std::string usage() {
          joule::config::rollup_names() +
          ")\n"
          "                                 over [T, T) (RFC 3339; default: all data)\n"
+         "  token create --scope SCOPES [--household UUID]... [--expires-in DURATION] [--name TEXT]\n"
+         "                                 create an API token (SCOPES: comma list of read, ingest,\n"
+         "                                 alerts, admin); the token is the last line of stdout\n"
+         "  token list                     every token (never the secret)\n"
+         "  token revoke ID                revoke a token (running servers stop accepting it\n"
+         "                                 within auth.refresh_interval + a query)\n"
          "  print-config                   print every setting with its current value\n"
          "  --config FILE                  settings file (default " JOULE_DEFAULT_CONFIG
          ", env JOULE_CONFIG)\n";
@@ -109,12 +118,152 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   return 0;
 }
 
+// The flags of `joule token create` (not settings).
+struct token_flags {
+  std::optional<std::string> scope, expires_in, name;
+  std::vector<std::string> households;
+  bool any() const { return scope || expires_in || name || !households.empty(); }
+};
+
+std::string time_or(const std::optional<std::int64_t>& t, const char* none) {
+  return t ? joule::format_rfc3339(*t) : std::string(none);
+}
+
+// A token name in one tab-separated field: control characters become spaces.
+std::string field(std::string s) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = ' ';
+  return s;
+}
+
+std::string joined(const std::vector<std::string>& v, const char* none) {
+  if (v.empty())
+    return none;
+  std::string out;
+  for (auto& x : v)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+int cmd_token(const joule::config::settings& s, const std::vector<std::string>& pos,
+              const token_flags& f) {
+  namespace auth = joule::auth;
+  auto sub = pos.size() >= 2 ? pos[1] : std::string{};
+  if (sub != "create" && f.any()) {
+    std::cerr << "token: --scope, --household, --expires-in and --name belong to "
+                 "`joule token create`\n";
+    return 2;
+  }
+  if (sub == "create") {
+    if (pos.size() > 2) {
+      std::cerr << "token create: unexpected argument '" << pos[2] << "'\n";
+      return 2;
+    }
+    if (!f.scope) {
+      std::cerr << "token create: --scope is required (comma list of read, ingest, alerts, "
+                   "admin)\n";
+      return 2;
+    }
+    joule::db::token_spec spec;
+    std::string bad;
+    auto scopes = auth::parse_scopes(*f.scope, bad);
+    if (!scopes) {
+      std::cerr << "token create: unknown scope '" << bad
+                << "' (expected a comma list of read, ingest, alerts, admin)\n";
+      return 2;
+    }
+    spec.scopes = *scopes;
+    for (auto& h : f.households) {
+      auto id = joule::http::normalize_uuid(h);
+      if (!id) {
+        std::cerr << "token create: --household '" << h << "' is not a UUID\n";
+        return 2;
+      }
+      spec.households.push_back(*id);
+    }
+    if (f.expires_in) {
+      auto d = joule::config::parse_duration(*f.expires_in);
+      if (!d || d->count() < 1000 || *d > std::chrono::hours(24 * 3650)) {
+        std::cerr << "token create: --expires-in '" << *f.expires_in
+                  << "' is not a duration from 1s to 3650d (e.g. 3600s, 12h, 30d)\n";
+        return 2;
+      }
+      spec.expires_in_us = d->count() * 1000;
+    }
+    if (f.name) {
+      if (f.name->size() > 200) {
+        std::cerr << "token create: --name is longer than 200 characters\n";
+        return 2;
+      }
+      spec.name = *f.name;
+    }
+    joule::db::session sess{s.db_url};
+    joule::db::migrate(sess);
+    auto t = joule::db::create_token(sess, spec);
+    std::cout << "id: " << t.record.id << "\n"
+              << "scopes: " << joined(auth::scope_names(t.record.scopes), "") << "\n"
+              << "households: " << joined(t.record.households, "all") << "\n"
+              << "expires: " << time_or(t.record.expires_at, "never") << "\n";
+    std::cerr << "The token below is shown only once; only its SHA-256 is stored.\n";
+    std::cout << t.secret << std::endl;
+    return 0;
+  }
+  if (sub == "list") {
+    if (pos.size() > 2) {
+      std::cerr << "token list: unexpected argument '" << pos[2] << "'\n";
+      return 2;
+    }
+    joule::db::session sess{s.db_url};
+    joule::db::migrate(sess);
+    auto now = joule::now_micros();
+    std::cout << "id\tname\tscopes\thouseholds\tstatus\tcreated_at\texpires_at\tlast_used_at\n";
+    for (auto& t : joule::db::list_tokens(sess)) {
+      const char* status = t.revoked_at                           ? "revoked"
+                           : t.expires_at && *t.expires_at <= now ? "expired"
+                                                                  : "active";
+      std::cout << t.id << "\t" << field(t.name) << "\t" << joined(auth::scope_names(t.scopes), "")
+                << "\t" << joined(t.households, "all") << "\t" << status << "\t"
+                << joule::format_rfc3339(t.created_at) << "\t" << time_or(t.expires_at, "never")
+                << "\t" << time_or(t.last_used_at, "never") << "\n";
+    }
+    return 0;
+  }
+  if (sub == "revoke") {
+    if (pos.size() != 3) {
+      std::cerr << "token revoke: name one token id\n";
+      return 2;
+    }
+    auto id = joule::http::normalize_uuid(pos[2]);
+    if (!id) {
+      std::cerr << "token revoke: '" << pos[2] << "' is not a token id (UUID)\n";
+      return 2;
+    }
+    joule::db::session sess{s.db_url};
+    joule::db::migrate(sess);
+    switch (joule::db::revoke_token(sess, *id)) {
+      case joule::db::revoke_outcome::unknown:
+        std::cerr << "token revoke: no token " << *id << "\n";
+        return 1;
+      case joule::db::revoke_outcome::already_revoked:
+        std::cout << "token " << *id << " was already revoked\n";
+        return 0;
+      case joule::db::revoke_outcome::revoked:
+        std::cout << "revoked token " << *id << "\n";
+        return 0;
+    }
+  }
+  std::cerr << "token: expected create, list or revoke\n" << usage();
+  return 2;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // refresh's own flags are not settings: take them out first.
   std::string start_text, end_text;
+  token_flags tflags;
   for (size_t i = 0; i < args.size();) {
     auto take = [&](const std::string& flag, std::string& out) {
       if (args[i] == flag && i + 1 < args.size()) {
@@ -129,8 +278,21 @@ int main(int argc, char** argv) {
       }
       return false;
     };
-    if (!take("--start", start_text) && !take("--end", end_text))
+    std::string value;
+    if (take("--start", start_text) || take("--end", end_text))
+      continue;
+    // `joule token create`'s own flags (--household may repeat).
+    if (take("--scope", value)) {
+      tflags.scope = value;
+    } else if (take("--household", value)) {
+      tflags.households.push_back(value);
+    } else if (take("--expires-in", value)) {
+      tflags.expires_in = value;
+    } else if (take("--name", value)) {
+      tflags.name = value;
+    } else {
       ++i;
+    }
   }
   auto loaded = joule::config::load(args, [](const char* n) { return std::getenv(n); },
                                     JOULE_DEFAULT_CONFIG);
@@ -151,6 +313,11 @@ int main(int argc, char** argv) {
   }
   const auto& s = loaded.values;
   auto cmd = loaded.positional.empty() ? std::string("serve") : loaded.positional[0];
+  if (cmd != "token" && tflags.any()) {
+    std::cerr << "joule: --scope, --household, --expires-in and --name belong to "
+                 "`joule token create`\n";
+    return 2;
+  }
   try {
     if (cmd == "print-config") {
       for (auto& o : joule::config::options())
@@ -165,6 +332,8 @@ int main(int argc, char** argv) {
     }
     if (cmd == "refresh")
       return cmd_refresh(s, loaded.positional, start_text, end_text);
+    if (cmd == "token")
+      return cmd_token(s, loaded.positional, tflags);
     if (cmd != "serve") {
       std::cerr << "joule: unknown command '" << cmd << "'\n" << usage();
       return 2;

@@ -70,6 +70,30 @@ option bool_option(std::string key, std::string desc, bool settings::*member) {
           }};
 }
 
+option double_option(std::string key, std::string desc, double settings::*member, double lo,
+                     double hi) {
+  return {std::move(key), std::move(desc),
+          [member](const settings& s) {
+            std::ostringstream out;
+            out << s.*member;
+            return out.str();
+          },
+          [member, lo, hi](settings& s, const std::string& v) -> std::string {
+            char* end = nullptr;
+            errno = 0;
+            double n = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+            if (v.empty() || errno != 0 || *end != '\0' || n != n)
+              return "expected a number, got '" + v + "'";
+            if (n < lo || n > hi) {
+              std::ostringstream out;
+              out << "must be between " << lo << " and " << hi;
+              return out.str();
+            }
+            s.*member = n;
+            return {};
+          }};
+}
+
 option string_option(std::string key, std::string desc, std::string settings::*member,
                      std::function<std::string(const std::string&)> check) {
   return {std::move(key), std::move(desc), [member](const settings& s) { return s.*member; },
@@ -300,6 +324,30 @@ std::vector<option> build_options() {
                           &settings::alerts_allow_private_targets));
   o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
                          &settings::alerts_delivery_workers, 1, 1024));
+  o.push_back(bool_option("auth.required",
+                          "Every route but /healthz and /readyz needs a Bearer token; false is "
+                          "refused unless http.listen is a loopback address (then requests "
+                          "without a token act as admin)",
+                          &settings::auth_required));
+  o.push_back(double_option("auth.rate_limit",
+                            "Requests per second one token may make on average (0: unlimited); "
+                            "beyond it 429 with Retry-After",
+                            &settings::auth_rate_limit, 0, 1e7));
+  o.push_back(double_option("auth.rate_burst", "Requests one token may make at once",
+                            &settings::auth_rate_burst, 1, 1e8));
+  o.push_back(double_option("auth.failure_rate_limit",
+                            "Failed authentications per second one client address may make "
+                            "(0: unlimited); beyond it 429",
+                            &settings::auth_failure_rate_limit, 0, 1e6));
+  o.push_back(double_option("auth.failure_burst",
+                            "Failed authentications one client address may make at once",
+                            &settings::auth_failure_burst, 1, 1e6));
+  o.push_back(duration_option("auth.refresh_interval",
+                              "How often cached tokens are re-checked against the database "
+                              "(revocation and expiry take effect within this plus a query)",
+                              JOULE_FIELD(auth_refresh_interval), millis(100), millis(2000)));
+  o.push_back(int_option("auth.cache_max_entries", "Most verified tokens kept in memory",
+                         &settings::auth_cache_max_entries, 16, 10000000));
   o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",
                          &settings::scheduler_threads, 1, 64));
   o.push_back(duration_option("supervisor.backoff_max", "Upper bound of actor restart backoff",
@@ -361,6 +409,53 @@ std::string format_duration(millis d) {
   if (n % 1000 == 0)
     return std::to_string(n / 1000) + "s";
   return std::to_string(n) + "ms";
+}
+
+bool is_loopback_host(const std::string& host) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+    h = h.substr(1, h.size() - 2);
+  std::transform(h.begin(), h.end(), h.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1")
+    return true;
+  for (const std::string prefix : {"", "::ffff:"}) {
+    if (h.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    // A dotted quad whose first octet is 127.
+    auto v4 = h.substr(prefix.size());
+    int parts = 0, value = -1, first = -1;
+    bool ok = !v4.empty();
+    for (std::size_t i = 0; i <= v4.size() && ok; ++i) {
+      if (i == v4.size() || v4[i] == '.') {
+        ok = value >= 0 && value <= 255;
+        if (parts == 0)
+          first = value;
+        ++parts;
+        value = -1;
+      } else if (std::isdigit(static_cast<unsigned char>(v4[i]))) {
+        value = (value < 0 ? 0 : value * 10) + (v4[i] - '0');
+        ok = value <= 255;
+      } else {
+        ok = false;
+      }
+    }
+    if (ok && parts == 4 && first == 127)
+      return true;
+  }
+  return false;
+}
+
+std::string validate(const settings& s) {
+  if (!s.auth_required) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!split_host_port(s.http_listen, host, port) || !is_loopback_host(host))
+      return "invalid value for setting auth.required: false is only allowed when http.listen "
+             "is a loopback address (127.0.0.0/8, ::1 or localhost), not '" +
+             s.http_listen + "'";
+  }
+  return {};
 }
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -470,6 +565,10 @@ load_result load(const std::vector<std::string>& args,
       return r;
   if (r.values.cache_jitter_min_pct > r.values.cache_jitter_max_pct) {
     r.error = "invalid value for setting cache.jitter_min_pct: must not exceed cache.jitter_max_pct";
+    return r;
+  }
+  if (auto err = validate(r.values); !err.empty()) {
+    r.error = err;
     return r;
   }
   for (auto& [name, p] : r.values.refresh_policies) {

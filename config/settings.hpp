@@ -77,6 +77,14 @@ struct settings {
   std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
   bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
+  // --- auth (API tokens)
+  bool auth_required = true;
+  double auth_rate_limit = 1000;   // requests/s per token; 0: unlimited
+  double auth_rate_burst = 2000;
+  double auth_failure_rate_limit = 5;  // failed authentications/s per client address
+  double auth_failure_burst = 20;
+  millis auth_refresh_interval{1000};
+  int auth_cache_max_entries = 100000;
   // --- runtime
   int scheduler_threads = 2;
   millis supervisor_backoff_max{10000};
@@ -115,6 +123,14 @@ std::string help_text();
 /// Parses "250ms", "30s", "5m", "2h", "7d" (a bare number means seconds).
 std::optional<millis> parse_duration(const std::string& text);
 std::string format_duration(millis d);
+
+/// Checks that hold between settings (run by load() and again by the server at start-up);
+/// returns an error naming the setting, or empty.
+std::string validate(const settings& s);
+
+/// True when `host` (as in http.listen) is a loopback address: 127.0.0.0/8, ::1,
+/// ::ffff:127.x.y.z or "localhost".
+bool is_loopback_host(const std::string& host);
 
 /// Splits "host:port"; false if malformed.
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);

@@ -23,6 +23,9 @@ struct series_query {
   std::int64_t start = 0;    // buckets with start <= t < end (µs)
   std::int64_t end = 0;
   std::int64_t step = 0;     // µs: 1m, 5m or 1h
+  /// The caller's households (sorted UUIDs; empty: any). A device of another household is
+  /// answered like an unknown one (not found), checked in the same query.
+  std::vector<std::string> households{};
 };
 
 struct top_query {

@@ -89,6 +89,9 @@ struct ingest_batch {
   /// The client stops waiting at this instant (steady clock): a batch that could not commit
   /// before it is not written at all.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  /// The caller's households (sorted; empty: any). A reading of a device registered elsewhere
+  /// (or not registered) rejects the whole batch as forbidden.
+  std::vector<std::string> households{};
 };
 
 /// A stored batch.
@@ -168,7 +171,8 @@ using refresh_actor = caf::typed_actor<
 /// The telemetry writer: group commit of concurrent batches with COPY.
 using telemetry_writer_actor = caf::typed_actor<
   /// Stores the batch whole or not at all and answers after the commit; fails invalid
-  /// (unknown_devices, household_mismatch), overloaded or unavailable.
+  /// (unknown_devices, household_mismatch), forbidden (a device outside the batch's
+  /// households), overloaded or unavailable.
   caf::replies_to<ingest_batch>::with<ingest_receipt>,
   /// Status as JSON (pending rows, commits).
   caf::replies_to<status_atom>::with<std::string>>;

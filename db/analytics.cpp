@@ -62,15 +62,36 @@ std::optional<snapshot> known_snapshot(watermark_board* known,
   return snap;
 }
 
+// '{a,b}' for `$n::uuid[]` (validated UUIDs: no quoting needed).
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string out = "{";
+  for (size_t i = 0; i < ids.size(); ++i)
+    out += (i ? "," : "") + ids[i];
+  return out + "}";
+}
+
+// `EXISTS (...)` for the subject of a query: `exists_column = $1`, and when the caller is
+// restricted to some households, also inside them (parameter `households_param`).
+std::string exists_sql(const char* exists_column, const std::string& households_param) {
+  auto sql = std::string("EXISTS (SELECT 1 FROM devices WHERE ") + exists_column + " = $1::uuid";
+  if (!households_param.empty())
+    sql += " AND household_id = ANY(" + households_param + "::uuid[])";
+  return sql + ")";
+}
+
 snapshot read_snapshot(session& s, pqxx::transaction_base& q, const char* exists_column,
-                       const std::string& id, watermark_board* known) {
+                       const std::string& id, watermark_board* known,
+                       const std::vector<std::string>& households = {}) {
   auto wm = [](const char* name) {
     return "(SELECT " + us("watermark") + " FROM rollup_state WHERE name = '" + name + "')";
   };
-  auto sql = std::string("SELECT EXISTS (SELECT 1 FROM devices WHERE ") + exists_column +
-             " = $1::uuid), " + us("now()") + ", " + wm("device_1m") + ", " +
-             wm("household_5m") + ", " + wm("device_1h");
-  auto r = exec_cached(s, q, sql, {id});
+  auto sql = "SELECT " + exists_sql(exists_column, households.empty() ? "" : "$2") + ", " +
+             us("now()") + ", " + wm("device_1m") + ", " + wm("household_5m") + ", " +
+             wm("device_1h");
+  std::vector<std::string> params{id};
+  if (!households.empty())
+    params.push_back(uuid_array(households));
+  auto r = exec_cached(s, q, sql, params);
   snapshot snap;
   snap.found = r[0][0].as<bool>();
   snap.now = r[0][1].as<std::int64_t>();
@@ -97,13 +118,14 @@ snapshot read_snapshot(session& s, pqxx::transaction_base& q, const char* exists
 // snapshot read first.
 snapshot take_snapshot(session& s, pqxx::transaction_base& q, const char* exists_column,
                        const std::string& id, watermark_board* known,
-                       std::initializer_list<const char*> needed, bool& one_trip) {
+                       std::initializer_list<const char*> needed, bool& one_trip,
+                       const std::vector<std::string>& households = {}) {
   if (auto snap = known_snapshot(known, needed)) {
     one_trip = true;
     return *snap;
   }
   one_trip = false;
-  return read_snapshot(s, q, exists_column, id, known);
+  return read_snapshot(s, q, exists_column, id, known, households);
 }
 
 // One rollup a query may read, and its watermark (nullopt: never refreshed).
@@ -166,9 +188,10 @@ std::vector<std::string> params_for(const std::string& key, const std::vector<ti
 
 // A one-row CTE `meta(f)`: the log time of the oldest late write inside a materialised tier
 // that no refresh has reflected yet (NULL: none). Everything committed before it is reflected.
-std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column) {
-  auto extra = std::string(", ") + us("now()") + " AS n, EXISTS (SELECT 1 FROM devices WHERE " +
-               exists_column + " = $1::uuid) AS found";
+std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column,
+                     const std::string& households_param = {}) {
+  auto extra = std::string(", ") + us("now()") + " AS n, " +
+               exists_sql(exists_column, households_param) + " AS found";
   std::string cond;
   for (size_t i = 0; i < tiers.size(); ++i) {
     if (tiers[i].rollup.empty())
@@ -232,15 +255,22 @@ answer_meta finish_meta(const snapshot& snap, const std::vector<tier>& tiers,
 series_result run_series(session& s, pqxx::transaction_base& q, const snapshot& snap,
                          const std::vector<tier>& tiers, const std::string& key_col,
                          const char* exists_column, const std::string& id, std::int64_t step,
-                         bool power) {
+                         bool power, const std::vector<std::string>& households = {}) {
   series_result res;
-  auto sql = "WITH " + meta_cte(tiers, exists_column) +
+  // The households parameter follows the tiers' bounds.
+  auto params = params_for(id, tiers);
+  std::string households_param;
+  if (!households.empty()) {
+    params.push_back(uuid_array(households));
+    households_param = "$" + std::to_string(params.size());
+  }
+  auto sql = "WITH " + meta_cte(tiers, exists_column, households_param) +
              " SELECT meta.f, s.b, s.e, s.p, s.m, meta.n, meta.found FROM meta LEFT JOIN "
              "(SELECT " + us("date_bin('" + std::to_string(step / micros_per_second) +
                              " seconds', t, '2000-01-01 00:00:00+00')") +
              " AS b, sum(e) AS e, sum(ps) / NULLIF(sum(pc), 0) AS p, max(pm) AS m FROM (" +
              union_sql(tiers, key_col, power) + ") x GROUP BY 1) s ON true ORDER BY s.b";
-  auto r = exec_cached(s, q, sql, params_for(id, tiers));
+  auto r = exec_cached(s, q, sql, params);
   res.meta = finish_meta(snap, tiers, r, 5);
   if (!res.meta.found)
     return {};
@@ -277,14 +307,16 @@ series_result device_power(session& s, const series_query& qry, read_mode mode,
                            watermark_board* known) {
   pqxx::nontransaction q{s.conn()};
   bool one_trip = false;
-  auto snap = take_snapshot(s, q, "id", qry.id, known, {"device_1m", "device_1h"}, one_trip);
+  auto snap = take_snapshot(s, q, "id", qry.id, known, {"device_1m", "device_1h"}, one_trip,
+                            qry.households);
   if (!one_trip && !snap.found)
     return {};
   // Hourly steps read the 1 h rollup first (plan_tiers skips it for finer steps), then 1 m.
   auto tiers = plan_tiers(
       qry.start, qry.end, qry.step,
       levels_for(mode, {{"device_1h", snap.wm_device_1h}, {"device_1m", snap.wm_device_1m}}));
-  return run_series(s, q, snap, tiers, "device_id", "id", qry.id, qry.step, true);
+  return run_series(s, q, snap, tiers, "device_id", "id", qry.id, qry.step, true,
+                    qry.households);
 }
 
 top_result top_devices(session& s, const top_query& qry, read_mode mode,

@@ -96,6 +96,32 @@ std::vector<batch_outcome> write_batches(session& s, const std::vector<batch_ref
 
   std::vector<bool> accepted(batches.size(), true);
   for (size_t i = 0; i < batches.size(); ++i) {
+    const std::vector<std::string>* only = batches[i].households;
+    if (only && !only->empty()) {
+      std::vector<std::string> outside;
+      for (auto& r : *batches[i].rows) {
+        auto it = household_of.find(r.device_id);
+        bool inside = it != household_of.end() &&
+                      std::binary_search(only->begin(), only->end(), it->second) &&
+                      (r.household_id.empty() ||
+                       std::binary_search(only->begin(), only->end(), r.household_id));
+        if (!inside && outside.size() < 20 &&
+            std::find(outside.begin(), outside.end(), r.device_id) == outside.end())
+          outside.push_back(r.device_id);
+      }
+      if (!outside.empty()) {
+        accepted[i] = false;
+        failure f;
+        f.code = errc::forbidden;
+        f.slug = "forbidden";
+        f.message = "these devices are not registered in a household this token may write; "
+                    "nothing was stored";
+        f.list_name = "device_ids";
+        f.list = std::move(outside);
+        out[i].error = std::move(f);
+        continue;
+      }
+    }
     std::vector<std::string> unknown, mismatch;
     for (auto& r : *batches[i].rows) {
       auto it = household_of.find(r.device_id);

@@ -25,6 +25,10 @@ struct batch_ref {
   std::string owner;
   std::string idempotency_key;
   std::string body_sha256;  // raw 32 bytes
+  /// The households this batch may write (sorted; null or empty: any). A device registered in
+  /// another household, or not registered at all, rejects the batch as forbidden (no existence
+  /// oracle for a restricted token); nothing of it is written and its key is not claimed.
+  const std::vector<std::string>* households = nullptr;
 };
 
 struct write_options {

@@ -86,7 +86,7 @@ void dispatch(self_ptr self) {
       std::vector<batch_ref> batches;
       for (auto& q : *group)
         batches.push_back({&q.batch.rows, q.batch.owner, q.batch.idempotency_key,
-                           q.batch.body_sha256});
+                           q.batch.body_sha256, &q.batch.households});
       *outcomes = write_batches(s, batches, opt);
       return std::any{};
     };

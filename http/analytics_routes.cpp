@@ -73,11 +73,30 @@ limits limits_of(const route_env& env) {
 
 std::string raw_suffix(const route_env& env) { return env.settings.api_read_raw ? ":raw" : ""; }
 
+// A household the caller may not see is answered exactly like an unknown one (same status,
+// code and message as the DB pool's), before the cache: no existence oracle, and a cached
+// answer never reaches a token restricted to other households.
+response household_hidden(const std::string& id) {
+  return error_response(404, "household_not_found", "no household " + id + " is registered");
+}
+
+// A restricted caller's device answers are computed with its households as a filter (a
+// device of another household is not found), so they are cached under keys of their own.
+std::string tenant_suffix(const auth::identity& who) {
+  if (!who.restricted())
+    return {};
+  std::string joined;
+  for (auto& h : who.households)
+    joined += h + ",";
+  return ":t=" + auth::to_hex(auth::sha256(joined)).substr(0, 16);
+}
+
 route series_route(const char* pattern, const char* name, series_kind kind, env_ptr env) {
   route r;
   r.method = "GET";
   r.pattern = pattern;
   r.name = name;
+  r.scope = auth::scope::read;
   r.handler = [env, kind, name](caf::event_based_actor* self, route_request& req, reply_fn reply) {
     const bool energy = kind == series_kind::household_energy;
     auto now = now_micros();
@@ -87,10 +106,17 @@ route series_route(const char* pattern, const char* name, series_kind kind, env_
       return reply(error_response(*e));
     auto q = std::get<series_query>(parsed);
     q.kind = kind;
+    std::string tenant;
+    if (energy && !req.who.may_see(q.id))
+      return reply(household_hidden(q.id));
+    if (!energy) {
+      q.households = req.who.households;
+      tenant = tenant_suffix(req.who);
+    }
     auto& query = req.params.query;
     std::string step = query.count("step") ? query.at("step") : (energy ? "5m" : "1m");
     auto key = std::string(name) + ":" + q.id + ":" + std::to_string(q.start) + ":" +
-               std::to_string(q.end) + ":" + step + raw_suffix(*env);
+               std::to_string(q.end) + ":" + step + raw_suffix(*env) + tenant;
     auto render = [q, step, energy](const series_result& r) {
       return energy ? render_energy(q, step, r) : render_power(q, step, r);
     };
@@ -110,11 +136,14 @@ void add_analytics_routes(route_table& table, std::shared_ptr<const route_env> e
   top.method = "GET";
   top.pattern = "/analytics/households/{id}/top-devices";
   top.name = "top_devices";
+  top.scope = auth::scope::read;
   top.handler = [env](caf::event_based_actor* self, route_request& req, reply_fn reply) {
     auto parsed = parse_top(req.params, now_micros(), limits_of(*env));
     if (auto* e = std::get_if<api_error>(&parsed))
       return reply(error_response(*e));
     auto q = std::get<top_query>(parsed);
+    if (!req.who.may_see(q.household_id))
+      return reply(household_hidden(q.household_id));
     auto key = "top:" + q.household_id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.limit) + raw_suffix(*env);
     auto render = [q](const top_result& r) { return render_top(q, r); };

@@ -41,6 +41,7 @@ void add_ingest_routes(route_table& table, std::shared_ptr<const route_env> env)
   r.method = "POST";
   r.pattern = "/telemetry";
   r.name = "telemetry";
+  r.scope = auth::scope::ingest;
   r.handler = [env](caf::event_based_actor* self, route_request& req, reply_fn reply) {
     auto& s = env->settings;
     auto parsed = parse_readings(req.raw.body, ingest_limits_of(s, now_micros()));
@@ -55,6 +56,17 @@ void add_ingest_routes(route_table& table, std::shared_ptr<const route_env> env)
       return reply(starting_response());
     ingest_batch batch;
     batch.rows = std::move(parsed.readings);
+    // A restricted token writes only its households: a reading naming another one is refused
+    // here; the writer checks each device's registered household in its own lookup.
+    if (req.who.restricted())
+      for (auto& row : batch.rows)
+        if (!row.household_id.empty() && !req.who.may_see(row.household_id))
+          return reply(error_response(403, "forbidden",
+                                      "household " + row.household_id +
+                                          " is not one this token may write; nothing was stored"));
+    batch.households = req.who.households;
+    // Keys are per token: one tenant's key never answers (or reveals) another's batch.
+    batch.owner = req.who.token_id;
     batch.idempotency_key = req.raw.header("Idempotency-Key");
     if (!batch.idempotency_key.empty()) {
       if (!valid_key(batch.idempotency_key))

@@ -55,33 +55,65 @@ metrics::histogram& latency(const std::string& route, int status) {
 
 } // namespace
 
+namespace {
+
+// A request between routing and its handler (authentication may answer asynchronously).
+struct routed {
+  request req;
+  const route* found = nullptr;
+  bool path_known = false;
+  matched params;
+  std::string name;
+  reply_fn done;
+};
+
+// Runs once the caller is known: 404/405, then the route's scope, then the handler.
+void run_route(caf::event_based_actor* self, routed& r, auth::identity who) {
+  if (!r.found) {
+    if (r.path_known)
+      return r.done(error_response(405, "method_not_allowed",
+                                   r.req.method + " is not allowed on this path"));
+    return r.done(error_response(404, "not_found", "no such endpoint"));
+  }
+  if (!auth::grants(who.scopes, r.found->scope))
+    return r.done(forbidden_response(r.found->scope));
+  route_request rr{std::move(r.req), std::move(r.params), std::move(who)};
+  try {
+    r.found->handler(self, rr, r.done);
+  } catch (const std::exception& e) {
+    log(log_level::error, "http", "handler for " + r.name + " threw: " + e.what());
+    r.done(error_response(500, "internal", "internal error"));
+  }
+}
+
+} // namespace
+
 void dispatch(const route_table& table, caf::event_based_actor* self, request&& req,
               reply_fn reply) {
   auto started = std::chrono::steady_clock::now();
   auto m = table.match(req.method, req.target);
-  std::string name = m.found ? m.found->name : m.path_known ? "method_not_allowed" : "not_found";
+  auto r = std::make_shared<routed>();
+  r->name = m.found ? m.found->name : m.path_known ? "method_not_allowed" : "not_found";
+  r->found = m.found;
+  r->path_known = m.path_known;
+  r->params = std::move(m.params);
   auto answered = std::make_shared<bool>(false);
-  reply_fn done = [reply = std::move(reply), started, name, answered](response r) {
+  r->done = [reply = std::move(reply), started, name = r->name, answered](response resp) {
     if (*answered)
       return;
     *answered = true;
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    latency(name, r.status).observe(secs);
-    reply(std::move(r));
+    latency(name, resp.status).observe(secs);
+    reply(std::move(resp));
   };
-  if (!m.found) {
-    if (m.path_known)
-      return done(error_response(405, "method_not_allowed",
-                                 req.method + " is not allowed on this path"));
-    return done(error_response(404, "not_found", "no such endpoint"));
-  }
-  route_request rr{std::move(req), std::move(m.params)};
-  try {
-    m.found->handler(self, rr, done);
-  } catch (const std::exception& e) {
-    log(log_level::error, "http", "handler for " + name + " threw: " + e.what());
-    done(error_response(500, "internal", "internal error"));
-  }
+  r->req = std::move(req);
+  auto& guard = table.guard();
+  if (!guard || (r->found && r->found->scope == auth::scope::none))
+    return run_route(self, *r,
+                     guard ? auth::identity{} : auth::identity::anonymous_admin());
+  guard->authenticate(
+      self, r->req, [self, r](auth::identity who) { run_route(self, *r, std::move(who)); },
+      r->done);
 }
 
 handler_fn serve(std::shared_ptr<const route_table> table) {

@@ -15,16 +15,21 @@
 #include <caf/event_based_actor.hpp>
 
 #include "config/settings.hpp"
+#include "core/auth.hpp"
 #include "core/registry.hpp"
+#include "http/auth.hpp"
+#include "http/handler.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 
 namespace joule::http {
 
-/// A request routed to its handler: the raw request plus the path parameter and query.
+/// A request routed to its handler: the raw request, the path parameter and query, and who
+/// sent it (a household-restricted token sees only its households: handlers check `who`).
 struct route_request {
   request raw;
   matched params;
+  auth::identity who;
 };
 
 using route_handler =
@@ -40,6 +45,9 @@ struct route {
   std::string method;   // GET, POST, PUT, DELETE
   std::string pattern;  // e.g. "/analytics/households/{id}/energy"; {id} matches one segment
   std::string name;     // metrics label (bounded set), e.g. "energy"
+  /// What the caller's token must grant (none: open to anyone; admin grants everything).
+  /// Defaults to admin so that a route that forgets to say is closed, not open.
+  auth::scope scope = auth::scope::admin;
   route_handler handler;
 };
 
@@ -56,15 +64,22 @@ public:
 
   const std::vector<route>& routes() const { return routes_; }
 
+  /// Authentication for every route whose scope is not `none`. Without a guard (unit tests of
+  /// routing) every caller acts as an anonymous admin.
+  void set_guard(std::shared_ptr<auth_guard> guard) { guard_ = std::move(guard); }
+  const std::shared_ptr<auth_guard>& guard() const { return guard_; }
+
 private:
   struct compiled {
     std::vector<std::string> parts;  // "{id}" is the wildcard
   };
   std::vector<route> routes_;
   std::vector<compiled> compiled_;
+  std::shared_ptr<auth_guard> guard_;
 };
 
-/// Runs `table` for every request: routing, 404/405, per-route latency metrics, and a
+/// Runs `table` for every request: authentication (401/429 before anything else except on
+/// open routes), routing (404/405), the route's scope (403), per-route latency metrics, and a
 /// handler that throws answers 500 for that request only.
 void dispatch(const route_table& table, caf::event_based_actor* self, request&& req,
               reply_fn reply);

@@ -12,11 +12,13 @@ namespace {
 
 using env_ptr = std::shared_ptr<const route_env>;
 
-route get(const char* pattern, const char* name, route_handler h) {
+route get(const char* pattern, const char* name, route_handler h,
+          auth::scope scope = auth::scope::admin) {
   route r;
   r.method = "GET";
   r.pattern = pattern;
   r.name = name;
+  r.scope = scope;
   r.handler = std::move(h);
   return r;
 }
@@ -54,7 +56,7 @@ void admin_status(caf::event_based_actor* self, const route_env& env, reply_fn r
 void add_system_routes(route_table& table, std::shared_ptr<const route_env> env) {
   table.add(get("/healthz", "healthz", [](caf::event_based_actor*, route_request&, reply_fn reply) {
     reply(json("{\"status\":\"ok\"}"));
-  }));
+  }, auth::scope::none));
   table.add(get("/readyz", "readyz",
                 [env](caf::event_based_actor* self, route_request&, reply_fn reply) {
                   auto pool = env->registry->get<db_pool_actor>();
@@ -70,7 +72,8 @@ void add_system_routes(route_table& table, std::shared_ptr<const route_env> env)
                   self->request(pool, std::chrono::seconds(2), std::move(job))
                       .then([reply](db_done&) { reply(json("{\"status\":\"ready\"}")); },
                             [reply](caf::error& e) { reply(error_response(e)); });
-                }));
+                },
+                auth::scope::none));
   table.add(get("/metrics", "metrics", [](caf::event_based_actor*, route_request&, reply_fn reply) {
     response r;
     r.content_type = "text/plain; version=0.0.4";

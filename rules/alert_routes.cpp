@@ -35,6 +35,15 @@ failure scope_missing(const alert_rule& r) {
   return f;
 }
 
+failure scope_forbidden(const alert_rule& r) {
+  failure f;
+  f.code = errc::forbidden;
+  f.slug = "forbidden";
+  f.message = std::string("this token may not place rules on ") + to_string(r.scope) + " " +
+              r.scope_id + " (outside its households)";
+  return f;
+}
+
 failure rule_missing(const std::string& id) {
   failure f;
   f.code = errc::not_found;
@@ -107,13 +116,15 @@ http::route make(const char* method, const char* pattern, const char* name,
   r.method = method;
   r.pattern = pattern;
   r.name = name;
+  r.scope = auth::scope::alerts;
   r.handler = std::move(h);
   return r;
 }
 
-void list(caf::event_based_actor* self, const env_ptr& env, route_request&, reply_fn reply) {
+void list(caf::event_based_actor* self, const env_ptr& env, route_request& req, reply_fn reply) {
   on_pool<std::vector<alert_rule>>(
-      self, env, "alerts.list_rules", true, [](db::session& s) { return list_rules(s); }, reply,
+      self, env, "alerts.list_rules", true,
+      [hh = req.who.households](db::session& s) { return list_rules(s, hh); }, reply,
       [reply](std::vector<alert_rule> rules) { reply(json(200, render_rules(rules))); });
 }
 
@@ -123,8 +134,10 @@ void create(caf::event_based_actor* self, const env_ptr& env, route_request& req
   if (!rule)
     return;
   write_rule(self, env, "alerts.create_rule",
-             [rule = *rule](db::session& s) {
-               auto w = create_rule(s, rule);
+             [rule = *rule, hh = req.who.households](db::session& s) {
+               auto w = create_rule(s, rule, hh);
+               if (w.forbidden)
+                 throw failure_error{scope_forbidden(rule)};
                if (w.scope_missing)
                  throw failure_error{scope_missing(rule)};
                return *w.stored;
@@ -138,8 +151,8 @@ void read(caf::event_based_actor* self, const env_ptr& env, route_request& req, 
     return;
   on_pool<alert_rule>(
       self, env, "alerts.get_rule", true,
-      [id = *id](db::session& s) {
-        auto r = get_rule(s, id);
+      [id = *id, hh = req.who.households](db::session& s) {
+        auto r = get_rule(s, id, hh);
         if (!r)
           throw failure_error{rule_missing(id)};
         return *r;
@@ -157,10 +170,12 @@ void update(caf::event_based_actor* self, const env_ptr& env, route_request& req
   if (!rule)
     return;
   write_rule(self, env, "alerts.update_rule",
-             [id = *id, rule = *rule](db::session& s) {
-               auto w = update_rule(s, id, rule);
+             [id = *id, rule = *rule, hh = req.who.households](db::session& s) {
+               auto w = update_rule(s, id, rule, hh);
                if (w.rule_missing)
                  throw failure_error{rule_missing(id)};
+               if (w.forbidden)
+                 throw failure_error{scope_forbidden(rule)};
                if (w.scope_missing)
                  throw failure_error{scope_missing(rule)};
                return *w.stored;
@@ -175,8 +190,8 @@ void remove(caf::event_based_actor* self, const env_ptr& env, route_request& req
     return;
   on_pool<bool>(
       self, env, "alerts.delete_rule", true,
-      [id = *id](db::session& s) {
-        if (!delete_rule(s, id))
+      [id = *id, hh = req.who.households](db::session& s) {
+        if (!delete_rule(s, id, hh))
           throw failure_error{rule_missing(id)};
         return true;
       },
@@ -220,7 +235,10 @@ void events(caf::event_based_actor* self, const env_ptr& env, route_request& req
   }
   on_pool<std::vector<event_row>>(
       self, env, "alerts.events", true,
-      [rule, since, limit](db::session& s) { return list_events(s, rule, since, limit); }, reply,
+      [rule, since, limit, hh = req.who.households](db::session& s) {
+        return list_events(s, rule, since, limit, hh);
+      },
+      reply,
       [reply](std::vector<event_row> rows) { reply(json(200, render_events(rows))); });
 }
 

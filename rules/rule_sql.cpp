@@ -3,6 +3,8 @@
 #include "http/json_fields.hpp"
 #include "rules/alert_metrics.hpp"
 
+#include <algorithm>
+
 #include <pqxx/pqxx>
 
 #include <rapidjson/stringbuffer.h>
@@ -80,6 +82,32 @@ std::string opt_time(const std::optional<std::int64_t>& t) {
   return t ? format_rfc3339(*t) : std::string{};
 }
 
+// '{a,b}' for `$n::uuid[]` (validated UUIDs).
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    out += (i ? "," : "") + ids[i];
+  return out + "}";
+}
+
+// Rule r (alias) is visible to a caller with households `param` (an uuid[] parameter).
+std::string visible(const std::string& param) {
+  return "(cardinality(" + param + "::uuid[]) = 0 OR (r.scope = 'household' AND r.scope_id = ANY(" +
+         param + "::uuid[])) OR (r.scope = 'device' AND EXISTS (SELECT 1 FROM devices d WHERE "
+         "d.id = r.scope_id AND d.household_id = ANY(" + param + "::uuid[]))))";
+}
+
+// A restricted caller may place a rule only inside its households.
+bool scope_allowed(pqxx::work& tx, const alert_rule& r, const std::vector<std::string>& households) {
+  if (households.empty())
+    return true;
+  if (r.scope == scope_kind::household)
+    return std::binary_search(households.begin(), households.end(), r.scope_id);
+  return !tx.exec_params("SELECT 1 FROM devices WHERE id = $1::uuid AND household_id = ANY($2::uuid[])",
+                         r.scope_id, uuid_array(households))
+              .empty();
+}
+
 bool scope_exists(pqxx::work& tx, const alert_rule& r) {
   const char* sql = r.scope == scope_kind::device
                         ? "SELECT 1 FROM devices WHERE id = $1::uuid"
@@ -89,9 +117,14 @@ bool scope_exists(pqxx::work& tx, const alert_rule& r) {
 
 } // namespace
 
-rule_write create_rule(db::session& s, const alert_rule& r) {
+rule_write create_rule(db::session& s, const alert_rule& r,
+                       const std::vector<std::string>& households) {
   rule_write out;
   pqxx::work tx{s.conn()};
+  if (!scope_allowed(tx, r, households)) {
+    out.forbidden = true;
+    return out;
+  }
   if (!scope_exists(tx, r)) {
     out.scope_missing = true;
     return out;
@@ -111,11 +144,19 @@ rule_write create_rule(db::session& s, const alert_rule& r) {
   return out;
 }
 
-rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r) {
+rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r,
+                       const std::vector<std::string>& households) {
   rule_write out;
   pqxx::work tx{s.conn()};
-  if (tx.exec_params("SELECT 1 FROM alert_rules WHERE id = $1::uuid FOR UPDATE", id).empty()) {
+  if (tx.exec_params("SELECT 1 FROM alert_rules r WHERE r.id = $1::uuid AND " + visible("$2") +
+                         " FOR UPDATE",
+                     id, uuid_array(households))
+          .empty()) {
     out.rule_missing = true;
+    return out;
+  }
+  if (!scope_allowed(tx, r, households)) {
+    out.forbidden = true;
     return out;
   }
   if (!scope_exists(tx, r)) {
@@ -137,28 +178,33 @@ rule_write update_rule(db::session& s, const std::string& id, const alert_rule& 
   return out;
 }
 
-bool delete_rule(db::session& s, const std::string& id) {
+bool delete_rule(db::session& s, const std::string& id, const std::vector<std::string>& households) {
   pqxx::work tx{s.conn()};
-  auto res = tx.exec_params("DELETE FROM alert_rules WHERE id = $1::uuid RETURNING 1", id);
+  auto res = tx.exec_params("DELETE FROM alert_rules r WHERE r.id = $1::uuid AND " +
+                                visible("$2") + " RETURNING 1",
+                            id, uuid_array(households));
   tx.commit();
   return !res.empty();
 }
 
-std::optional<alert_rule> get_rule(db::session& s, const std::string& id) {
+std::optional<alert_rule> get_rule(db::session& s, const std::string& id,
+                                   const std::vector<std::string>& households) {
   pqxx::nontransaction q{s.conn()};
   auto res = q.exec_params(std::string("SELECT ") + rule_columns +
-                               " FROM alert_rules r WHERE r.id = $1::uuid",
-                           id);
+                               " FROM alert_rules r WHERE r.id = $1::uuid AND " + visible("$2"),
+                           id, uuid_array(households));
   if (res.empty())
     return std::nullopt;
   return rule_from(res[0]);
 }
 
-std::vector<alert_rule> list_rules(db::session& s) {
+std::vector<alert_rule> list_rules(db::session& s, const std::vector<std::string>& households) {
   pqxx::nontransaction q{s.conn()};
   std::vector<alert_rule> out;
-  for (auto row : q.exec(std::string("SELECT ") + rule_columns +
-                         " FROM alert_rules r ORDER BY r.created_at, r.id"))
+  for (auto row : q.exec_params(std::string("SELECT ") + rule_columns +
+                                    " FROM alert_rules r WHERE " + visible("$1") +
+                                    " ORDER BY r.created_at, r.id",
+                                uuid_array(households)))
     out.push_back(rule_from(row));
   return out;
 }
@@ -217,7 +263,8 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
 }
 
 std::vector<event_row> list_events(db::session& s, const std::optional<std::string>& rule_id,
-                                   const std::optional<std::int64_t>& since, int limit) {
+                                   const std::optional<std::int64_t>& since, int limit,
+                                   const std::vector<std::string>& households) {
   pqxx::nontransaction q{s.conn()};
   auto res = q.exec_params(
       "SELECT alert_id::text, incident_id::text, rule_id::text, status, delivery, "
@@ -227,8 +274,11 @@ std::vector<event_row> list_events(db::session& s, const std::optional<std::stri
       "(extract(epoch from delivered_at) * 1000000)::bigint, last_status, observed, attempts "
       "FROM alert_notifications WHERE ($1 = '' OR rule_id = NULLIF($1, '')::uuid) "
       "AND ($2 = '' OR created_at >= NULLIF($2, '')::timestamptz) "
+      "AND (cardinality($4::uuid[]) = 0 OR rule_id IN (SELECT r.id FROM alert_rules r WHERE " +
+          visible("$4") + ")) "
       "ORDER BY created_at DESC, alert_id LIMIT $3::int",
-      rule_id.value_or(""), since ? format_rfc3339(*since) : std::string{}, limit);
+      rule_id.value_or(""), since ? format_rfc3339(*since) : std::string{}, limit,
+      uuid_array(households));
   std::vector<event_row> out;
   for (auto row : res) {
     event_row e;

@@ -24,16 +24,28 @@ struct rule_write {
   std::optional<alert_rule> stored;
   bool rule_missing = false;   // PUT/DELETE of an unknown rule id
   bool scope_missing = false;  // scope_id not in devices (id or household_id)
+  bool forbidden = false;      // the scope lies outside the caller's households
 };
 
+// Tenancy: every function below takes the caller's households (sorted UUIDs; empty = all). A
+// restricted caller sees only rules scoped inside them (a household in the list, or a device
+// registered in one); other rules behave as if they did not exist, and a rule may only be
+// created or moved inside them (forbidden otherwise, also for an unregistered device: no
+// existence oracle).
+
 /// Inserts a rule and its initial state row in one transaction.
-rule_write create_rule(db::session& s, const alert_rule& r);
+rule_write create_rule(db::session& s, const alert_rule& r,
+                       const std::vector<std::string>& households = {});
 /// Replaces the definition of rule `id` (bumps version); the evaluation state is kept.
-rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r);
+rule_write update_rule(db::session& s, const std::string& id, const alert_rule& r,
+                       const std::vector<std::string>& households = {});
 /// Deletes the rule and its state (its notifications stay as history); false when unknown.
-bool delete_rule(db::session& s, const std::string& id);
-std::optional<alert_rule> get_rule(db::session& s, const std::string& id);
-std::vector<alert_rule> list_rules(db::session& s);
+bool delete_rule(db::session& s, const std::string& id,
+                 const std::vector<std::string>& households = {});
+std::optional<alert_rule> get_rule(db::session& s, const std::string& id,
+                                   const std::vector<std::string>& households = {});
+std::vector<alert_rule> list_rules(db::session& s,
+                                   const std::vector<std::string>& households = {});
 
 /// Every enabled rule with its persisted state (start-up of the evaluators).
 std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s);
@@ -58,8 +70,10 @@ struct event_row {
   double observed = 0;
   int attempts = 0;
 };
+/// Newest first; a restricted caller sees only events of rules it can see.
 std::vector<event_row> list_events(db::session& s, const std::optional<std::string>& rule_id,
-                                   const std::optional<std::int64_t>& since, int limit);
+                                   const std::optional<std::int64_t>& since, int limit,
+                                   const std::vector<std::string>& households = {});
 std::string render_events(const std::vector<event_row>& rows);
 
 /// A claimed outbox row.

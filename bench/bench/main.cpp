@@ -5,6 +5,7 @@
 
 #include "bench/scenarios.hpp"
 #include "common/cli_args.hpp"
+#include "common/http_client.hpp"
 #include "common/stop_signal.hpp"
 
 using namespace joule::bench;
@@ -14,6 +15,7 @@ namespace {
 const char* usage =
     "usage: joule-bench SCENARIO [options] [--json FILE] [--markdown FILE]\n"
     "ids: --db CONNINFO (devices table) or --households N [--seed S] (simulator model)\n"
+    "auth: --token T (sent as Authorization: Bearer T; default env JOULE_TOKEN)\n"
     "  read           --url U [--nocache-url U2] [--rates 1000,2000,5000,10000,20000]\n"
     "                 [--duration 10s] [--connections 64] [--threads 1] [--timeout 2s]\n"
     "                 [--hot-households N (only the first N households)] [--cooldown 5s]\n"
@@ -22,7 +24,11 @@ const char* usage =
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
     "                 [--gap 500ms]\n"
     "  ingest         --url U [--duration 10s] [--batch 1000] [--ingest-connections 2]\n"
-    "                 [--read-rate 200] [--connections 16]\n";
+    "                 [--read-rate 200] [--connections 16]\n"
+    "  auth-overhead  --url U (auth on) --off-url U2 (auth.required=false) [--rounds 5]\n"
+    "                 [--duration 5s] [--rate 100000 (over capacity: measures throughput)]\n"
+    "                 [--connections 32] [--threads 2] [--hot-households 50]\n"
+    "                 [--on-pid PID --off-pid PID (server CPU per request)]\n";
 
 void write_file(const std::string& path, const std::string& text, bool append) {
   std::ofstream out(path, append ? std::ios::app : std::ios::trunc);
@@ -41,7 +47,10 @@ int main(int argc, char** argv) {
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
                      "ingest-connections", "read-rate", "json", "markdown",
                      "hot-households", "rules", "server-pid", "api-connections", "idle",
-                     "ready-timeout", "cooldown"});
+                     "ready-timeout", "cooldown", "token", "off-url", "rounds", "rate",
+                     "on-pid", "off-pid"});
+    if (a.has("token"))
+      set_bearer_token(a.get("token", ""));
     install_stop_signal_handlers();
     scenario_report report;
     const auto& s = a.subcommand();
@@ -55,6 +64,8 @@ int main(int argc, char** argv) {
       report = run_ingest_scenario(a);
     else if (s == "alerts")
       report = run_alerts_scenario(a);
+    else if (s == "auth-overhead")
+      report = run_auth_overhead_scenario(a);
     else {
       std::cerr << usage;
       return s.empty() || s == "help" ? 0 : 2;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/http_client.hpp"
 #include "common/url.hpp"
 
 namespace joule::bench {
@@ -33,6 +34,7 @@ struct open_loop_options {
   int connections = 64;                      // keep-alive pool size (split across threads)
   int threads = 1;                           // 1–2; each runs its own io_context and pool
   std::chrono::milliseconds timeout{2000};   // per request, from the moment it is sent
+  std::string bearer = bearer_token();       // API token sent with every request ("" = none)
 };
 
 struct open_loop_run {

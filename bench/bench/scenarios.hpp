@@ -26,5 +26,6 @@ scenario_report run_raw_vs_rollup_scenario(const cli_args& args);
 scenario_report run_freshness_scenario(const cli_args& args);
 scenario_report run_ingest_scenario(const cli_args& args);
 scenario_report run_alerts_scenario(const cli_args& args);
+scenario_report run_auth_overhead_scenario(const cli_args& args);
 
 } // namespace joule::bench

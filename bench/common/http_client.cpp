@@ -9,8 +9,30 @@
 #include <boost/beast/http/write.hpp>
 
 #include <cstdlib>
+#include <mutex>
 
 namespace joule::bench {
+
+namespace {
+std::mutex token_mutex;
+std::string& token_storage() {
+  static std::string token = [] {
+    const char* t = std::getenv("JOULE_TOKEN");
+    return std::string(t ? t : "");
+  }();
+  return token;
+}
+} // namespace
+
+void set_bearer_token(const std::string& token) {
+  std::lock_guard<std::mutex> g{token_mutex};
+  token_storage() = token;
+}
+
+std::string bearer_token() {
+  std::lock_guard<std::mutex> g{token_mutex};
+  return token_storage();
+}
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -18,6 +40,7 @@ namespace http = beast::http;
 
 struct http_client::impl {
   http_url url;
+  std::string authorization;  // "Bearer …" or empty
   std::chrono::milliseconds timeout;
   asio::io_context ioc;
   beast::tcp_stream stream{ioc};
@@ -46,6 +69,8 @@ struct http_client::impl {
       http::request<http::string_body> req{verb, url.base_path + target, 11};
       req.set(http::field::host, url.host + ":" + std::to_string(url.port));
       req.keep_alive(true);
+      if (!authorization.empty())
+        req.set(http::field::authorization, authorization);
       if (body) {
         req.set(http::field::content_type, "application/json");
         req.body() = *body;
@@ -92,6 +117,8 @@ http_client::http_client(const http_url& url, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<impl>()) {
   impl_->url = url;
   impl_->timeout = timeout;
+  if (auto t = bearer_token(); !t.empty())
+    impl_->authorization = "Bearer " + t;
 }
 
 http_client::~http_client() {

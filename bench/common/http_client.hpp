@@ -18,11 +18,17 @@ struct http_result {
   std::chrono::nanoseconds elapsed{0};
 };
 
+/// The API token every client of this process sends as `Authorization: Bearer …` (empty:
+/// none). Starts as the environment variable JOULE_TOKEN; `--token` options set it.
+void set_bearer_token(const std::string& token);
+std::string bearer_token();
+
 /// A blocking HTTP/1.1 client over one keep-alive connection (Beast), reconnecting after
 /// any failure. For closed-loop uses only (probes, sequential comparisons, the simulator's
 /// POSTs); the open-loop load generator has its own asynchronous engine.
 class http_client {
 public:
+  /// Sends bearer_token() (as it is at construction) with every request.
   http_client(const http_url& url, std::chrono::milliseconds timeout);
   ~http_client();
   http_client(const http_client&) = delete;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cli_args.hpp"
+#include "common/http_client.hpp"
 #include "common/stop_signal.hpp"
 #include "common/time_format.hpp"
 #include "sim/backfill.hpp"
@@ -34,7 +35,8 @@ const char* usage =
     "            [--start RFC3339 (instead of --hours)] [--workers N (2)] [--txn-rows N (200000)]\n"
     "            [--partitions true|false (true: daily partitions for the range)] [--json]\n"
     "  live:     --db CONNINFO | --target http://127.0.0.1:PORT  [--duration D (until SIGINT)]\n"
-    "            [--batch N (1000)] [--json]\n";
+    "            [--batch N (1000)] [--token T (API token with the ingest scope; default\n"
+    "            env JOULE_TOKEN)] [--json]\n";
 
 fleet_params read_fleet_params(const cli_args& a) {
   fleet_params p;
@@ -198,7 +200,9 @@ int main(int argc, char** argv) {
       return cmd_backfill(a);
     }
     if (a.subcommand() == "live") {
-      known({"db", "target", "duration", "batch"});
+      known({"db", "target", "duration", "batch", "token"});
+      if (a.has("token"))
+        set_bearer_token(a.get("token", ""));
       return cmd_live(a);
     }
     std::cerr << usage;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace joule::test {
 
@@ -24,6 +26,23 @@ http_result http_request(std::uint16_t port, const std::string& method, const st
                          const std::string& body,
                          const std::map<std::string, std::string>& headers,
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+using header_list = std::map<std::string, std::string>;
+
+/// The same (the name the auth tests use).
+inline http_result http_request_with(std::uint16_t port, const std::string& method,
+                                     const std::string& target, const std::string& body,
+                                     const header_list& headers,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  return http_request(port, method, target, body, headers, timeout);
+}
+
+/// `Authorization: Bearer <token>` (no header when `token` is empty).
+inline header_list bearer(const std::string& token) {
+  if (token.empty())
+    return {};
+  return {{"Authorization", "Bearer " + token}};
+}
 
 inline http_result http_get(std::uint16_t port, const std::string& target) {
   return http_request(port, "GET", target);
