@@ -8,6 +8,7 @@
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
+#include "http/json_numbers.hpp"
 #include "http/router.hpp"
 
 namespace joule::http {
@@ -20,16 +21,17 @@ ingest_parse_result parse_readings(const std::string& body, std::int64_t now,
       out.errors.push_back({index, field, reason});
   };
   rapidjson::Document doc;
-  // Strict JSON: NaN and Infinity literals are parse errors, as the standard says.
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.c_str(), body.size());
-  if (doc.HasParseError()) {
-    auto at = doc.GetErrorOffset();
+  // Strict JSON: NaN and Infinity literals are parse errors, as the standard says. Numbers are
+  // converted exactly (json_numbers.hpp), not by RapidJSON's full-precision mode.
+  auto parsed = parse_exact(body, doc);
+  if (parsed.IsError()) {
+    auto at = parsed.Offset();
     auto rest = body.substr(at, 9);
     bool non_finite = rest.rfind("NaN", 0) == 0 || rest.rfind("Infinity", 0) == 0 ||
                       rest.rfind("-Infinity", 0) == 0;
     fail(-1, "", std::string("malformed JSON at offset ") + std::to_string(at) + ": " +
                      (non_finite ? "NaN and Infinity are not numbers in JSON"
-                                 : rapidjson::GetParseError_En(doc.GetParseError())));
+                                 : rapidjson::GetParseError_En(parsed.Code())));
     return out;
   }
   if (!doc.IsObject() || !doc.HasMember("readings") || !doc["readings"].IsArray()) {

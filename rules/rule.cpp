@@ -10,6 +10,7 @@
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
+#include "http/json_numbers.hpp"
 #include "http/router.hpp"
 
 namespace joule::rules {
@@ -221,8 +222,9 @@ bool host_allowed(const std::string& host, const std::string& allowed_hosts) {
 std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
                                                 const std::string& allowed_hosts) {
   rapidjson::Document doc;
-  doc.Parse(body.c_str(), body.size());
-  if (doc.HasParseError() || !doc.IsObject())
+  // Exact numbers: RapidJSON's default conversion may miss the nearest double by an ulp, and a
+  // rule fetched and PUT back would then change its value.
+  if (http::parse_exact(body, doc).IsError() || !doc.IsObject())
     return rule_error{"invalid_json", "body", "the body must be a JSON object"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     std::string k(it->name.GetString(), it->name.GetStringLength());
