@@ -1,16 +1,25 @@
-// What the fuzz targets (tests/fuzz) found, kept as plain unit tests.
+// What the fuzz targets (tests/fuzz) found, kept as plain unit tests, and the check that keeps
+// the router target's copy of the route patterns equal to the server's.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <set>
 #include <string>
+#include <tuple>
 #include <variant>
 
 #include "config/settings.hpp"
 #include "core/timefmt.hpp"
+#include "http/analytics_routes.hpp"
 #include "http/ingest_parse.hpp"
+#include "http/ingest_routes.hpp"
 #include "http/json_numbers.hpp"
+#include "http/system_routes.hpp"
+#include "rules/alert_routes.hpp"
 #include "rules/rule.hpp"
+#include "tests/fuzz/route_patterns.hpp"
 
 using namespace joule;
 
@@ -119,4 +128,25 @@ TEST(FuzzRegression, RuleValueSurvivesGetThenPut) {
     ASSERT_TRUE(std::holds_alternative<rules::alert_rule>(again)) << put;
     EXPECT_EQ(std::get<rules::alert_rule>(again).threshold, rule.threshold) << put;
   }
+}
+
+// tests/fuzz/route_patterns.hpp is what fuzz_router routes against; it must be the server's
+// table (add a feature's route there when this fails).
+TEST(RoutePatterns, FuzzListMatchesServer) {
+  auto env = std::make_shared<const http::route_env>();
+  http::route_table table;
+  http::add_analytics_routes(table, env);
+  http::add_ingest_routes(table, env);
+  http::add_system_routes(table, env);
+  rules::add_alert_routes(table, env);
+  std::set<std::tuple<std::string, std::string, std::string>> server, fuzz;
+  for (auto& r : table.routes())
+    server.emplace(r.method, r.pattern, r.name);
+  for (auto& p : fuzz::route_patterns)
+    fuzz.emplace(p.method, p.pattern, p.name);
+  for (auto& [m, p, n] : server)
+    EXPECT_TRUE(fuzz.count({m, p, n})) << "missing in tests/fuzz/route_patterns.hpp: " << m
+                                       << " " << p << " (" << n << ")";
+  for (auto& [m, p, n] : fuzz)
+    EXPECT_TRUE(server.count({m, p, n})) << "not a server route: " << m << " " << p;
 }
