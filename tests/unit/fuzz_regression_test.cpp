@@ -91,6 +91,19 @@ TEST(JsonNumbers, NearestDoubleAndIntegerTypes) {
   }
 }
 
+// "999999999999d" multiplied past 64-bit milliseconds (UBSan: signed overflow in
+// parse_duration); found with fuzz_config's sanitizer build. It is not a duration, like any
+// other unreadable value, and a setting given it names itself.
+TEST(FuzzRegression, DurationPastTheMillisecondRangeIsRefused) {
+  EXPECT_FALSE(config::parse_duration("999999999999d"));
+  EXPECT_FALSE(config::parse_duration("106751991168d"));
+  EXPECT_EQ(config::parse_duration("106751991167d"),
+            config::millis(std::int64_t(106751991167) * 86'400'000));
+  EXPECT_EQ(config::parse_duration("999999999999h"), config::millis(999999999999LL * 3'600'000));
+  auto r = config::load({"--cache.ttl=999999999999d"}, [](const char*) { return nullptr; }, "");
+  EXPECT_NE(r.error.find("cache.ttl"), std::string::npos) << r.error;
+}
+
 TEST(FuzzRegression, IngestZeroWithLargeExponentIsAZeroReading) {
   auto r = http::parse_readings(batch("0e308", "-0e300"), now, 300 * micros_per_second);
   ASSERT_TRUE(r.errors.empty()) << r.errors.front().field << " " << r.errors.front().reason;
