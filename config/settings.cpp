@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace joule::config {
@@ -385,17 +386,23 @@ std::optional<millis> parse_duration(const std::string& text) {
     return std::nullopt;
   std::int64_t n = std::stoll(t.substr(0, i));
   auto unit = t.substr(i);
+  std::int64_t ms_per_unit = 0;
   if (unit == "ms")
-    return millis(n);
-  if (unit == "s" || unit.empty())
-    return millis(n * 1000);
-  if (unit == "m" || unit == "min")
-    return millis(n * 60'000);
-  if (unit == "h")
-    return millis(n * 3'600'000);
-  if (unit == "d")
-    return millis(n * 86'400'000);
-  return std::nullopt;
+    ms_per_unit = 1;
+  else if (unit == "s" || unit.empty())
+    ms_per_unit = 1000;
+  else if (unit == "m" || unit == "min")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return std::nullopt;
+  // Twelve digits of days overflow 64-bit milliseconds ("999999999999d" was signed overflow).
+  if (n > std::numeric_limits<std::int64_t>::max() / ms_per_unit)
+    return std::nullopt;
+  return millis(n * ms_per_unit);
 }
 
 std::string format_duration(millis d) {

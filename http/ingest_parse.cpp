@@ -7,6 +7,7 @@
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
+#include "http/json_numbers.hpp"
 #include "http/router.hpp"
 
 namespace joule::http {

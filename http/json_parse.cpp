@@ -1,5 +1,7 @@
 #include "http/json_parse.hpp"
 
+#include "http/json_numbers.hpp"
+
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
@@ -34,7 +36,11 @@ struct depth_capped {
   bool Int64(std::int64_t i) { return doc.Int64(i); }
   bool Uint64(std::uint64_t i) { return doc.Uint64(i); }
   bool Double(double d) { return doc.Double(d); }
-  bool RawNumber(const char* s, SizeType n, bool copy) { return doc.RawNumber(s, n, copy); }
+  // Numbers arrive as text (exact_numbers_flags) and are converted exactly: RapidJSON's own
+  // full-precision conversion is wrong at the edges (http/json_numbers.hpp).
+  bool RawNumber(const char* s, SizeType n, bool) {
+    return forward_json_number(doc, std::string_view(s, n));
+  }
   bool String(const char* s, SizeType n, bool copy) { return doc.String(s, n, copy); }
   bool Key(const char* s, SizeType n, bool copy) { return doc.Key(s, n, copy); }
   bool StartObject() { return open() && doc.StartObject(); }
@@ -59,7 +65,7 @@ std::optional<json_error> parse_json(std::string_view body, rapidjson::Document&
                                      int max_depth) {
   // Iterative: the parser keeps its state on a heap stack instead of recursing per level.
   // Strict JSON: NaN and Infinity literals are parse errors, as the standard says.
-  constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+  constexpr unsigned flags = rapidjson::kParseIterativeFlag | exact_numbers_flags;
   doc.SetNull();
   // RapidJSON's streams read a NUL byte as the end of input, so "{}\0anything" would pass.
   // A raw NUL is never valid JSON (inside strings it must be escaped): refuse it outright.
