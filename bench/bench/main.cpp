@@ -22,7 +22,8 @@ const char* usage =
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
     "                 [--gap 500ms]\n"
     "  ingest         --url U [--duration 10s] [--batch 1000] [--ingest-connections 2]\n"
-    "                 [--read-rate 200] [--connections 16]\n";
+    "                 [--read-rate 200] [--connections 16]\n"
+    "  read, ingest   [--token T]: the open-loop reads send `Authorization: Bearer T`\n";
 
 void write_file(const std::string& path, const std::string& text, bool append) {
   std::ofstream out(path, append ? std::ios::app : std::ios::trunc);
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
                      "ingest-connections", "read-rate", "json", "markdown",
                      "hot-households", "rules", "server-pid", "api-connections", "idle",
-                     "ready-timeout", "cooldown"});
+                     "ready-timeout", "cooldown", "token"});
     install_stop_signal_handlers();
     scenario_report report;
     const auto& s = a.subcommand();

@@ -195,6 +195,8 @@ void connection::send(uint64_t index) {
   request_.version(11);
   request_.set(http::field::host, engine_.options().url.host);
   request_.keep_alive(true);
+  if (!engine_.options().token.empty())
+    request_.set(http::field::authorization, "Bearer " + engine_.options().token);
   if (!r.body.empty()) {
     request_.set(http::field::content_type, "application/json");
     request_.body() = r.body;

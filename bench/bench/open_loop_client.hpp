@@ -33,6 +33,7 @@ struct open_loop_options {
   int connections = 64;                      // keep-alive pool size (split across threads)
   int threads = 1;                           // 1–2; each runs its own io_context and pool
   std::chrono::milliseconds timeout{2000};   // per request, from the moment it is sent
+  std::string token;                         // non-empty: sent as `Authorization: Bearer <token>`
 };
 
 struct open_loop_run {
