@@ -2,7 +2,7 @@
 # PostgreSQL, server start-up, and the rollup catch-up wait. Sourced after lib.sh, once
 # start_postgres has set PGPORT. Not executed.
 #
-# Callers set: sim (joule-sim), results (backfill.json goes there), and before
+# Callers set: sim (joule-sim), results (backfill.json goes there, or to backfill_file), and before
 # bench_dataset_params: quick (0|1).
 
 # bench_dataset_params: the standard dataset (1,000 households, 24 h at 10 s ≈ 45 M rows) or,
@@ -83,7 +83,7 @@ _run_backfill() {  # _run_backfill ARGS... -> sets backfill_json
   log "joule-sim backfill $*"
   backfill_json=$("$sim" backfill --households "$households" --interval "$interval" --seed "$seed" \
     --db "$db" --json "$@")
-  echo "$backfill_json" >"$results/backfill.json"
+  echo "$backfill_json" >"${backfill_file:-$results/backfill.json}"
   log "backfill: $backfill_json"
 }
 
