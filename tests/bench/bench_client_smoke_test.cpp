@@ -66,6 +66,22 @@ TEST_F(BenchClientSmoke, ReadScenarioCompletesAndReportsEveryRequest) {
   EXPECT_GE(server_.requests(), 1200u);
 }
 
+// --token: every open-loop read carries the bearer token (the old server ignores it, a server
+// with authentication needs it); without the option no Authorization header is sent.
+TEST_F(BenchClientSmoke, ReadScenarioSendsTheBearerTokenOnEveryRequest) {
+  auto doc = run_bench("read --url " + url() + " --households 5 --seed 3 --rates 100 "
+                       "--duration 1s --connections 4 --cooldown 0s --token s3cr3t-t0ken");
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["servers"]["cache"]["runs"][0]["all"]["ok"].GetUint64(), 100u);
+  EXPECT_EQ(server_.requests_with_authorization("Bearer s3cr3t-t0ken"), 100u);
+  EXPECT_EQ(server_.requests_with_authorization(""), 0u);
+
+  run_bench("read --url " + url() + " --households 5 --seed 3 --rates 50 --duration 1s "
+            "--connections 4 --cooldown 0s");
+  EXPECT_EQ(server_.requests_with_authorization(""), 50u);
+  EXPECT_EQ(server_.requests_with_authorization("Bearer s3cr3t-t0ken"), 100u);
+}
+
 TEST_F(BenchClientSmoke, RawVsRollupParsesStubAnswers) {
   auto doc = run_bench("raw-vs-rollup --url " + url() + " --raw-url " + url() +
                        " --households 5 --requests 3");

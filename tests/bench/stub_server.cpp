@@ -8,6 +8,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -73,6 +74,7 @@ struct stub_server::impl {
   std::chrono::milliseconds delay{0};
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> requests{0};
+  std::map<std::string, uint64_t> by_authorization;  // guarded by mutex
   std::thread accept_thread;
   std::mutex mutex;
   std::vector<std::thread> sessions;
@@ -103,6 +105,10 @@ struct stub_server::impl {
       if (ec)
         break;
       ++requests;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++by_authorization[std::string(req[http::field::authorization])];
+      }
       if (delay.count() > 0)
         std::this_thread::sleep_for(delay);
       auto [status, body] = answer(req);
@@ -149,5 +155,11 @@ stub_server::~stub_server() {
 
 uint16_t stub_server::port() const { return impl_->acceptor.local_endpoint().port(); }
 uint64_t stub_server::requests() const { return impl_->requests; }
+
+uint64_t stub_server::requests_with_authorization(const std::string& value) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  auto it = impl_->by_authorization.find(value);
+  return it == impl_->by_authorization.end() ? 0 : it->second;
+}
 
 } // namespace joule::bench::test

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace joule::bench::test {
 
@@ -21,6 +22,8 @@ public:
 
   uint16_t port() const;
   uint64_t requests() const;
+  /// Requests whose Authorization header was exactly `value` ("" counts those without one).
+  uint64_t requests_with_authorization(const std::string& value) const;
 
 private:
   struct impl;
