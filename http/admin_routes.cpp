@@ -11,6 +11,7 @@
 #include "core/timefmt.hpp"
 #include "db/tokens.hpp"
 #include "http/errors.hpp"
+#include "http/pool_job.hpp"
 #include "http/json_parse.hpp"
 
 namespace joule::http {
@@ -62,29 +63,6 @@ response json(int status, std::string body) {
   r.status = status;
   r.body = std::move(body);
   return r;
-}
-
-// Runs `fn(session)` on the DB pool and hands its result (type T) to `then`.
-template <class T, class Fn, class Then>
-void on_pool(caf::event_based_actor* self, const env_ptr& env, const char* label, bool retry,
-             Fn fn, reply_fn reply, Then then) {
-  auto pool = env->registry->get<db_pool_actor>();
-  if (!pool)
-    return reply(starting_response());
-  db_job job;
-  job.label = label;
-  job.timeout = env->settings.db_request_deadline;
-  job.retry_on_disconnect = retry;
-  job.run = [fn = std::move(fn)](db::session& s) -> std::any { return fn(s); };
-  self->request(pool, job.timeout + std::chrono::seconds(1), std::move(job))
-      .then(
-          [reply, then](db_done& d) {
-            if (auto* v = std::any_cast<T>(&d.value))
-              then(std::move(*v));
-            else
-              reply(error_response(500, "internal", "internal error"));
-          },
-          [reply](caf::error& e) { reply(error_response(e)); });
 }
 
 std::string caller(const auth::identity& who) {

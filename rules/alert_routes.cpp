@@ -8,6 +8,7 @@
 #include "core/registry.hpp"
 #include "core/timefmt.hpp"
 #include "http/errors.hpp"
+#include "http/pool_job.hpp"
 #include "http/router.hpp"
 #include "rules/alert_interfaces.hpp"
 #include "rules/rule_sql.hpp"
@@ -52,36 +53,12 @@ failure rule_missing(const std::string& id) {
   return f;
 }
 
-// Runs `fn(session)` on the DB pool and hands its result (type T) to `then`; errors are
-// answered directly.
-template <class T, class Fn, class Then>
-void on_pool(caf::event_based_actor* self, const env_ptr& env, const char* label, bool retry,
-             Fn fn, reply_fn reply, Then then) {
-  auto pool = env->registry->get<db_pool_actor>();
-  if (!pool)
-    return reply(http::starting_response());
-  db_job job;
-  job.label = label;
-  job.timeout = env->settings.db_request_deadline;
-  job.retry_on_disconnect = retry;
-  job.run = [fn = std::move(fn)](db::session& s) -> std::any { return fn(s); };
-  self->request(pool, job.timeout + std::chrono::seconds(1), std::move(job))
-      .then(
-          [reply, then](db_done& d) {
-            if (auto* v = std::any_cast<T>(&d.value))
-              then(std::move(*v));
-            else
-              reply(http::error_response(500, "internal", "internal error"));
-          },
-          [reply](caf::error& e) { reply(http::error_response(e)); });
-}
-
 // A create or update: stores the rule, forwards it to the manager, then answers. Forwarding
 // before answering lets a client that reads the response rely on the change being on its way
 // to the evaluators.
 void write_rule(caf::event_based_actor* self, const env_ptr& env, const char* label,
                 std::function<alert_rule(db::session&)> store, int status, reply_fn reply) {
-  on_pool<alert_rule>(self, env, label, false, std::move(store), reply,
+  http::on_pool<alert_rule>(self, env, label, false, std::move(store), reply,
                       [self, env, status, reply](alert_rule stored) {
                         if (auto m = env->registry->get<alert_manager_actor>())
                           self->send(m, rule_set_atom::value, stored);
@@ -122,7 +99,7 @@ http::route make(const char* method, const char* pattern, const char* name,
 }
 
 void list(caf::event_based_actor* self, const env_ptr& env, route_request& req, reply_fn reply) {
-  on_pool<std::vector<alert_rule>>(
+  http::on_pool<std::vector<alert_rule>>(
       self, env, "alerts.list_rules", true,
       [hh = req.who.households](db::session& s) { return list_rules(s, hh); }, reply,
       [reply](std::vector<alert_rule> rules) { reply(json(200, render_rules(rules))); });
@@ -149,7 +126,7 @@ void read(caf::event_based_actor* self, const env_ptr& env, route_request& req, 
   auto id = rule_id(req, reply);
   if (!id)
     return;
-  on_pool<alert_rule>(
+  http::on_pool<alert_rule>(
       self, env, "alerts.get_rule", true,
       [id = *id, hh = req.who.households](db::session& s) {
         auto r = get_rule(s, id, hh);
@@ -188,7 +165,7 @@ void remove(caf::event_based_actor* self, const env_ptr& env, route_request& req
   auto id = rule_id(req, reply);
   if (!id)
     return;
-  on_pool<bool>(
+  http::on_pool<bool>(
       self, env, "alerts.delete_rule", true,
       [id = *id, hh = req.who.households](db::session& s) {
         if (!delete_rule(s, id, hh))
@@ -233,7 +210,7 @@ void events(caf::event_based_actor* self, const env_ptr& env, route_request& req
                                         "unknown query parameter '" + k + "'"));
     }
   }
-  on_pool<std::vector<event_row>>(
+  http::on_pool<std::vector<event_row>>(
       self, env, "alerts.events", true,
       [rule, since, limit, hh = req.who.households](db::session& s) {
         return list_events(s, rule, since, limit, hh);
