@@ -1,6 +1,7 @@
 #include "http/routes.hpp"
 
 #include <chrono>
+#include <unordered_map>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -47,10 +48,22 @@ route_table::lookup route_table::match(const std::string& method,
 
 namespace {
 
+// Per request: the registry's lookup builds label text and takes its mutex, so each thread
+// keeps the handles it has used (histograms live as long as the registry; route names and
+// statuses are bounded sets).
 metrics::histogram& latency(const std::string& route, int status) {
-  return metrics::global().get_histogram(
+  thread_local std::unordered_map<std::string, metrics::histogram*> known;
+  auto key = route;
+  key += ':';
+  key += std::to_string(status);
+  auto it = known.find(key);
+  if (it != known.end())
+    return *it->second;
+  auto& h = metrics::global().get_histogram(
       "joule_http_request_duration_seconds", "HTTP request latency by route and status",
       metrics::label("route", route) + "," + metrics::label("status", std::to_string(status)));
+  known.emplace(std::move(key), &h);
+  return h;
 }
 
 } // namespace
