@@ -51,20 +51,31 @@ void raw_connection::shutdown_send() {
     ::shutdown(fd_, SHUT_WR);
 }
 
-bool raw_connection::fill(std::chrono::steady_clock::time_point until) {
-  if (fd_ < 0)
-    return false;
+namespace {
+
+// Waits until `fd` has data (or EOF/error) to read; false when `until` passes first.
+bool readable(int fd, std::chrono::steady_clock::time_point until) {
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     until - std::chrono::steady_clock::now())
                     .count();
     if (left <= 0)
       return false;
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left));
     if (r < 0 && errno == EINTR)
       continue;
-    if (r <= 0)
+    return r > 0;
+  }
+}
+
+} // namespace
+
+bool raw_connection::fill(std::chrono::steady_clock::time_point until) {
+  if (fd_ < 0)
+    return false;
+  for (;;) {
+    if (!readable(fd_, until))
       return false;
     char tmp[16384];
     auto n = ::recv(fd_, tmp, sizeof tmp, 0);
@@ -120,16 +131,7 @@ http_result raw_connection::read_response(std::chrono::milliseconds timeout) {
 bool raw_connection::wait_closed(std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   while (fd_ >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    until - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0)
-      return false;
-    pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r == 0)
+    if (!readable(fd_, until))
       return false;
     char tmp[16384];
     auto n = ::recv(fd_, tmp, sizeof tmp, 0);
