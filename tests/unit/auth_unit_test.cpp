@@ -199,7 +199,10 @@ TEST(AuthSettings, NotRequiredOnlyOnLoopback) {
 // lookup, constant-time compare, expiry, rate gate): what auth adds to a warm-cache answer.
 // Printed for the benchmark note; the bound only catches an accidental database round trip or
 // lock storm, not a few percent.
-TEST(AuthGuard, CachedTokenIsVerifiedInMicroseconds) {
+// A cached token is answered from the in-process cache: with no actor to ask (self is null and
+// the registry is empty) every request still authenticates. Its cost is measured by
+// `joule-bench auth-overhead`, not here.
+TEST(AuthGuard, CachedTokenIsVerifiedWithoutAskingTheAuthActor) {
   auto cache = std::make_shared<token_cache>(1000);
   auto token = new_token();
   auto e = std::make_shared<token_entry>();
@@ -223,14 +226,18 @@ TEST(AuthGuard, CachedTokenIsVerifiedInMicroseconds) {
   req.remote_addr = "127.0.0.1";
   req.headers = {{"Host", "127.0.0.1"}, {"User-Agent", "bench"}, {"Accept", "*/*"},
                  {"Authorization", "Bearer " + token}};
-  const int n = 200000;
-  int ok = 0;
-  auto t0 = std::chrono::steady_clock::now();
+  const int n = 1000;
+  int ok = 0, refused = 0;
+  std::string token_id;
   for (int i = 0; i < n; ++i)
     guard->authenticate(
-        nullptr, req, [&ok](auth::identity) { ++ok; }, [](http::response) {});
-  auto us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+        nullptr, req,
+        [&](auth::identity who) {
+          ++ok;
+          token_id = who.token_id;
+        },
+        [&refused](http::response) { ++refused; });
   EXPECT_EQ(ok, n);
-  std::printf("authentication of a cached token: %.2f µs per request\n", us);
-  EXPECT_LT(us, 20.0);
+  EXPECT_EQ(refused, 0);
+  EXPECT_EQ(token_id, "id");
 }

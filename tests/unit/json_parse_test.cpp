@@ -78,11 +78,11 @@ TEST(JsonParse, HostileDepthsFailFastWithoutTouchingTheStack) {
   // 200,000 '[' overflowed the recursive parser's stack (the server died); 5 M now just
   // stops at the cap.
   for (std::size_t n : {200'000u, 5'000'000u}) {
-    auto t0 = std::chrono::steady_clock::now();
     auto e = parse_json(std::string(n, '['), d, 32);
     ASSERT_TRUE(e);
     EXPECT_EQ(e->kind, json_error::kind_t::too_deep);
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+    // It stops at the cap instead of reading (or building) the rest of the body.
+    EXPECT_LT(e->offset, 100u);
   }
   // Even with a cap as high as the input, the iterative parser recurses not at all.
   EXPECT_FALSE(parse_json(arrays(200'000), d, 1'000'000));
