@@ -466,64 +466,93 @@
     return keys.length ? s.labels[keys[0]] : '';
   }
 
-  function renderRollups(metrics) {
+  // Rollup lag from /metrics; the last refresh from each refresh actor's status
+  // (refresh.<rollup>.last_duration_ms), the mean from the duration histogram.
+  function renderRollups(metrics, status) {
     const tbody = $('op-rollups').tBodies[0];
     clear(tbody);
     const names = new Set(pick(metrics, 'joule_rollup_lag_seconds').map(keyLabel));
-    for (const s of pick(metrics, 'joule_rollup_refreshes_total'))
-      names.add(keyLabel(s));
+    for (const k of Object.keys(status))
+      if (k.startsWith('refresh.'))
+        names.add(k.slice('refresh.'.length));
     const byRollup = (name, rollup) =>
         metrics.filter((s) => s.name === name && keyLabel(s) === rollup);
     for (const rollup of [...names].filter(Boolean).sort()) {
+      const st = status['refresh.' + rollup] || {};
       const tr = document.createElement('tr');
       tr.dataset.rollup = rollup;
       const sum = total(byRollup('joule_rollup_refresh_duration_seconds_sum', rollup));
       const count = total(byRollup('joule_rollup_refresh_duration_seconds_count', rollup));
-      const last = byRollup('joule_rollup_last_refresh_duration_seconds', rollup);
+      const lag = byRollup('joule_rollup_lag_seconds', rollup);
       cell(tr, rollup, 'mono');
-      cell(tr, fmtSeconds(total(byRollup('joule_rollup_lag_seconds', rollup))), 'num');
-      cell(tr, last.length ? fmtSeconds(total(last)) : '—', 'num');
+      cell(tr, lag.length ? fmtSeconds(total(lag)) : '—', 'num');
+      cell(tr, typeof st.last_duration_ms === 'number' ? fmtSeconds(st.last_duration_ms / 1000)
+                                                       : '—', 'num');
       cell(tr, count ? fmtSeconds(sum / count) : '—', 'num');
-      cell(tr, fmtNumber(total(byRollup('joule_rollup_refreshes_total', rollup))), 'num');
-      cell(tr, fmtNumber(total(byRollup('joule_rollup_invalidations_pending', rollup))), 'num');
+      cell(tr, fmtNumber(st.cycles !== undefined ? st.cycles : count), 'num');
+      cell(tr, fmtNumber(st.invalidations_pending !== undefined
+                             ? st.invalidations_pending
+                             : total(byRollup('joule_rollup_invalidations_pending', rollup))),
+           'num');
       tbody.appendChild(tr);
     }
     if (!tbody.rows.length)
-      emptyRow(tbody, 6, 'No rollup metrics yet.');
+      emptyRow(tbody, 6, 'No rollup figures yet.');
   }
 
-  function renderFigures(metrics) {
+  function renderFigures(metrics, status) {
     const tbody = $('op-figures').tBodies[0];
     clear(tbody);
     const row = (label, value) => {
       const tr = document.createElement('tr');
+      tr.dataset.figure = label;
       const th = document.createElement('th');
       th.textContent = label;
       tr.appendChild(th);
       cell(tr, value, 'num');
       tbody.appendChild(tr);
     };
-    row('DB pool: jobs in flight', fmtNumber(total(pick(metrics, 'joule_db_pool_in_flight'))));
+    const pool = status.db_pool || {};
+    row('DB pool workers (busy / all)', fmtNumber(pool.busy) + ' / ' + fmtNumber(pool.workers));
+    row('DB pool queued jobs', fmtNumber(pool.queued));
+    row('DB pool timeouts / rejected', fmtNumber(pool.timeouts) + ' / ' + fmtNumber(pool.rejected));
     row('DB reconnects', fmtNumber(total(pick(metrics, 'joule_db_reconnects_total'))));
-    for (const s of pick(metrics, 'joule_cache_requests_total'))
-      row('cache ' + keyLabel(s), fmtNumber(s.value));
+    const cache = status.cache || {};
+    row('cache', cache.enabled === false ? 'disabled' : 'breaker ' + (cache.breaker || '—'));
+    const outcomes = pick(metrics, 'joule_cache_requests_total');
+    const reads = total(outcomes);
+    for (const s of outcomes)
+      row('cache ' + keyLabel(s), fmtNumber(s.value) +
+          (reads ? ' (' + (100 * s.value / reads).toFixed(0) + ' %)' : ''));
     row('Redis errors', fmtNumber(total(pick(metrics, 'joule_cache_redis_errors_total'))));
-    row('alert outbox depth', fmtNumber(total(pick(metrics, 'joule_alert_outbox_depth'))));
+    const notifier = status['alerts.notifier'] || {};
+    const depth = pick(metrics, 'joule_alert_outbox_depth');
+    row('alert outbox depth', fmtNumber(notifier.outbox_depth !== undefined
+                                            ? notifier.outbox_depth : total(depth)));
     const oldest = pick(metrics, 'joule_alert_outbox_oldest_due_seconds');
     row('oldest due notification', oldest.length ? fmtSeconds(total(oldest)) : '—');
     row('HTTP sessions', fmtNumber(total(pick(metrics, 'joule_http_sessions'))));
   }
 
-  function renderRestarts(metrics) {
+  // Restarts per supervised actor (supervisor status), plus any counted by the metric alone
+  // (DB workers restarted by their pool).
+  function renderRestarts(metrics, status) {
     const tbody = $('op-restarts').tBodies[0];
     clear(tbody);
-    const samples = pick(metrics, 'joule_actor_restarts_total');
-    if (!samples.length)
-      emptyRow(tbody, 2, 'No actor has restarted.');
-    for (const s of samples) {
+    const rows = new Map();
+    const sup = status.supervisor || {};
+    for (const name of Object.keys(sup))
+      if (sup[name] && typeof sup[name].restarts === 'number')
+        rows.set(name, { restarts: sup[name].restarts, running: sup[name].running });
+    for (const s of pick(metrics, 'joule_actor_restarts_total'))
+      if (!rows.has(keyLabel(s)))
+        rows.set(keyLabel(s), { restarts: s.value });
+    if (!rows.size)
+      emptyRow(tbody, 2, 'No supervised actors reported.');
+    for (const [name, r] of [...rows].sort()) {
       const tr = document.createElement('tr');
-      cell(tr, keyLabel(s), 'mono');
-      cell(tr, fmtNumber(s.value), 'num');
+      cell(tr, name + (r.running === false ? ' (down)' : ''), 'mono');
+      cell(tr, fmtNumber(r.restarts), 'num');
       tbody.appendChild(tr);
     }
   }
@@ -569,9 +598,9 @@
       if (gen !== state.generation)
         return;
       const metrics = parseMetrics(text);
-      renderRollups(metrics);
-      renderFigures(metrics);
-      renderRestarts(metrics);
+      renderRollups(metrics, status);
+      renderFigures(metrics, status);
+      renderRestarts(metrics, status);
       renderStatus(status);
       $('operator-updated').textContent = 'updated ' + fmtTime(new Date().toISOString());
       showMessage('');
