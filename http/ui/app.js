@@ -162,13 +162,15 @@
   }
 
   // Draws (or redraws) a chart; `series` are uPlot series options after the x axis.
-  function draw(name, el, data, series, yLabel) {
+  function draw(name, el, data, series, yLabel, fromZero) {
     if (charts[name])
       charts[name].destroy();
+    const y = fromZero ? { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] }
+                       : {};
     const opts = {
       width: chartWidth(el),
       height: 260,
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y },
       axes: [{}, { label: yLabel, size: 70 }],
       series: [{}].concat(series),
       legend: { live: true },
@@ -239,7 +241,7 @@
     const u = draw('energy', el, [xs, vs], [{
       label: 'energy (Wh)', stroke: '#2563eb', fill: 'rgba(37,99,235,0.25)',
       paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false },
-    }], 'Wh per bucket');
+    }], 'Wh per bucket', true);
     el.dataset.src = url;
     el.dataset.step = r.step;
     el.dataset.points = String(r.series.length);
@@ -348,6 +350,7 @@
       emptyRow(eventsBody, 5, 'No events.');
     for (const e of recent) {
       const tr = document.createElement('tr');
+      tr.dataset.alertId = e.alert_id;
       cell(tr, fmtTime(e.created_at));
       cell(tr, e.status, e.status);
       cell(tr, fmtNumber(e.observed), 'num');

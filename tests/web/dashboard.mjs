@@ -37,22 +37,34 @@ async function api(path, token) {
   return res.json();
 }
 
-// One alert rule on the device, so the device panel has something to list.
+// Two alert rules on the device, so the device panel has something to list: one that never
+// fires, one that fires at once (any reading is over 0 W; its webhook goes to a closed port, so
+// the event shows a failed delivery attempt).
 const closedPort = await new Promise((resolve) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => {
     const p = s.address().port;
     s.close(() => resolve(p));
   });
 });
-const ruleRes = await fetch(base + '/alerts/rules', {
-  method: 'POST',
-  headers: { Authorization: 'Bearer ' + admin, 'Content-Type': 'application/json' },
-  body: JSON.stringify({ scope: 'device', scope_id: device, metric: 'power_w_avg', window: '5m',
-                         op: '>', value: 1e9, webhook_url: `http://127.0.0.1:${closedPort}/h`,
-                         webhook_secret: 's' }),
-});
-const rule = await ruleRes.json();
-check(ruleRes.status === 201, 'set-up: alert rule created');
+async function createRule(metric, window, value) {
+  const res = await fetch(base + '/alerts/rules', {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + admin, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ scope: 'device', scope_id: device, metric, window, op: '>', value,
+                           webhook_url: `http://127.0.0.1:${closedPort}/h`, webhook_secret: 's' }),
+  });
+  check(res.status === 201, `set-up: alert rule ${metric} > ${value} created`);
+  return res.json();
+}
+const rule = await createRule('power_w_avg', '5m', 1e9);
+const firing = await createRule('power_w_max', '1m', 0);
+let events = [];
+for (let i = 0; i < 60 && !events.length; i++) {
+  events = (await api('/alerts/events?rule_id=' + firing.id, admin)).events;
+  if (!events.length)
+    await new Promise((r) => setTimeout(r, 250));
+}
+check(events.length > 0, 'set-up: the firing rule has an event');
 
 const browser = await puppeteer.launch({
   executablePath: process.env.JOULE_CHROMIUM || '/usr/bin/chromium',
@@ -159,7 +171,12 @@ try {
         JSON.stringify(power.max) === JSON.stringify(powerApi.series.map((p) => p.max)),
         `device power: avg and max (${power.xs.length} points) equal the API's`);
   await page.waitForSelector(`#rules tr[data-rule-id="${rule.id}"]`, { timeout: 15000 });
-  check(true, 'device panel lists the device\'s alert rule');
+  const ruleRows = await page.$$eval('#rules tr[data-rule-id]', (trs) => trs.map((t) => t.dataset.ruleId));
+  check(ruleRows.includes(rule.id) && ruleRows.includes(firing.id),
+        `device panel lists the device's ${ruleRows.length} alert rules`);
+  const eventRows = await page.$$eval('#events tr[data-alert-id]', (trs) => trs.map((t) => t.dataset.alertId));
+  check(events.length > 0 && eventRows.includes(events[0].alert_id),
+        `device panel shows the firing rule's event (${eventRows.length} events listed)`);
   await page.screenshot({ path: `${out}/dashboard.png`, fullPage: true });
   check(page.errors.length === 0, 'household view: no console errors' +
         (page.errors.length ? '\n    ' + page.errors.join('\n    ') : ''));
@@ -205,7 +222,9 @@ try {
   check(await wrong.evaluate(() => sessionStorage.getItem('joule.token') === null),
         'wrong token: not kept');
   await wrong.screenshot({ path: `${out}/wrong-token.png` });
+  // Chromium logs the refused call itself: seeing it proves the console is being watched.
   const wrongErrors = wrong.errors.filter((e) => !/status of 401/.test(e));
+  check(wrong.errors.length > wrongErrors.length, 'wrong token: the 401 reached the console log');
   check(wrongErrors.length === 0, 'wrong token: no console errors but the 401s' +
         (wrongErrors.length ? '\n    ' + wrongErrors.join('\n    ') : ''));
 } catch (e) {
