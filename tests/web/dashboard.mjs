@@ -104,11 +104,11 @@ const energyChart = (page) => page.evaluate(() => {
            xs: Array.from(u.data[0]), vs: Array.from(u.data[1]) };
 });
 
-async function compareEnergy(page, step) {
-  await page.waitForFunction((s) => {
+async function compareEnergy(page, step, notSrc) {
+  await page.waitForFunction((s, old) => {
     const el = document.getElementById('energy-chart');
-    return el.dataset.step === s && window.jouleDashboard.charts.energy;
-  }, { timeout: 15000 }, step);
+    return el.dataset.step === s && el.dataset.src !== old && window.jouleDashboard.charts.energy;
+  }, { timeout: 15000 }, step, notSrc || '');
   const shown = await energyChart(page);
   const answer = await api(shown.src, readAlerts);
   const xs = answer.series.map((p) => Date.parse(p.t) / 1000);
@@ -152,7 +152,16 @@ try {
   check(hour.xs.length < five.xs.length && hour.src !== five.src,
         `switching to 1 h re-rendered (${five.xs.length} -> ${hour.xs.length} points)`);
   await page.click('#step-5m');
-  await compareEnergy(page, '5m');
+  const back = await compareEnergy(page, '5m', hour.src);
+  // The range picker: the last 6 hours instead of 24 asks for a shorter window.
+  await page.select('#range', '6h');
+  const six = await compareEnergy(page, '5m', back.src);
+  const span = (src) => { const q = new URL(src, base).searchParams;
+                          return (Date.parse(q.get('end')) - Date.parse(q.get('start'))) / 3600e3; };
+  check(Math.round(span(back.src)) === 24 && Math.round(span(six.src)) === 6,
+        `range picker: 24 h -> 6 h window (${span(back.src).toFixed(2)} h -> ${span(six.src).toFixed(2)} h)`);
+  await page.select('#range', '24h');
+  await compareEnergy(page, '5m', six.src);
 
   // The device panel: the top device is selected; pick ours explicitly.
   await page.click(`#top-devices tr[data-device-id="${device}"]`);
