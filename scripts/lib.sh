@@ -112,11 +112,22 @@ stop_postgres() {
 start_redis() {
   local name=$1
   local root; root=$(data_root)
-  REDIS_DIR=$root/redis-$name; mkdir -p "$REDIS_DIR"
-  REDIS_PORT=$(free_port "redis-$name")
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-    --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
-  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  REDIS_DIR=$root/redis-$name; mkdir -p "$REDIS_DIR"; REDIS_DIR=$(realpath "$REDIS_DIR")
+  # Another process may take the probed port before Redis binds it (then a ping would even
+  # reach someone else's server): try further ports until OUR server answers, by its dir.
+  local attempt
+  for attempt in 0 1 2 3 4; do
+    REDIS_PORT=$(free_port "redis-$name" $((attempt * 41)))
+    rm -f "$REDIS_DIR/redis.pid"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+      --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" || true
+    for _ in $(seq 50); do
+      [ "$(redis-cli -p "$REDIS_PORT" config get dir 2>/dev/null | sed -n 2p)" = "$REDIS_DIR" ] &&
+        break 2
+      sleep 0.1
+    done
+    ((attempt < 4)) || { log "Redis did not start (see $REDIS_DIR/redis.log)"; return 1; }
+  done
   export REDIS_PORT REDIS_DIR
   log "Redis on 127.0.0.1:$REDIS_PORT"
 }
