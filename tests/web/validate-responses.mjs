@@ -86,9 +86,18 @@ function check(what, method, path, res, body) {
   if (!doc)
     return fail('status not documented for this operation');
   const { resp, ptr } = doc;
-  for (const h of Object.keys(resp.headers || {}))
-    if (!res.headers.get(h))
+  for (const [h, def] of Object.entries(resp.headers || {})) {
+    const value = res.headers.get(h);
+    if (!value) {
       fail(`documented header ${h} missing`);
+      continue;
+    }
+    const schema = (def.$ref ? spec.components.headers[def.$ref.split('/').pop()] : def).schema;
+    if (schema && schema.enum && !schema.enum.includes(value))
+      fail(`header ${h}: ${value} is not one of ${schema.enum}`);
+    if (schema && schema.type === 'integer' && !/^[0-9]+$/.test(value))
+      fail(`header ${h}: ${value} is not an integer`);
+  }
   if (!resp.content) {
     if (body.length)
       fail('documented without a body, but one was sent');
