@@ -27,6 +27,7 @@
 #include "http/ingest_routes.hpp"
 #include "http/routes.hpp"
 #include "http/system_routes.hpp"
+#include "http/ui_routes.hpp"
 #include "http/server.hpp"
 #include "rules/alert_routes.hpp"
 #include "rules/alerts_module.hpp"
@@ -149,6 +150,7 @@ void app::start() {
   http::add_analytics_routes(*table, env);
   http::add_ingest_routes(*table, env);
   http::add_admin_routes(*table, env);
+  http::add_ui_routes(*table);
   if (d.settings.alerts_enabled)
     rules::add_alert_routes(*table, env);
   http::auth_settings as;

@@ -5,7 +5,7 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps curl ninja-build)
+  redis-server procps curl ninja-build chromium)
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 
@@ -14,12 +14,33 @@ ensure_packages() {
   for p in "${JOULE_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
+  # Node.js and npm build the dashboard (uPlot) and run the web tests; a machine that has a
+  # Node.js of its own (which bundles npm) keeps it.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+# ensure_web_tools DIR: the npm packages of the web tests (tests/web/package-lock.json:
+# puppeteer-core, ajv, @redocly/cli) in DIR/node_modules, reinstalled only when the lock file
+# changed. npm's own cache makes a reinstall quick and offline.
+ensure_web_tools() {
+  local dir=$1 src=$JOULE_ROOT/tests/web
+  mkdir -p "$dir"
+  (
+    flock 9  # ctest -j: one install at a time
+    if [ -f "$dir/.installed" ] && cmp -s "$src/package-lock.json" "$dir/.installed"; then
+      exit 0
+    fi
+    log "npm ci: web test tools into $dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
+    cp "$src/package-lock.json" "$dir/.installed"
+  ) 9>"$dir/.lock"
 }
 
 # build DIR [cmake args...]
