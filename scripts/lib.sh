@@ -5,7 +5,7 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps curl ninja-build chromium)
+  redis-server procps iproute2 curl ninja-build chromium)
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 
@@ -59,13 +59,22 @@ build_joule() {
 }
 
 # A port derived from the checkout path, then probed upwards until free, so two
-# checkouts on one machine never collide.
+# checkouts on one machine never collide. Ports stay below the kernel's ephemeral range
+# (32768+ on Debian), where the outgoing connections of every client on the box take their
+# source ports: such a port refuses connections (so a connect probe calls it free) yet cannot
+# be bound. `ss` also sees sockets that use a port without listening on it.
 free_port() {
   local salt=$1
-  local base=$(( 20000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % 30000 + ${2:-0} ))
+  local lo; lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  local span=$(( lo - 10000 - 600 )); ((span > 1000)) || span=1000
+  local base=$(( 10000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % span + ${2:-0} ))
   local p
   for ((p = base; p < base + 500; p++)); do
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && continue
+    if command -v ss >/dev/null && [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+      continue
+    fi
+    echo "$p"; return
   done
   log "no free port near $base"; return 1
 }
