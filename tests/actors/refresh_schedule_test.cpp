@@ -98,4 +98,37 @@ TEST_F(RefreshSchedule, AFailedCycleRetriesAfterTheIntervalNotInATightLoop) {
   EXPECT_EQ(seen->total, 2);
 }
 
+// Issue 9 §4: rollups catching up share the process's slots (refresh.catchup_parallel): with
+// one slot the second rollup's first cycle (a potential catch-up) waits until the first's is
+// done, then runs; a slot held by an actor that dies is given back.
+TEST_F(RefreshSchedule, CatchUpCyclesWaitForASlotOfTheGate) {
+  auto gate = std::make_shared<db::catchup_gate>(1);
+  worker_handle = keep(sys->spawn(mock_worker, seen));
+  auto worker = caf::actor_cast<db_worker_actor>(worker_handle);
+  auto spawn = [&](const char* name) {
+    db::refresh_config cfg;
+    cfg.rollup = name;
+    cfg.schedule_interval = std::chrono::seconds(30);
+    cfg.gate = gate;
+    return keep(sys->spawn(db::refresh, cfg, worker));
+  };
+  auto a = spawn("device_1m");
+  run();
+  EXPECT_EQ(seen->total, 1);
+  auto b = spawn("household_5m");
+  run();
+  sched->advance_time(std::chrono::seconds(1));
+  run();
+  EXPECT_EQ(seen->total, 1) << "the second catch-up waits for the slot";
+  finish_all(200);
+  sched->advance_time(std::chrono::milliseconds(200));
+  run();
+  EXPECT_EQ(seen->total, 2) << "and runs once the first is done";
+  // The second one now holds the slot: an actor that dies gives it back.
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  run();
+  EXPECT_TRUE(gate->try_take() != nullptr);
+  (void)a;
+}
+
 } // namespace
