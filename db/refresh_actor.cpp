@@ -121,10 +121,12 @@ void run_cycle(self_ptr self) {
   auto& st = self->state;
   if (st.running)
     return;
-  // A cycle that may catch up on a backlog runs in a slot of the process's catch-up gate; a
-  // rollup without one asks again shortly (its normal cycles never wait).
+  // A cycle that may catch up on a backlog runs in a slot of the process's catch-up gate
+  // (coarse rollups first); a rollup without one asks again shortly (its normal cycles never
+  // wait).
   if (st.catching_up && st.cfg.gate && !st.slot) {
-    st.slot = st.cfg.gate->try_take();
+    const auto* spec = find_rollup(st.cfg.rollup);
+    st.slot = st.cfg.gate->try_take(st.queued, spec ? spec->width : 0);
     if (!st.slot) {
       self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
       return;
@@ -218,8 +220,16 @@ refresh_actor::behavior_type refresh(self_ptr self, refresh_config cfg, db_worke
   self->state.cfg = std::move(cfg);
   self->state.worker = std::move(worker);
   self->link_to(self->state.worker);
-  // First cycle right away: at first start this materialises existing history.
-  self->send(self, tick_atom::value);
+  // First cycle right away: at first start this materialises existing history. With a
+  // catch-up gate, every rollup of the process queues first and the first cycles start a
+  // moment later, so the slot goes to the coarsest rollup, not the first one spawned.
+  if (auto& gate = self->state.cfg.gate) {
+    const auto* spec = find_rollup(self->state.cfg.rollup);
+    gate->enqueue(self->state.queued, spec ? spec->width : 0);
+    self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
+  } else {
+    self->send(self, tick_atom::value);
+  }
   return {
       [self](tick_atom) { run_cycle(self); },
       [self](status_atom) -> std::string {

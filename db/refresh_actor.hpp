@@ -2,9 +2,12 @@
 // One rollup's refresh schedule: every schedule_interval run a policy cycle on the rollup's
 // own DB worker; run again at once while catch-up is cut into batches.
 
-#include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "config/settings.hpp"
@@ -15,23 +18,61 @@
 namespace joule::db {
 
 /// Slots for rollups catching up at once in one process (refresh.catchup_parallel), shared
-/// by the refresh actors. A slot is a token: dropping it (also when its actor dies) frees it.
+/// by the refresh actors. A free slot goes to the waiting rollup with the highest priority
+/// (the refresh actors use the bucket width: coarse rollups materialise far more time per row
+/// written and serve the long windows, so reads get cheap soonest). A slot, and a place in
+/// the queue, is a token: dropping it (also when its actor dies) gives it back.
 class catchup_gate {
 public:
-  explicit catchup_gate(int slots) : free_(std::make_shared<std::atomic<int>>(slots)) {}
-  /// A slot, or null when all are taken.
-  std::shared_ptr<void> try_take() {
-    auto cur = free_->load();
-    do {
-      if (cur <= 0)
-        return nullptr;
-    } while (!free_->compare_exchange_weak(cur, cur - 1));
-    // A non-null pointer whose deleter gives the slot back (the gate may be gone by then).
-    return std::shared_ptr<void>(free_.get(), [free = free_](void*) { free->fetch_add(1); });
+  explicit catchup_gate(int slots) : state_(std::make_shared<shared>()) { state_->free = slots; }
+
+  /// Takes a place in the queue (so that a rollup spawned later but of higher priority is
+  /// not overtaken by one whose first cycle happened to run first).
+  void enqueue(std::shared_ptr<void>& ticket, std::int64_t priority) {
+    if (ticket)
+      return;
+    std::lock_guard<std::mutex> lock{state_->m};
+    auto it = state_->waiting.insert(priority);
+    auto state = state_;
+    ticket = std::shared_ptr<void>(state.get(), [state, it](void*) {
+      std::lock_guard<std::mutex> l{state->m};
+      state->waiting.erase(it);
+    });
+  }
+
+  /// A slot, or null while none is free or a rollup of higher priority waits. `ticket` holds
+  /// the caller's place in the queue while it waits (keep it until a slot is granted).
+  std::shared_ptr<void> try_take(std::shared_ptr<void>& ticket, std::int64_t priority) {
+    std::shared_ptr<void> released;  // dropped after the lock is released
+    std::lock_guard<std::mutex> lock{state_->m};
+    auto& st = *state_;
+    if (!ticket) {
+      auto it = st.waiting.insert(priority);
+      auto state = state_;
+      ticket = std::shared_ptr<void>(state.get(), [state, it](void*) {
+        std::lock_guard<std::mutex> l{state->m};
+        state->waiting.erase(it);
+      });
+    }
+    if (st.free <= 0 || *st.waiting.begin() > priority)
+      return nullptr;
+    --st.free;
+    // Leave the queue: the ticket's deleter takes the lock, so drop it after this scope.
+    released = std::move(ticket);
+    auto state = state_;
+    return std::shared_ptr<void>(state.get(), [state](void*) {
+      std::lock_guard<std::mutex> l{state->m};
+      ++state->free;
+    });
   }
 
 private:
-  std::shared_ptr<std::atomic<int>> free_;
+  struct shared {
+    std::mutex m;
+    int free = 0;
+    std::multiset<std::int64_t, std::greater<std::int64_t>> waiting;
+  };
+  std::shared_ptr<shared> state_;
 };
 
 /// Catch-up progress of one rollup (the current or last catch-up).
@@ -80,6 +121,7 @@ struct refresh_state {
   // slot of the gate, paced by catchup_duty.
   bool catching_up = true;
   std::shared_ptr<void> slot;
+  std::shared_ptr<void> queued;  // place in the gate's queue while waiting for a slot
   catchup_progress catchup;
   std::chrono::steady_clock::time_point last_log{};
 };
