@@ -221,7 +221,7 @@ struct pending_scope {
 
 // A one-row CTE `meta(f, p, n, found)`. f: the log time of the oldest write inside a
 // materialised tier that no refresh has reflected yet (NULL: none); everything committed
-// before it is reflected. p: the pending late ranges of the scopes, "rollup lo hi" (µs, hi
+// before it is reflected. p: the late ranges of the scopes, "rollup lo hi kept" (µs, hi
 // inclusive) joined by ',' (NULL: none), for the caller to patch around; `p_param` is the
 // first parameter of the scopes' bounds.
 std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column,
@@ -248,7 +248,7 @@ std::string meta_cte(const std::vector<tier>& tiers, const char* exists_column,
   auto p = pcond.empty() ? std::string("NULL::text")
                          : "(SELECT string_agg(rollup || ' ' || " + clamped_us("lo") +
                                " || ' ' || " + clamped_us("hi") +
-                               ", ',') FROM rollup_invalidations WHERE NOT kept AND (" + pcond +
+                               " || ' ' || kept::int, ',') FROM rollup_invalidations WHERE (" + pcond +
                                ") AND " + relevant_sql(key_household) + ")";
   return "meta AS (SELECT " + f + " AS f, " + p + " AS p" + extra + ")";
 }
@@ -286,24 +286,36 @@ std::string union_sql(const std::vector<tier>& tiers, const std::string& key_col
   return sql;
 }
 
-// Pending late ranges by rollup, widened to the rollup's buckets ("rollup lo hi,...").
-using pending_map = std::map<std::string, range_set>;
+// Late ranges by rollup, widened to the rollup's buckets, from "rollup lo hi kept,...":
+// `pending` the ones no cycle has looked at yet (served around), `stale` those and the ones
+// kept for a manual refresh (where a rollup is not exact, so not a finer source either).
+using range_map = std::map<std::string, range_set>;
+struct late_ranges {
+  range_map pending;
+  range_map stale;
+};
 
-pending_map parse_pending(const std::string& text) {
-  pending_map out;
+late_ranges parse_late(const std::string& text) {
+  late_ranges out;
   std::istringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
     std::istringstream f(item);
     std::string name;
     std::int64_t lo = 0, hi = 0;
-    if (!(f >> name >> lo >> hi))
+    int kept = 0;
+    if (!(f >> name >> lo >> hi >> kept))
       continue;
-    if (auto* spec = find_rollup(name))
-      out[name].push_back(widen_inclusive(lo, hi, spec->width));
+    if (auto* spec = find_rollup(name)) {
+      auto r = widen_inclusive(lo, hi, spec->width);
+      out.stale[name].push_back(r);
+      if (!kept)
+        out.pending[name].push_back(r);
+    }
   }
-  for (auto& [name, rs] : out)
-    rs = normalize(std::move(rs));
+  for (auto* m : {&out.pending, &out.stale})
+    for (auto& [name, rs] : *m)
+      rs = normalize(std::move(rs));
   return out;
 }
 
@@ -337,7 +349,8 @@ constexpr size_t max_patches = 8;
 // bound stays on the grid of the level it delimits: patches are whole buckets of the coarser
 // rollup, the finer level's watermark and pending ranges are whole buckets of its own.
 std::vector<tier> patch_tiers(const std::vector<tier>& tiers, const std::vector<level>& levels,
-                              const pending_map& pending, std::int64_t step) {
+                              const late_ranges& late, std::int64_t step) {
+  const auto& pending = late.pending;
   std::vector<tier> out;
   auto push = [&out](tier t) {
     if (t.hi <= t.lo)
@@ -373,8 +386,8 @@ std::vector<tier> patch_tiers(const std::vector<tier>& tiers, const std::vector<
       range_set exact;
       if (finer) {
         exact = clip({p}, p.lo, std::min(p.hi, floor_to(*finer->watermark, finer->spec->width)));
-        auto f = pending.find(finer->spec->name);
-        if (f != pending.end())
+        auto f = late.stale.find(finer->spec->name);
+        if (f != late.stale.end())
           exact = subtract(exact, f->second);
       }
       std::int64_t at = p.lo;
@@ -404,10 +417,10 @@ answer_meta finish_meta(const snapshot& snap, const std::vector<tier>& tiers,
   return m;
 }
 
-pending_map pending_of(const pqxx::result& r, int ncol) {
+late_ranges late_of(const pqxx::result& r, int ncol) {
   if (r.empty() || r[0][ncol + 2].is_null())
     return {};
-  return parse_pending(r[0][ncol + 2].as<std::string>());
+  return parse_late(r[0][ncol + 2].as<std::string>());
 }
 
 // Runs a statement: the first plan of a request is prepared (few distinct texts), a patched
@@ -421,7 +434,7 @@ pqxx::result exec_plan(session& s, pqxx::transaction_base& q, const std::string&
 
 struct series_run {
   series_result res;
-  pending_map pending;
+  late_ranges late;
 };
 
 series_run run_series(session& s, pqxx::transaction_base& q, const snapshot& snap,
@@ -450,7 +463,7 @@ series_run run_series(session& s, pqxx::transaction_base& q, const snapshot& sna
              union_sql(tiers, key_col, power) + ") x GROUP BY 1) s ON true ORDER BY s.b";
   auto r = exec_plan(s, q, sql, params, patched);
   res.meta = finish_meta(snap, tiers, r, 5);
-  run.pending = pending_of(r, 5);
+  run.late = late_of(r, 5);
   if (!res.meta.found)
     return {};
   for (auto row : r) {
@@ -469,7 +482,7 @@ series_run run_series(session& s, pqxx::transaction_base& q, const snapshot& sna
 }
 
 // True if a pending range touches a rollup tier of the plan (the answer read stale rows).
-bool touches(const pending_map& pending, const std::vector<tier>& tiers) {
+bool touches(const range_map& pending, const std::vector<tier>& tiers) {
   for (auto& t : tiers) {
     if (t.rollup.empty())
       continue;
@@ -492,9 +505,9 @@ series_result series(session& s, pqxx::transaction_base& q, const snapshot& snap
   auto scopes = scopes_for(levels, qry.start, qry.end, qry.step);
   auto first = run_series(s, q, snap, tiers, scopes, false, key_col, exists_column,
                           key_household, qry.id, qry.step, power, households);
-  if (!first.res.meta.found || !touches(first.pending, tiers))
+  if (!first.res.meta.found || !touches(first.late.pending, tiers))
     return std::move(first.res);
-  auto patched = patch_tiers(tiers, levels, first.pending, qry.step);
+  auto patched = patch_tiers(tiers, levels, first.late, qry.step);
   return run_series(s, q, snap, patched, {}, true, key_col, exists_column, key_household, qry.id,
                     qry.step, power, households)
       .res;
@@ -533,7 +546,7 @@ namespace {
 
 struct top_run {
   top_result res;
-  pending_map pending;
+  late_ranges late;
 };
 
 top_run run_top(session& s, pqxx::transaction_base& q, const snapshot& snap,
@@ -570,7 +583,7 @@ top_run run_top(session& s, pqxx::transaction_base& q, const snapshot& snap,
              ") s ON true ORDER BY s.total DESC, s.d";
   auto r = exec_plan(s, q, sql, params, patched);
   res.meta = finish_meta(snap, tiers, r, 3);
-  run.pending = pending_of(r, 3);
+  run.late = late_of(r, 3);
   if (!res.meta.found)
     return {};
   for (auto row : r)
@@ -596,9 +609,9 @@ top_result top_devices(session& s, const top_query& qry, read_mode mode,
   auto tiers = plan_tiers(qry.start, qry.end, hour, levels);
   auto first = run_top(s, q, snap, qry, tiers, scopes_for(levels, qry.start, qry.end, hour),
                        false);
-  if (!first.res.meta.found || !touches(first.pending, tiers))
+  if (!first.res.meta.found || !touches(first.late.pending, tiers))
     return std::move(first.res);
-  return run_top(s, q, snap, qry, patch_tiers(tiers, levels, first.pending, hour), {}, true).res;
+  return run_top(s, q, snap, qry, patch_tiers(tiers, levels, first.late, hour), {}, true).res;
 }
 
 } // namespace joule::db

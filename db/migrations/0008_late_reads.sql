@@ -10,10 +10,9 @@
 -- harmless.
 ALTER TABLE rollup_invalidations ADD COLUMN IF NOT EXISTS households uuid[];
 
--- The read path looks up pending (not kept) rows of one rollup whose range reaches below a
--- tier's end: lo is selective there (rows of current data lie above every watermark).
-CREATE INDEX IF NOT EXISTS rollup_invalidations_pending_idx
-  ON rollup_invalidations (rollup, lo) INCLUDE (hi, logged_at, households) WHERE NOT kept;
+-- No new index: reads look up one rollup's rows whose range starts below a tier's end, which
+-- the (rollup, lo) index of 0002 already bounds (rows of current data lie above every
+-- watermark); another index would cost every ingest statement three more index inserts.
 
 -- The households of a late statement, only when some raw-sourced rollup's watermark lies
 -- above its first row (otherwise nobody reads the rollup there and NULL costs nothing).
