@@ -344,8 +344,9 @@ std::vector<pending_scope> scopes_for(const std::vector<level>& levels, std::int
 constexpr size_t max_patches = 8;
 
 // The tiers with every pending late range of a rollup tier cut out and served from the next
-// finer level where that level is exact (below its watermark, no pending range of its own;
-// it must have the same key, so only the device rollups qualify), else from raw rows. Every
+// finer level where that level is exact (below its watermark, no late range of its own,
+// pending or kept; it must have the same key, so only the device rollups qualify), else from
+// raw rows. Every
 // bound stays on the grid of the level it delimits: patches are whole buckets of the coarser
 // rollup, the finer level's watermark and pending ranges are whole buckets of its own.
 std::vector<tier> patch_tiers(const std::vector<tier>& tiers, const std::vector<level>& levels,
