@@ -1,6 +1,9 @@
 // joule: serve | migrate | refresh ROLLUP [--start T --end T] | token create|list|revoke |
 //        print-config
+#include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -101,15 +104,32 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   std::int64_t rows = 0, ranges = 0;
   double ms = 0;
   joule::db::refresh_report rep;
+  // Paced like a catching-up policy (refresh.catchup_duty), with a progress line per piece on
+  // stderr: a manual refresh of a long history leaves the servers' reads their share.
+  const auto began = std::chrono::steady_clock::now();
+  std::int64_t source_rows = 0;
   for (std::int64_t lo = start; lo < end;) {
     std::int64_t hi = end - lo > piece ? joule::floor_to(lo + piece, spec->width) : end;
     if (hi <= lo)
       hi = std::min(end, joule::floor_to(lo, spec->width) + spec->width);
+    auto t0 = std::chrono::steady_clock::now();
     rep = joule::db::refresh_range(sess, *spec, pol, lo, hi);
+    auto busy = std::chrono::steady_clock::now() - t0;
     rows += rep.rows_written;
+    source_rows += rep.source_rows;
     ranges += rep.ranges;
     ms += rep.duration_ms;
     lo = hi;
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+    double done = static_cast<double>(lo - start), left = static_cast<double>(end - lo);
+    std::fprintf(stderr,
+                 "refresh %s: %s done, %.2f h remaining, %.0f rows/s, ETA %.0f s\n",
+                 spec->name.c_str(), joule::format_rfc3339(lo).c_str(), left / 3.6e9,
+                 elapsed > 0 ? source_rows / elapsed : 0.0,
+                 done > 0 ? left / (done / std::max(elapsed, 1e-3)) : 0.0);
+    if (lo < end && s.refresh_catchup_duty < 100)
+      std::this_thread::sleep_for(busy * (100 - s.refresh_catchup_duty) / s.refresh_catchup_duty);
   }
   std::cout << "{\"rollup\":\"" << spec->name << "\",\"rows_written\":" << rows
             << ",\"ranges\":" << ranges << ",\"watermark\":\""

@@ -273,6 +273,15 @@ std::vector<option> build_options() {
                               "Most raw time one refresh transaction materialises (catch-up is "
                               "split into batches of this size)",
                               JOULE_FIELD(refresh_max_batch), millis(60000), day * 365));
+  o.push_back(int_option("refresh.catchup_duty",
+                         "Share of wall time (%) a refresh that is catching up (first start on a "
+                         "big history, after downtime) keeps its connection busy: after a batch "
+                         "of d it waits d * (100 - duty) / duty, so reads keep the rest",
+                         &settings::refresh_catchup_duty, 1, 100));
+  o.push_back(int_option("refresh.catchup_parallel",
+                         "Rollups catching up at once in this process (the others wait for a "
+                         "slot; each refresh has its own connection)",
+                         &settings::refresh_catchup_parallel, 1, 16));
   o.push_back(duration_option("partition.interval", "Time span of one telemetry partition",
                               JOULE_FIELD(partition_interval), duration_cast<millis>(hours(1)),
                               day * 31));

@@ -54,7 +54,9 @@ struct settings {
   // --- rollups: one policy per entry of rollup_defs() (config/rollups.hpp), keyed by name;
   // settings `refresh.<name>.start_offset|end_offset|schedule_interval`.
   std::map<std::string, refresh_policy> refresh_policies = default_refresh_policies();
-  millis refresh_max_batch{std::chrono::hours(6)};
+  millis refresh_max_batch{std::chrono::hours(1)};
+  int refresh_catchup_duty = 50;     // % of wall time a catching-up refresh keeps its connection busy
+  int refresh_catchup_parallel = 1;  // rollups catching up at once in this process
   // --- partitions
   millis partition_interval{std::chrono::hours(24)};
   int partitions_ahead = 3;

@@ -44,7 +44,9 @@ struct log_entry {
   std::int64_t logged_at = 0;
 };
 
-std::int64_t materialise(pqxx::work& tx, const rollup_spec& spec, const range& r) {
+// Rollup rows written and source rows (raw readings, or the source rollup's rows) read.
+std::pair<std::int64_t, std::int64_t> materialise(pqxx::work& tx, const rollup_spec& spec,
+                                                  const range& r) {
   tx.exec_params("DELETE FROM " + spec.table + " WHERE bucket >= $1 AND bucket < $2", ts(r.lo),
                  ts(r.hi));
   std::string cols = "bucket, " + spec.key_column + ", energy_wh_sum, power_w_sum, power_w_count";
@@ -55,19 +57,26 @@ std::int64_t materialise(pqxx::work& tx, const rollup_spec& spec, const range& r
     from = bin + "ts, '2000-01-01 00:00:00+00'), " + spec.key_column +
            ", sum(energy_wh), sum(power_w), count(power_w)" +
            (spec.has_max ? ", max(power_w)" : "") +
-           " FROM telemetry WHERE ts >= $1 AND ts < $2";
+           ", count(*) FROM telemetry WHERE ts >= $1 AND ts < $2";
   } else {
     // Mergeable state: sums of sums and counts, max of maxima (never averages).
     cols += spec.has_max ? ", power_w_max" : "";
     from = bin + "bucket, '2000-01-01 00:00:00+00'), " + spec.key_column +
            ", sum(energy_wh_sum), sum(power_w_sum), sum(power_w_count)" +
-           (spec.has_max ? ", max(power_w_max)" : "") + " FROM rollup_" + spec.source +
+           (spec.has_max ? ", max(power_w_max)" : "") + ", count(*) FROM rollup_" + spec.source +
            " WHERE bucket >= $1 AND bucket < $2";
   }
-  auto res = tx.exec_params("INSERT INTO " + spec.table + " (" + cols + ") SELECT " + from +
-                                " GROUP BY 1, 2",
+  // The source row count rides along (catch-up progress reports rows/s): the grouped rows are
+  // kept once (small next to the rows they aggregate) and inserted without the count column.
+  std::string out_cols = "c1, c2, c3, c4, c5" + std::string(spec.has_max ? ", c6" : "");
+  std::string all_cols = out_cols + ", n";
+  auto res = tx.exec_params("WITH g (" + all_cols + ") AS (SELECT " + from +
+                                " GROUP BY 1, 2), ins AS (INSERT INTO " + spec.table + " (" +
+                                cols + ") SELECT " + out_cols + " FROM g RETURNING 1) "
+                                "SELECT (SELECT count(*) FROM ins), (SELECT coalesce(sum(n), 0) "
+                                "FROM g)::bigint",
                             ts(r.lo), ts(r.hi));
-  return static_cast<std::int64_t>(res.affected_rows());
+  return {res[0][0].as<std::int64_t>(), res[0][1].as<std::int64_t>()};
 }
 
 // Puts log ranges back. Pending ones (inside the window, left for the next cycle) are plain
@@ -192,8 +201,10 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
   // which the refresh actor runs at once.
   const std::int64_t budget = p.max_batch > 0 ? p.max_batch : INT64_MAX;
   if (target - wm_old > budget) {
+    const std::int64_t whole = target;
     target = std::max(wm_old + spec.width, floor_to(wm_old + budget, spec.width));
-    rep.more_pending = true;
+    // A budget under one bucket still takes that bucket: nothing may be left.
+    rep.more_pending = target < whole;
   }
   const std::int64_t used = target - wm_old;
 
@@ -210,14 +221,19 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
     late = taken;
     if (!deferred.empty())
       rep.more_pending = true;
+    rep.backlog_us += span(deferred);
   }
+  // New data still to materialise after this cycle (catch-up progress).
+  rep.backlog_us += std::max<std::int64_t>(0, limit - target);
 
   range_set todo = late;
   if (target > wm_old)
     todo.push_back({wm_old, target});
   todo = normalize(todo);
   for (auto& r : todo) {
-    rep.rows_written += materialise(tx, spec, r);
+    auto [written, read] = materialise(tx, spec, r);
+    rep.rows_written += written;
+    rep.source_rows += read;
     rep.materialised_us += r.hi - r.lo;
   }
   rep.ranges = static_cast<int>(todo.size());

@@ -53,6 +53,9 @@ struct refresh_report {
   std::int64_t db_now = 0;
   std::int64_t materialised_us = 0;   // time span re-aggregated
   std::int64_t rows_written = 0;
+  std::int64_t source_rows = 0;       // rows aggregated (raw readings or source rollup rows)
+  std::int64_t backlog_us = 0;        // time span left to materialise after this cycle (new
+                                      // data up to now - end_offset, late ranges deferred)
   int ranges = 0;
   int invalidations_consumed = 0;
   int invalidations_kept = 0;         // log rows older than start_offset, merged, waiting for

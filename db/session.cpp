@@ -44,6 +44,7 @@ void session::prepare(const std::string& name, const std::string& sql) {
 
 void session::reconnect() {
   prepared_.clear();
+  once_.clear();
   conn_.reset();
   open();
 }

@@ -25,6 +25,10 @@ public:
   /// Prepares `sql` under `name` the first time a name is seen on this connection.
   void prepare(const std::string& name, const std::string& sql);
 
+  /// True the first time `key` is asked on this connection (again after a reconnect): lazy
+  /// per-connection set-up by the code that needs it.
+  bool first_time(const std::string& key) { return once_.insert(key).second; }
+
   /// Drops the connection and opens a new one (prepared statements are forgotten).
   void reconnect();
 
@@ -41,6 +45,7 @@ private:
   std::chrono::milliseconds connect_timeout_;
   std::unique_ptr<pqxx::connection> conn_;
   std::set<std::string> prepared_;
+  std::set<std::string> once_;
 };
 
 /// Adds libpq options (connect_timeout, statement_timeout, application_name) to a URL or a

@@ -22,7 +22,8 @@ const char* usage =
     "  raw-vs-rollup  --url U --raw-url R [--requests 30 per endpoint] [--timeout 30s]\n"
     "                 [--max-time 180s]\n"
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
-    "                 [--gap 500ms]\n"
+    "                 [--gap 500ms] [--late 40m (the marker is that old; then updated and\n"
+    "                 deleted: late data, issue 9)]\n"
     "  ingest         --url U [--duration 10s] [--batch 1000] [--ingest-connections 2]\n"
     "                 [--read-rate 200] [--connections 16]\n"
     "  auth-overhead  --url U (auth on) --off-url U2 (auth.required=false) [--rounds 5]\n"
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
                      "timeout", "requests", "max-time", "samples", "poll", "gap", "batch",
                      "ingest-connections", "read-rate", "json", "markdown",
                      "hot-households", "rules", "server-pid", "api-connections", "idle",
-                     "ready-timeout", "cooldown", "token", "off-url", "rounds", "rate",
+                     "ready-timeout", "cooldown", "token", "off-url", "rounds", "rate", "late",
                      "on-pid", "off-pid"});
     if (a.has("token"))
       set_bearer_token(a.get("token", ""));

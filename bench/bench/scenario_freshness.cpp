@@ -36,6 +36,22 @@ void write_marker(pqxx::connection& conn, unix_seconds ts, double marker) {
   tx.commit();
 }
 
+void update_marker(pqxx::connection& conn, unix_seconds ts, double marker, double to) {
+  pqxx::work tx(conn);
+  tx.exec_params("UPDATE telemetry SET power_w = $4 WHERE device_id = $2::uuid AND ts = "
+                 "$1::timestamptz AND power_w = $3",
+                 format_rfc3339(ts), probe_device_id().to_string(), marker, to);
+  tx.commit();
+}
+
+void delete_marker(pqxx::connection& conn, unix_seconds ts, double marker) {
+  pqxx::work tx(conn);
+  tx.exec_params("DELETE FROM telemetry WHERE device_id = $2::uuid AND ts = $1::timestamptz AND "
+                 "power_w = $3",
+                 format_rfc3339(ts), probe_device_id().to_string(), marker);
+  tx.commit();
+}
+
 std::vector<int64_t> to_ns(const std::vector<double>& seconds) {
   std::vector<int64_t> out;
   for (double s : seconds)
@@ -52,6 +68,12 @@ scenario_report run_freshness_scenario(const cli_args& a) {
   const double poll_s = static_cast<double>(a.get_duration("poll", std::chrono::milliseconds(100)).count()) / 1000;
   const double give_up_s = static_cast<double>(a.get_duration("timeout", std::chrono::seconds(30)).count()) / 1000;
   const auto gap = a.get_duration("gap", std::chrono::milliseconds(500));
+  // --late D: the marker is D old (below the rollup watermarks: issue 9 §3), and it is then
+  // updated and deleted; each change is timed until the dashboard's default power window (the
+  // last hour, 1 m) shows it.
+  const double late_s =
+      static_cast<double>(a.get_duration("late", std::chrono::milliseconds(0)).count()) / 1000;
+  const bool late = late_s > 0;
   pqxx::connection conn(a.get("db", ""));
   register_probe(conn);
   http_client client(http_url::parse(a.get("url", "")), std::chrono::seconds(5));
@@ -62,35 +84,51 @@ scenario_report run_freshness_scenario(const cli_args& a) {
   std::string last_error;
   std::printf("freshness: %lld samples, polling every %.0f ms, giving up after %.0f s each\n",
               static_cast<long long>(samples), poll_s * 1000, give_up_s);
-  for (int64_t k = 0; k < samples && !stop_requested(); ++k) {
-    const auto ts = static_cast<unix_seconds>(now_seconds());
-    // Unique and above every earlier marker of the same minute, even across runs.
-    const double marker = 1e6 + static_cast<double>(ts % 1'000'000) + static_cast<double>(k) / 100;
-    write_marker(conn, ts, marker);
-    const double committed = now_seconds();
-    bool seen = false;
-    while (!seen && now_seconds() - committed < give_up_s && !stop_requested()) {
-      auto r = client.get(dashboard_target(dashboard_endpoint::power_1m_1h, device, ts + 1));
+  // Polls until `shows(max)` holds for the marker's bucket (max: nan when the bucket is
+  // absent); records the time since `committed`.
+  auto wait_visible = [&](unix_seconds ts, double committed, auto shows) {
+    while (now_seconds() - committed < give_up_s && !stop_requested()) {
+      auto r = client.get(late ? "/analytics/devices/" + device + "/power"
+                               : dashboard_target(dashboard_endpoint::power_1m_1h, device, ts + 1));
       const double answered = now_seconds();
       if (r.status != 200) {
         ++http_errors;
         last_error = r.status ? "HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200) : r.error;
       } else {
-        double fresh = 0, max = 0;
+        double fresh = 0, max = NAN;
         if (read_fresh_as_of(r.body, fresh))
           ages_s.push_back(answered - fresh);
-        if (read_power_bucket_max(r.body, floor_to(ts, 60), max) && max >= marker - 1e-6) {
+        if (!read_power_bucket_max(r.body, floor_to(ts, 60), max))
+          max = NAN;
+        if (shows(max)) {
           visible_after_s.push_back(answered - committed);
-          seen = true;
-          break;
+          return true;
         }
       }
       sleep_unless_stopped(std::chrono::milliseconds(static_cast<int64_t>(poll_s * 1000)));
     }
-    if (!seen)
-      ++not_visible;
-    std::printf("  sample %lld: %s\n", static_cast<long long>(k + 1),
-                seen ? (std::to_string(visible_after_s.back()) + " s").c_str() : "not visible");
+    ++not_visible;
+    return false;
+  };
+  for (int64_t k = 0; k < samples && !stop_requested(); ++k) {
+    const auto ts = static_cast<unix_seconds>(now_seconds() - late_s);
+    // Unique and above every earlier marker of the same minute, even across runs.
+    const double marker = 1e6 + static_cast<double>(ts % 1'000'000) + static_cast<double>(k) / 100;
+    write_marker(conn, ts, marker);
+    bool seen = wait_visible(ts, now_seconds(), [&](double max) { return max >= marker - 1e-6; });
+    std::string line = seen ? std::to_string(visible_after_s.back()) + " s" : "not visible";
+    if (late) {
+      update_marker(conn, ts, marker, marker + 0.005);
+      seen = wait_visible(ts, now_seconds(), [&](double max) { return max >= marker + 0.004; });
+      line += std::string(", update ") +
+              (seen ? std::to_string(visible_after_s.back()) + " s" : "not visible");
+      delete_marker(conn, ts, marker + 0.005);
+      seen = wait_visible(ts, now_seconds(),
+                          [&](double max) { return std::isnan(max) || max < marker - 1e-6; });
+      line += std::string(", delete ") +
+              (seen ? std::to_string(visible_after_s.back()) + " s" : "not visible");
+    }
+    std::printf("  sample %lld: %s\n", static_cast<long long>(k + 1), line.c_str());
     sleep_unless_stopped(gap);
   }
 
@@ -110,7 +148,8 @@ scenario_report run_freshness_scenario(const cli_args& a) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
-  w.Key("scenario"); w.String("freshness");
+  w.Key("scenario"); w.String(late ? "freshness-late" : "freshness");
+  w.Key("late_s"); w.Double(late_s);
   w.Key("samples"); w.Int64(samples);
   w.Key("visible"); w.Uint64(vis.count);
   w.Key("not_visible"); w.Uint64(not_visible);
@@ -129,14 +168,19 @@ scenario_report run_freshness_scenario(const cli_args& a) {
   w.EndObject();
   w.EndObject();
 
-  char md[900];
+  char md[1200];
   std::snprintf(md, sizeof md,
-                "## Freshness\n\nA marker reading INSERTed into `telemetry` (probe device, "
-                "own household), then `GET …/power?step=1m` polled every %.0f ms until the "
-                "marker shows.\n\n"
+                "## Freshness%s\n\nA marker reading INSERTed into `telemetry` (probe device, "
+                "own household)%s, then `GET …/power?step=1m` polled every %.0f ms until the "
+                "change shows.\n\n"
                 "| metric | p50 | p95 | max | n |\n|---|---:|---:|---:|---:|\n"
                 "| time to visible (s) | %.3f | %.3f | %.3f | %llu (%llu not visible in %.0f s) |\n"
                 "| now − fresh_as_of (s) | %.3f | %.3f | %.3f | %llu responses |\n\n%s",
+                late ? " of late data" : "",
+                late ? (" " + std::to_string(static_cast<long long>(late_s)) +
+                        " s in the past, then UPDATEd, then DELETEd (one time per change)")
+                           .c_str()
+                     : "",
                 poll_s * 1000, vis.p50_ms / 1000, vis.p95_ms / 1000, vis.max_ms / 1000,
                 static_cast<unsigned long long>(vis.count),
                 static_cast<unsigned long long>(not_visible), give_up_s, age.p50_ms / 1000,

@@ -97,6 +97,14 @@ TEST_F(Faults, KilledBackendsAreReplacedAndNoRequestWaitsPastItsDeadline) {
   server.start();
   for (int i = 0; i < 6; ++i)
     ASSERT_EQ(http_get(server.port(), energy_target(1, i)).status, 200);
+  // The refresh actors catch up one at a time (refresh.catchup_parallel = 1), each worker
+  // connecting for its first cycle: wait until all three have (a pool connection + 3).
+  for (int i = 0; i < 200; ++i) {
+    if (std::stoi(db_->scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                              "current_database() AND application_name = 'joule'")) >= 4)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   auto killed = db_->scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
                             "datname = current_database() AND pid <> pg_backend_pid() AND "
                             "application_name = 'joule'");

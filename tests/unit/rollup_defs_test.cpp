@@ -36,11 +36,12 @@ TEST(RollupDefs, SettingsKeysAreGeneratedFromTheTable) {
   for (auto& d : rollup_defs())
     for (auto* field : {"start_offset", "end_offset", "schedule_interval"})
       EXPECT_EQ(keys.count("refresh." + d.name + "." + field), 1u) << d.name << " " << field;
-  // Exactly three per rollup, plus refresh.max_batch: nothing left over from a removed rollup.
+  // Exactly three per rollup, plus the shared refresh.max_batch, refresh.catchup_duty and
+  // refresh.catchup_parallel: nothing left over from a removed rollup.
   std::size_t refresh_keys = 0;
   for (auto& k : keys)
     refresh_keys += k.rfind("refresh.", 0) == 0;
-  EXPECT_EQ(refresh_keys, 3 * rollup_defs().size() + 1);
+  EXPECT_EQ(refresh_keys, 3 * rollup_defs().size() + 3);
 }
 
 TEST(RollupDefs, TheExistingSettingNamesKeepWorking) {
