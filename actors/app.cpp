@@ -120,7 +120,7 @@ std::vector<child_spec> app::impl::children() {
   out.push_back(supervise<telemetry_writer_actor>(
       "ingest", [s](caf::actor_system& sys) { return db::spawn_telemetry_writer(sys, s); }));
   if (s.alerts_enabled)
-    for (auto& c : rules::alert_children(s, registry))
+    for (auto& c : rules::alert_children(s, registry, live))
       out.push_back(std::move(c));
   return out;
 }

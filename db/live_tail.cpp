@@ -406,7 +406,9 @@ live_tail_actor::behavior_type live_tail(self_ptr self, live_tail_config cfg,
 live_tail_actor spawn_live_tail(caf::actor_system& sys, const config::settings& s,
                                 std::shared_ptr<live_tail_holder> holder) {
   live_tail_config cfg;
-  cfg.interval = s.live_interval;
+  // The tail also feeds the alert evaluators: it runs at the faster of the two intervals.
+  cfg.interval = s.alerts_enabled ? std::min(s.live_interval, s.alerts_feed_interval)
+                                  : s.live_interval;
   cfg.job_timeout = std::max(s.db_request_deadline, s.live_interval * 5);
   cfg.holder = std::move(holder);
   auto worker = sys.spawn<caf::detached>(db_worker,
