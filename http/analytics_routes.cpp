@@ -163,27 +163,64 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     reply(starting_response());
     return true;
   }
-  db_job job;
-  job.label = "energy.settled";
-  job.timeout = env->settings.db_request_deadline;
-  job.run = [id = q.id, step = q.step, lo = q.start, hi = split](db::session& s) -> std::any {
-    return db::settled_energy(s, id, step, lo, hi);
+  auto cache = env->registry->get<cache_actor>();
+  // Not in memory: Redis next (the same versioned key, shared by every instance), then the
+  // database. The broker's single-flight applies: one computation per key at a time.
+  auto compute = [self, env, pool, cache, q, split, key, finish, reply](cache_outcome outcome) {
+    db_job job;
+    job.label = "energy.settled";
+    job.timeout = env->settings.db_request_deadline;
+    job.run = [id = q.id, step = q.step, lo = q.start, hi = split](db::session& s) -> std::any {
+      return db::settled_energy(s, id, step, lo, hi);
+    };
+    self->request(pool, no_timeout, std::move(job))
+        .then(
+            [self, env, cache, q, split, key, finish, reply, outcome](db_done& d) {
+              auto* part = std::any_cast<db::settled_part>(&d.value);
+              if (!part) {
+                if (cache)
+                  self->send(cache, drop_atom::value, key,
+                             make_error(errc::internal, "internal", "internal error"));
+                return reply(error_response(500, "internal", "internal error"));
+              }
+              auto body = db::encode_points(part->points);
+              // Kept under the version it was read at. If a refresh landed since the snapshot
+              // that is a key of its own; joining it with this snapshot stays truthful (its
+              // rows reflect at least what the snapshot's do), and so does handing it to
+              // whoever waits for the snapshot's key.
+              env->settled->put(
+                  cache::settled_key("household_5m", q.id, q.step, q.start, split, part->versions),
+                  body, self->clock().now(), settled_ttl(*env));
+              if (cache)
+                self->send(cache, put_atom::value, key, body, false);
+              finish(part->points, outcome);
+            },
+            [self, cache, key, reply](caf::error& e) {
+              if (cache)
+                self->send(cache, drop_atom::value, key, e);
+              reply(error_response(e));
+            });
   };
-  self->request(pool, no_timeout, std::move(job))
+  if (!cache) {
+    compute(cache_outcome::bypass);
+    return true;
+  }
+  self->request(cache, no_timeout, get_atom::value, key)
       .then(
-          [self, env, q, split, finish, reply](db_done& d) {
-            auto* part = std::any_cast<db::settled_part>(&d.value);
-            if (!part)
+          [self, env, key, finish, reply, compute](cache_lookup& l) {
+            if (!l.found)
+              return compute(l.outcome);
+            auto pts = db::decode_points(l.body);
+            if (!pts)
               return reply(error_response(500, "internal", "internal error"));
-            // Stored under the version it was read at (a refresh since the snapshot gives it
-            // a key of its own; joining it with the snapshot stays truthful: its rows reflect
-            // at least what the snapshot's do).
-            env->settled->put(
-                cache::settled_key("household_5m", q.id, q.step, q.start, split, part->versions),
-                db::encode_points(part->points), self->clock().now(), settled_ttl(*env));
-            finish(part->points, cache_outcome::miss);
+            env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
+            finish(*pts, l.outcome);
           },
-          [reply](caf::error& e) { reply(error_response(e)); });
+          [reply, compute](caf::error& e) {
+            if (e.category() != caf::atom("joule"))
+              return compute(cache_outcome::bypass);
+            reply(error_response(e));
+          });
   return true;
 }
 

@@ -283,6 +283,49 @@ TEST_F(Live, ARefreshOnOneInstanceEvictsOnTheOther) {
       << "the other instance heard the refresh";
 }
 
+TEST_F(Live, SettledPartsAreSharedThroughRedisUnderVersionedKeys) {
+  redis_process redis;
+  redis.start();
+  app a{settings(db_->url(), redis.url())}, b{settings(db_->url(), redis.url())};
+  a.start();
+  b.start();
+  wait_live(a.port());
+  wait_live(b.port());
+  // An explicit window of its own: no other test computed its settled part.
+  auto now = db_now();
+  auto extra = "&start=" + iso(floor_to(now, hour) - 20 * hour - 5 * minute);
+  auto first = energy(a.port(), 3, "5m", extra);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.x_cache, "miss");
+  EXPECT_TRUE(matches_brute(first, 3, 5 * minute));
+  // The other instance finds the part in Redis once the SET landed: no query of its own.
+  bool shared = false;
+  for (int i = 0; i < 50 && !shared; ++i) {
+    auto r = energy(b.port(), 3, "5m", extra);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_TRUE(matches_brute(r, 3, 5 * minute));
+    shared = r.x_cache == "hit";
+    if (!shared)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(shared) << "the settled part was not shared through Redis";
+  // A rewrite of an hour it spans changes its key: both compute the new rows.
+  auto t = floor_to(now - 10 * hour, 5 * minute);
+  db_->exec("INSERT INTO telemetry VALUES ('" + iso(t + 2) + "', '" + device_id(10) + "', '" +
+            household_id(3) + "', 1, 321.125)");
+  refresh(t, t + 5 * minute);
+  auto refreshed = db_now();
+  for (auto port : {a.port(), b.port()}) {
+    bool ok = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (!ok && std::chrono::steady_clock::now() < deadline) {
+      auto r = energy(port, 3, "5m", extra);
+      ok = r.fresh >= refreshed && matches_brute(r, 3, 5 * minute);
+    }
+    EXPECT_TRUE(ok) << "port " << port;
+  }
+}
+
 TEST_F(Live, RedisUnreachableChangesNothing) {
   app server{settings(db_->url(), "redis://127.0.0.1:1")};
   server.start();
