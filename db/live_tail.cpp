@@ -263,48 +263,6 @@ settled_part settled_energy(session& s, const std::string& household, std::int64
   return out;
 }
 
-std::string encode_points(const std::vector<std::pair<std::int64_t, std::optional<double>>>& p) {
-  std::string out;
-  out.reserve(p.size() * 24);
-  char buf[64];
-  for (auto& [t, v] : p) {
-    if (v)
-      std::snprintf(buf, sizeof buf, "%lld %.17g\n", static_cast<long long>(t), *v);
-    else
-      std::snprintf(buf, sizeof buf, "%lld -\n", static_cast<long long>(t));
-    out += buf;
-  }
-  return out;
-}
-
-std::optional<std::vector<std::pair<std::int64_t, std::optional<double>>>>
-decode_points(const std::string& body) {
-  std::vector<std::pair<std::int64_t, std::optional<double>>> out;
-  const char* p = body.c_str();
-  const char* end = p + body.size();
-  while (p < end) {
-    char* next = nullptr;
-    long long t = std::strtoll(p, &next, 10);
-    if (next == p || *next != ' ')
-      return std::nullopt;
-    p = next + 1;
-    if (*p == '-') {
-      out.emplace_back(t, std::nullopt);
-      ++p;
-    } else {
-      double v = std::strtod(p, &next);
-      if (next == p)
-        return std::nullopt;
-      out.emplace_back(t, v);
-      p = next;
-    }
-    if (p >= end || *p != '\n')
-      return std::nullopt;
-    ++p;
-  }
-  return out;
-}
-
 // --- the actor
 
 namespace {

@@ -136,11 +136,6 @@ struct settled_part {
 settled_part settled_energy(session& s, const std::string& household, std::int64_t step,
                             std::int64_t lo, std::int64_t hi);
 
-/// Settled parts as cache bodies (a compact text form; stored in the near cache and Redis).
-std::string encode_points(const std::vector<std::pair<std::int64_t, std::optional<double>>>& p);
-std::optional<std::vector<std::pair<std::int64_t, std::optional<double>>>>
-decode_points(const std::string& body);
-
 // --- the actor
 
 using live_tail_actor = caf::typed_actor<

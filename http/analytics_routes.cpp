@@ -98,6 +98,26 @@ std::chrono::milliseconds settled_ttl(const route_env& env) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(env.settings.cache_ttl) * 10;
 }
 
+const std::string series_open = "\"series\":[";
+// Part of every settled key: bodies of another format never match.
+const std::string settled_format = "|json-elements-1";
+
+// The series elements of an energy answer over `points`, as render_energy writes them (the
+// text between "series":[ and ]).
+std::string series_fragment(const series_query& q, const std::string& step,
+                            const points_t& points) {
+  series_result r;
+  r.meta.found = true;
+  for (auto& [t, v] : points)
+    r.series.push_back(point{t, v, std::nullopt});
+  auto body = render_energy(q, step, r);
+  auto at = body.rfind(series_open);
+  if (at == std::string::npos || body.size() < at + series_open.size() + 2)
+    return {};
+  at += series_open.size();
+  return body.substr(at, body.size() - 2 - at);  // without the closing "]}"
+}
+
 void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
   if (cap)
     fresh = std::min(fresh, *cap);
@@ -135,29 +155,34 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
       else if (b.energy_sum)
         live.back().second = live.back().second ? *live.back().second + *b.energy_sum : *b.energy_sum;
     }
-  auto finish = [q, step, fresh, live, reply](const points_t& settled, cache_outcome outcome) {
+  // The settled part travels as the rendered text of its series elements (memory and Redis
+  // hold exactly that), so a poll renders only the header and the live buckets.
+  auto finish = [q, step, fresh, live, reply](const std::string& settled, cache_outcome outcome) {
     series_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
     r.meta.live = true;
-    r.series.reserve(settled.size() + live.size());
-    for (auto& [t, v] : settled)
-      r.series.push_back(point{t, v, std::nullopt});
     for (auto& [t, v] : live)
       r.series.push_back(point{t, v, std::nullopt});
-    reply(ok(render_energy(q, step, r), outcome));
+    auto body = render_energy(q, step, r);
+    if (!settled.empty()) {
+      auto at = body.rfind(series_open);
+      if (at == std::string::npos)
+        return reply(error_response(500, "internal", "internal error"));
+      body.insert(at + series_open.size(), live.empty() ? settled : settled + ",");
+    }
+    reply(ok(std::move(body), outcome));
   };
   if (split <= q.start) {
     finish({}, cache_outcome::hit);
     return true;
   }
-  auto versions = snap->version_text("household_5m", q.start, split);
+  auto versions = snap->version_text("household_5m", q.start, split) + settled_format;
   auto key = cache::settled_key("household_5m", q.id, q.step, q.start, split, versions);
-  if (auto body = env->settled->find(key, self->clock().now()))
-    if (auto pts = db::decode_points(*body)) {
-      finish(*pts, cache_outcome::hit);
-      return true;
-    }
+  if (auto body = env->settled->find(key, self->clock().now())) {
+    finish(*body, cache_outcome::hit);
+    return true;
+  }
   auto pool = env->registry->get<db_pool_actor>();
   if (!pool) {
     reply(starting_response());
@@ -166,7 +191,7 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   auto cache = env->registry->get<cache_actor>();
   // Not in memory: Redis next (the same versioned key, shared by every instance), then the
   // database. The broker's single-flight applies: one computation per key at a time.
-  auto compute = [self, env, pool, cache, q, split, key, finish, reply](cache_outcome outcome) {
+  auto compute = [self, env, pool, cache, q, step, split, key, finish, reply](cache_outcome outcome) {
     db_job job;
     job.label = "energy.settled";
     job.timeout = env->settings.db_request_deadline;
@@ -175,7 +200,7 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     };
     self->request(pool, no_timeout, std::move(job))
         .then(
-            [self, env, cache, q, split, key, finish, reply, outcome](db_done& d) {
+            [self, env, cache, q, step, split, key, finish, reply, outcome](db_done& d) {
               auto* part = std::any_cast<db::settled_part>(&d.value);
               if (!part) {
                 if (cache)
@@ -183,17 +208,18 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
                              make_error(errc::internal, "internal", "internal error"));
                 return reply(error_response(500, "internal", "internal error"));
               }
-              auto body = db::encode_points(part->points);
+              auto body = series_fragment(q, step, part->points);
               // Kept under the version it was read at. If a refresh landed since the snapshot
               // that is a key of its own; joining it with this snapshot stays truthful (its
               // rows reflect at least what the snapshot's do), and so does handing it to
               // whoever waits for the snapshot's key.
               env->settled->put(
-                  cache::settled_key("household_5m", q.id, q.step, q.start, split, part->versions),
+                  cache::settled_key("household_5m", q.id, q.step, q.start, split,
+                                     part->versions + settled_format),
                   body, self->clock().now(), settled_ttl(*env));
               if (cache)
                 self->send(cache, put_atom::value, key, body, false);
-              finish(part->points, outcome);
+              finish(body, outcome);
             },
             [self, cache, key, reply](caf::error& e) {
               if (cache)
@@ -207,14 +233,11 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   }
   self->request(cache, no_timeout, get_atom::value, key)
       .then(
-          [self, env, key, finish, reply, compute](cache_lookup& l) {
+          [self, env, key, finish, compute](cache_lookup& l) {
             if (!l.found)
               return compute(l.outcome);
-            auto pts = db::decode_points(l.body);
-            if (!pts)
-              return reply(error_response(500, "internal", "internal error"));
             env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
-            finish(*pts, l.outcome);
+            finish(l.body, l.outcome);
           },
           [reply, compute](caf::error& e) {
             if (e.category() != caf::atom("joule"))
