@@ -355,7 +355,7 @@ TEST_F(Live, DatabaseCutOffAnswersCorrectlyOr503AndTheTailRebuilds) {
             "', 1, 55.5)");
   auto committed = db_now();
   int ok = 0, unavailable = 0;
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < 50; ++i) {
     auto a = energy(server.port(), 3, "5m");
     if (a.status == 200) {
       ++ok;
