@@ -11,9 +11,12 @@
 #include "actors/supervisor.hpp"
 #include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
+#include "cache/settled_keys.hpp"
 #include "db/auth_actor.hpp"
 #include "db/db_pool.hpp"
+#include "db/change_listener.hpp"
 #include "db/db_worker.hpp"
+#include "db/live_tail.hpp"
 #include "db/migrations.hpp"
 #include "db/partition_actor.hpp"
 #include "db/partitions.hpp"
@@ -63,6 +66,10 @@ struct app::impl {
   /// The near cache: filled by the cache broker, read by the analytics routes without a
   /// message (outlives broker restarts).
   std::shared_ptr<cache::near_cache> near;
+  /// The live tail's snapshot (written by its actor, read by the analytics routes) and the
+  /// settled answer parts joined with it; null when live.enabled is false.
+  std::shared_ptr<db::live_tail_holder> live;
+  std::shared_ptr<cache::near_cache> settled;
   supervisor_actor root;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -91,12 +98,30 @@ std::vector<child_spec> app::impl::children() {
           return db::spawn_refresh(sys, s, name, board);
         }));
   }
+  if (live) {
+    out.push_back(supervise<db::live_tail_actor>(
+        "live_tail", [s, holder = live](caf::actor_system& sys) {
+          return db::spawn_live_tail(sys, s, holder);
+        }));
+    // Announced changes evict the settled parts they overlap, here and on every other
+    // instance sharing the database (entries are keyed by version anyway: this frees memory
+    // at once rather than at expiry).
+    auto store = settled;
+    auto on_change = [store](const db::rollup_change& c) {
+      cache::evict_settled(*store, c.rollup, c.lo, c.hi);
+    };
+    auto on_reset = [store] { store->clear(); };
+    out.push_back(supervise<db::change_listener_actor>(
+        "change_listener", [s, on_change, on_reset](caf::actor_system& sys) {
+          return db::spawn_change_listener(sys, s, on_change, on_reset);
+        }));
+  }
   out.push_back(supervise<partition_actor>(
       "partitions", [s](caf::actor_system& sys) { return db::spawn_partition_keeper(sys, s); }));
   out.push_back(supervise<telemetry_writer_actor>(
       "ingest", [s](caf::actor_system& sys) { return db::spawn_telemetry_writer(sys, s); }));
   if (s.alerts_enabled)
-    for (auto& c : rules::alert_children(s, registry))
+    for (auto& c : rules::alert_children(s, registry, live))
       out.push_back(std::move(c));
   return out;
 }
@@ -114,6 +139,12 @@ void app::start() {
   d.tokens = std::make_shared<auth::token_cache>(
       static_cast<std::size_t>(d.settings.auth_cache_max_entries));
   d.near = cache::make_near_cache(d.settings);
+  if (d.settings.live_enabled) {
+    d.live = std::make_shared<db::live_tail_holder>();
+    d.settled = std::make_shared<cache::near_cache>(
+        std::chrono::milliseconds{1},  // enables it; every put names its own ttl
+        static_cast<std::size_t>(d.settings.live_settled_max_entries), false);
+  }
   if (!d.settings.auth_required)
     log(log_level::warn, "auth",
         "auth.required = false: requests without a token act as admin (loopback only)");
@@ -145,6 +176,8 @@ void app::start() {
   env->registry = d.registry;
   env->settings = d.settings;
   env->near = d.near;
+  env->live = d.live;
+  env->settled = d.settled;
   auto table = std::make_shared<http::route_table>();
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);

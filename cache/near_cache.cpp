@@ -22,8 +22,9 @@ near_metrics& m() {
 
 } // namespace
 
-near_cache::near_cache(std::chrono::milliseconds ttl, std::size_t max_entries)
-    : ttl_(ttl), max_per_shard_(std::max<std::size_t>(1, max_entries / shard_count)) {
+near_cache::near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits)
+    : ttl_(ttl), max_per_shard_(std::max<std::size_t>(1, max_entries / shard_count)),
+      count_hits_(count_hits) {
   m();
 }
 
@@ -47,19 +48,48 @@ std::optional<std::string> near_cache::find(const std::string& key, time_point n
     }
     body = it->second.body;
   }
-  m().hit.inc();
-  m().local_hits.inc();
+  if (count_hits_) {
+    m().hit.inc();
+    m().local_hits.inc();
+  }
   return body;
 }
 
 void near_cache::put(const std::string& key, const std::string& body, time_point now) {
+  put(key, body, now, ttl_);
+}
+
+void near_cache::put(const std::string& key, const std::string& body, time_point now,
+                     std::chrono::milliseconds ttl) {
   if (!enabled())
     return;
   auto& s = shard_of(key);
   std::lock_guard<std::mutex> g{s.mtx};
   if (s.entries.size() >= max_per_shard_ && !s.entries.count(key))
     s.entries.clear();  // crude but bounded; entries live about a second anyway
-  s.entries[key] = entry{body, now + ttl_};
+  s.entries[key] = entry{body, now + ttl};
+}
+
+std::size_t near_cache::erase_if(const std::function<bool(const std::string&)>& pred) {
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> g{s.mtx};
+    for (auto it = s.entries.begin(); it != s.entries.end();)
+      if (pred(it->first)) {
+        it = s.entries.erase(it);
+        ++n;
+      } else {
+        ++it;
+      }
+  }
+  return n;
+}
+
+void near_cache::clear() {
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> g{s.mtx};
+    s.entries.clear();
+  }
 }
 
 std::size_t near_cache::size() const {

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,7 +24,8 @@ public:
   using time_point = caf::actor_clock::time_point;
 
   /// ttl 0 disables the cache (find never hits, put stores nothing); max_entries bounds memory.
-  near_cache(std::chrono::milliseconds ttl, std::size_t max_entries);
+  /// `count_hits` false: hits are not counted as answer-cache hits (a store of answer parts).
+  near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits = true);
 
   bool enabled() const { return ttl_.count() > 0; }
 
@@ -33,6 +35,15 @@ public:
 
   /// Stores `body` under `key` until now + ttl.
   void put(const std::string& key, const std::string& body, time_point now);
+  /// Stores `body` under `key` until now + `ttl` (entries whose key names a version of their
+  /// data may live longer than the cache's own ttl); nothing when the cache is disabled.
+  void put(const std::string& key, const std::string& body, time_point now,
+           std::chrono::milliseconds ttl);
+
+  /// Drops every entry whose key satisfies `pred`; returns how many.
+  std::size_t erase_if(const std::function<bool(const std::string& key)>& pred);
+  /// Drops everything.
+  void clear();
 
   std::size_t size() const;
 
@@ -50,6 +61,7 @@ private:
 
   std::chrono::milliseconds ttl_;
   std::size_t max_per_shard_;
+  bool count_hits_;
   std::array<shard, shard_count> shards_;
 };
 

@@ -309,6 +309,17 @@ std::vector<option> build_options() {
                          1, 10000000));
   o.push_back(int_option("ingest.writers", "Writer connections (COPY) for POST /telemetry",
                          &settings::ingest_writers, 1, 64));
+  o.push_back(bool_option("live.enabled",
+                          "Serve the newest buckets from the in-memory live tail and cache settled "
+                          "parts by version (false: every uncached answer is one database query)",
+                          &settings::live_enabled));
+  o.push_back(duration_option("live.interval",
+                              "How often the live tail reads the newest buckets of every device "
+                              "and household (also feeds the alert evaluators)",
+                              JOULE_FIELD(live_interval), millis(100), millis(60000)));
+  o.push_back(int_option("live.settled_max_entries",
+                         "Most settled answer parts held in memory (one per household and window)",
+                         &settings::live_settled_max_entries, 16, 10000000));
   o.push_back(bool_option("alerts.enabled", "Run alert evaluators and webhook delivery",
                           &settings::alerts_enabled));
   o.push_back(duration_option("alerts.feed_interval",

@@ -79,6 +79,10 @@ struct settings {
   std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
   bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
+  // --- live reads (issue 9)
+  bool live_enabled = true;
+  millis live_interval{1000};
+  int live_settled_max_entries = 50000;
   // --- auth (API tokens)
   bool auth_required = true;
   double auth_rate_limit = 1000;   // requests/s per token; 0: unlimited

@@ -24,6 +24,11 @@ struct pool_metrics {
       "joule_db_pool_timeouts_total", "Jobs answered 504 because their deadline passed");
   metrics::counter& rejected = metrics::global().get_counter(
       "joule_db_pool_rejected_total", "Jobs answered 503 because the queue was full");
+  // One per job a worker runs (an analytics answer is one or two statements in one round
+  // trip; other jobs a few): the denominator of "database queries per request".
+  metrics::counter& queries = metrics::global().get_counter(
+      "joule_db_queries_total", "Statements sent to PostgreSQL, by source",
+      metrics::label("source", "pool"));
   metrics::counter& restarts = metrics::global().get_counter(
       "joule_actor_restarts_total", "Actors restarted by their supervisor",
       metrics::label("actor", "db_worker"));
@@ -65,6 +70,7 @@ void dispatch(pool_ptr self) {
         p.deadline - self->clock().now());
     db_job job = p.job;
     job.timeout = std::max(std::chrono::milliseconds{1}, remaining);
+    m().queries.inc();
     auto worker = st.workers.acquire(*w);
     self->request(worker, caf::infinite, std::move(job))
         .then(

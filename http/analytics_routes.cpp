@@ -1,9 +1,13 @@
 #include "http/analytics_routes.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 
+#include "cache/settled_keys.hpp"
 #include "core/interfaces.hpp"
 #include "core/timefmt.hpp"
+#include "db/live_tail.hpp"
 #include "http/errors.hpp"
 #include "http/render.hpp"
 
@@ -75,6 +79,177 @@ void cached(caf::event_based_actor* self, const env_ptr& env, std::string key, Q
           });
 }
 
+// --- live reads (issue 9): settled part from memory (by version) + live part from the tail
+
+using points_t = std::vector<std::pair<std::int64_t, std::optional<double>>>;
+
+constexpr std::int64_t five_min_us = 5 * 60 * micros_per_second;
+
+// A snapshot older than this is not joined with; answers then come from the database, which
+// answers or fails truthfully. A failed cycle withdraws the snapshot at once (PostgreSQL
+// unreachable), so this only bounds a tail that is slow under load — and an older snapshot
+// still answers truthfully (its fresh_as_of is its own), while sending every poll to an
+// already loaded database would only make it slower. 5 s keeps the 10 s freshness target.
+std::chrono::steady_clock::duration live_max_age(const route_env& env) {
+  return std::max<std::chrono::steady_clock::duration>(env.settings.live_interval * 5,
+                                                       std::chrono::seconds(5));
+}
+
+// Settled parts are keyed by the versions of the hours they span, so they may live long: a
+// change to their rows changes the key.
+std::chrono::milliseconds settled_ttl(const route_env& env) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(env.settings.cache_ttl) * 10;
+}
+
+const std::string series_open = "\"series\":[";
+// Part of every settled key: bodies of another format never match.
+const std::string settled_format = "|json-elements-1";
+
+// The series elements of an energy answer over `points`, as render_energy writes them (the
+// text between "series":[ and ]).
+std::string series_fragment(const series_query& q, const std::string& step,
+                            const points_t& points) {
+  series_result r;
+  r.meta.found = true;
+  for (auto& [t, v] : points)
+    r.series.push_back(point{t, v, std::nullopt});
+  auto body = render_energy(q, step, r);
+  auto at = body.rfind(series_open);
+  if (at == std::string::npos || body.size() < at + series_open.size() + 2)
+    return {};
+  at += series_open.size();
+  return body.substr(at, body.size() - 2 - at);  // without the closing "]}"
+}
+
+void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
+  if (cap)
+    fresh = std::min(fresh, *cap);
+}
+
+// A household energy series from a live snapshot, or false when the snapshot cannot answer
+// it (unknown household, watermark too far behind, window older than the versions it holds):
+// the caller then asks the database as before.
+bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_query& q,
+                 const std::string& step, const db::live_snapshot_ptr& snap, reply_fn& reply) {
+  if (!snap->households_ok || q.step % five_min_us != 0 || !snap->households.count(q.id))
+    return false;
+  const auto wm5 = *snap->wm_household_5m;
+  const auto wm1 = *snap->wm_device_1m;
+  // Settled: whole answer buckets below the household 5 min watermark; live: the rest.
+  const auto split = std::clamp(floor_to(wm5, q.step), q.start, q.end);
+  if (split < q.end && split < snap->household_lo)
+    return false;
+  if (split > q.start && q.start < snap->versions_from)
+    return false;
+  // Truthful freshness: the snapshot's instant, unless a late write no refresh has reflected
+  // yet lies in a rollup range this answer reads (as the database path computes it).
+  auto fresh = snap->db_now;
+  lower_to(fresh, snap->fresh_cap("household_5m", q.start, std::min(wm5, q.end)));
+  if (q.end > wm5)
+    lower_to(fresh, snap->fresh_cap("device_1m", wm5, std::min(wm1, q.end)));
+  points_t live;
+  if (auto it = snap->household_5m.find(q.id); it != snap->household_5m.end())
+    for (auto& b : it->second) {
+      if (b.start < split || b.start >= q.end)
+        continue;
+      auto t = floor_to(b.start, q.step);
+      if (live.empty() || live.back().first != t)
+        live.emplace_back(t, b.energy_sum);
+      else if (b.energy_sum)
+        live.back().second = live.back().second ? *live.back().second + *b.energy_sum : *b.energy_sum;
+    }
+  // The settled part travels as the rendered text of its series elements (memory and Redis
+  // hold exactly that), so a poll renders only the header and the live buckets.
+  auto finish = [q, step, fresh, live, reply](const std::string& settled, cache_outcome outcome) {
+    series_result r;
+    r.meta.found = true;
+    r.meta.fresh_as_of = fresh;
+    r.meta.live = true;
+    for (auto& [t, v] : live)
+      r.series.push_back(point{t, v, std::nullopt});
+    auto body = render_energy(q, step, r);
+    if (!settled.empty()) {
+      auto at = body.rfind(series_open);
+      if (at == std::string::npos)
+        return reply(error_response(500, "internal", "internal error"));
+      body.insert(at + series_open.size(), live.empty() ? settled : settled + ",");
+    }
+    reply(ok(std::move(body), outcome));
+  };
+  if (split <= q.start) {
+    finish({}, cache_outcome::hit);
+    return true;
+  }
+  auto versions = snap->version_text("household_5m", q.start, split) + settled_format;
+  auto key = cache::settled_key("household_5m", q.id, q.step, q.start, split, versions);
+  if (auto body = env->settled->find(key, self->clock().now())) {
+    finish(*body, cache_outcome::hit);
+    return true;
+  }
+  auto pool = env->registry->get<db_pool_actor>();
+  if (!pool) {
+    reply(starting_response());
+    return true;
+  }
+  auto cache = env->registry->get<cache_actor>();
+  // Not in memory: Redis next (the same versioned key, shared by every instance), then the
+  // database. The broker's single-flight applies: one computation per key at a time.
+  auto compute = [self, env, pool, cache, q, step, split, key, finish, reply](cache_outcome outcome) {
+    db_job job;
+    job.label = "energy.settled";
+    job.timeout = env->settings.db_request_deadline;
+    job.run = [id = q.id, step = q.step, lo = q.start, hi = split](db::session& s) -> std::any {
+      return db::settled_energy(s, id, step, lo, hi);
+    };
+    self->request(pool, no_timeout, std::move(job))
+        .then(
+            [self, env, cache, q, step, split, key, finish, reply, outcome](db_done& d) {
+              auto* part = std::any_cast<db::settled_part>(&d.value);
+              if (!part) {
+                if (cache)
+                  self->send(cache, drop_atom::value, key,
+                             make_error(errc::internal, "internal", "internal error"));
+                return reply(error_response(500, "internal", "internal error"));
+              }
+              auto body = series_fragment(q, step, part->points);
+              // Kept under the version it was read at. If a refresh landed since the snapshot
+              // that is a key of its own; joining it with this snapshot stays truthful (its
+              // rows reflect at least what the snapshot's do), and so does handing it to
+              // whoever waits for the snapshot's key.
+              env->settled->put(
+                  cache::settled_key("household_5m", q.id, q.step, q.start, split,
+                                     part->versions + settled_format),
+                  body, self->clock().now(), settled_ttl(*env));
+              if (cache)
+                self->send(cache, put_atom::value, key, body, false);
+              finish(body, outcome);
+            },
+            [self, cache, key, reply](caf::error& e) {
+              if (cache)
+                self->send(cache, drop_atom::value, key, e);
+              reply(error_response(e));
+            });
+  };
+  if (!cache) {
+    compute(cache_outcome::bypass);
+    return true;
+  }
+  self->request(cache, no_timeout, get_atom::value, key)
+      .then(
+          [self, env, key, finish, compute](cache_lookup& l) {
+            if (!l.found)
+              return compute(l.outcome);
+            env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
+            finish(l.body, l.outcome);
+          },
+          [reply, compute](caf::error& e) {
+            if (e.category() != caf::atom("joule"))
+              return compute(cache_outcome::bypass);
+            reply(error_response(e));
+          });
+  return true;
+}
+
 limits limits_of(const route_env& env) {
   return {env.settings.api_max_points, env.settings.api_top_limit_max};
 }
@@ -123,6 +298,10 @@ route series_route(const char* pattern, const char* name, series_kind kind, env_
     }
     auto& query = req.params.query;
     std::string step = query.count("step") ? query.at("step") : (energy ? "5m" : "1m");
+    if (energy && env->live && env->settled && !env->settings.api_read_raw)
+      if (auto snap = env->live->fresh(live_max_age(*env)))
+        if (live_energy(self, env, q, step, snap, reply))
+          return;
     auto key = std::string(name) + ":" + q.id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.end) + ":" + step + raw_suffix(*env) + tenant;
     auto render = [q, step, energy](const series_result& r) {

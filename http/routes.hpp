@@ -18,6 +18,7 @@
 #include "config/settings.hpp"
 #include "core/auth.hpp"
 #include "core/registry.hpp"
+#include "db/live_tail.hpp"
 #include "http/auth.hpp"
 #include "http/handler.hpp"
 #include "http/router.hpp"
@@ -43,6 +44,10 @@ struct route_env {
   /// The cache broker's near cache, read directly by cached routes (null: always ask the
   /// broker).
   std::shared_ptr<cache::near_cache> near;
+  /// The live tail's current snapshot (null: no live reads; every answer from the database).
+  std::shared_ptr<db::live_tail_holder> live;
+  /// Settled answer parts, keyed by the version of the rows they were computed from.
+  std::shared_ptr<cache::near_cache> settled;
 };
 
 struct route {

@@ -11,7 +11,8 @@
 namespace joule::rules {
 
 std::vector<child_spec> alert_children(const config::settings& s,
-                                       std::shared_ptr<service_registry> registry) {
+                                       std::shared_ptr<service_registry> registry,
+                                       std::shared_ptr<db::live_tail_holder> live) {
   auto pool = [registry] { return registry->get<db_pool_actor>(); };
   std::vector<child_spec> out;
   // The notifier first: the supervisor stops children in reverse order, so evaluators stop
@@ -36,6 +37,7 @@ std::vector<child_spec> alert_children(const config::settings& s,
   }));
   alert_manager_config mc;
   mc.feed.interval = s.alerts_feed_interval;
+  mc.feed.live = std::move(live);
   mc.feed.job_timeout = std::max(s.db_request_deadline, s.alerts_feed_interval * 5);
   mc.save_timeout = s.db_request_deadline + std::chrono::seconds(1);
   auto nudge = [registry] {

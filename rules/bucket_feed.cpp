@@ -81,10 +81,46 @@ void distribute(self_ptr self, const feed_data& data) {
   st.last_batches_sent = sent;
 }
 
+void record_cycle(double ms) {
+  metrics::global()
+      .get_histogram("joule_alert_feed_cycle_seconds",
+                     "Duration of one bucket feed cycle (all rules' queries)")
+      .observe(ms / 1000.0);
+  metrics::global()
+      .get_gauge("joule_alert_feed_last_cycle_seconds", "Duration of the latest bucket feed cycle")
+      .set(ms / 1000.0);
+}
+
 void run_cycle(self_ptr self) {
   auto& st = self->state;
   if (st.running || st.subs.empty())
     return;
+  if (st.cfg.live) {
+    // One feed, two consumers: the live tail read every bucket already.
+    auto snap = st.cfg.live->fresh(std::max<std::chrono::steady_clock::duration>(
+        st.cfg.interval * 3, std::chrono::seconds(3)));
+    bool usable = snap && snap->devices_ok &&
+                  (snap->households_ok || build_request(st).household_5m_ids.empty());
+    if (usable) {
+      if (snap->seq != st.last_snapshot) {
+        auto started = std::chrono::steady_clock::now();
+        st.last_snapshot = snap->seq;
+        ++st.cycles;
+        ++st.from_snapshot;
+        metrics::global()
+            .get_counter("joule_alert_feed_live_cycles_total",
+                         "Bucket feed cycles served from the live tail's snapshot (no query)")
+            .inc();
+        st.last_db_now = snap->db_now;
+        distribute(self, feed_from_snapshot(*snap, build_request(st)));
+        st.last_duration_ms = std::chrono::duration<double, std::milli>(
+                                  std::chrono::steady_clock::now() - started)
+                                  .count();
+        record_cycle(st.last_duration_ms);
+      }
+      return;
+    }
+  }
   auto pool = st.pool();
   if (!pool)
     return;
@@ -109,14 +145,7 @@ void run_cycle(self_ptr self) {
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                           started)
                     .count();
-            metrics::global()
-                .get_histogram("joule_alert_feed_cycle_seconds",
-                               "Duration of one bucket feed cycle (all rules' queries)")
-                .observe(st.last_duration_ms / 1000.0);
-            metrics::global()
-                .get_gauge("joule_alert_feed_last_cycle_seconds",
-                           "Duration of the latest bucket feed cycle")
-                .set(st.last_duration_ms / 1000.0);
+            record_cycle(st.last_duration_ms);
             st.last_db_now = data->db_now;
             distribute(self, *data);
           },
@@ -162,7 +191,8 @@ bucket_feed_actor::behavior_type bucket_feed(self_ptr self, bucket_feed_config c
                ",\"cycles\":" + std::to_string(st.cycles) +
                ",\"failures\":" + std::to_string(st.failures) +
                ",\"last_duration_ms\":" + std::to_string(st.last_duration_ms) +
-               ",\"last_batches_sent\":" + std::to_string(st.last_batches_sent) + "}";
+               ",\"last_batches_sent\":" + std::to_string(st.last_batches_sent) +
+               ",\"from_live_tail\":" + std::to_string(st.from_snapshot) + "}";
       },
   };
 }

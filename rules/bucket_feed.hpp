@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "db/live_tail.hpp"
 #include "rules/alert_interfaces.hpp"
 
 namespace joule::rules {
@@ -20,6 +21,10 @@ struct bucket_feed_config {
   /// burst still land in it).
   std::int64_t grace_us = 2'000'000;
   std::chrono::milliseconds job_timeout{5000};
+  /// The live tail (one feed, two consumers): when set, each cycle takes the buckets from
+  /// its newest snapshot instead of querying; the feed queries itself only while the tail
+  /// has no usable snapshot (not started, watermark far behind, database unreachable).
+  std::shared_ptr<db::live_tail_holder> live;
 };
 
 struct bucket_feed_state {
@@ -33,6 +38,8 @@ struct bucket_feed_state {
   double last_duration_ms = 0;
   std::int64_t last_db_now = 0;
   std::uint64_t last_batches_sent = 0;
+  std::uint64_t last_snapshot = 0;  // seq of the live snapshot distributed last
+  std::uint64_t from_snapshot = 0;  // cycles served by the live tail
 };
 
 bucket_feed_actor::behavior_type

@@ -32,7 +32,47 @@ void collect(const pqxx::result& res, std::int64_t width, std::int64_t closed_be
   }
 }
 
+void copy_buckets(const std::unordered_map<std::string, std::vector<db::live_bucket>>& from,
+                  const std::vector<std::string>& ids, std::int64_t lo, std::int64_t width,
+                  std::int64_t closed_before,
+                  std::unordered_map<std::string, std::vector<bucket_value>>& into) {
+  for (auto& id : ids) {
+    auto it = from.find(id);
+    if (it == from.end())
+      continue;
+    for (auto& lb : it->second) {
+      if (lb.start < lo)
+        continue;
+      bucket_value b;
+      b.start = lb.start;
+      b.width = width;
+      b.energy_sum = lb.energy_sum;
+      b.power_sum = lb.power_sum;
+      b.power_count = lb.power_count;
+      b.power_max = lb.power_max;
+      b.closed = b.start + width <= closed_before;
+      into[id].push_back(b);
+    }
+  }
+}
+
 } // namespace
+
+feed_data feed_from_snapshot(const db::live_snapshot& snap, const feed_request& req) {
+  feed_data out;
+  out.db_now = snap.db_now;
+  const auto closed_before = snap.db_now - req.grace_us;
+  const auto lo1 = feed_lookback(snap.db_now, minute_us, req.grace_us);
+  const auto lo5 = feed_lookback(snap.db_now, five_min, req.grace_us);
+  copy_buckets(snap.device_1m, req.device_1m_ids, lo1, minute_us, closed_before, out.device_1m);
+  copy_buckets(snap.device_1m, req.device_5m_ids, lo5, minute_us, closed_before, out.device_1m);
+  if (snap.households_ok)
+    copy_buckets(snap.household_5m, req.household_5m_ids, lo5, five_min, closed_before,
+                 out.household_5m);
+  copy_buckets(snap.household_1m, req.household_1m_ids, lo1, minute_us, closed_before,
+               out.household_1m);
+  return out;
+}
 
 std::int64_t feed_lookback(std::int64_t now, std::int64_t width, std::int64_t grace) {
   return floor_to(now - grace, width) - width;

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "db/live_tail.hpp"
 #include "rules/evaluation.hpp"
 
 namespace joule::db {
@@ -40,6 +41,10 @@ struct feed_data {
 std::int64_t feed_lookback(std::int64_t now, std::int64_t width, std::int64_t grace);
 
 feed_data read_feed(db::session& s, const feed_request& req);
+
+/// The same buckets taken from a live tail snapshot (which holds every device and household
+/// from the feed's look-back on): no query. Requires snap.devices_ok.
+feed_data feed_from_snapshot(const db::live_snapshot& snap, const feed_request& req);
 
 /// '{a,b,...}' for `$n::uuid[]` (ids are validated UUIDs).
 std::string uuid_array(const std::vector<std::string>& ids);

@@ -19,6 +19,9 @@ const char* usage =
     "  read           --url U [--nocache-url U2] [--rates 1000,2000,5000,10000,20000]\n"
     "                 [--duration 10s] [--connections 64] [--threads 1] [--timeout 2s]\n"
     "                 [--hot-households N (only the first N households)] [--cooldown 5s]\n"
+    "  poll           --url U [--nocache-url U2] [--db CONNINFO (also: committed -> visible)]\n"
+    "                 [--rates 1000,2000,4000,8000,15000,20000] [--duration 10s] [--samples 20]\n"
+    "                 [--connections 64] [--threads 1] (each household's default energy window)\n"
     "  raw-vs-rollup  --url U --raw-url R [--requests 30 per endpoint] [--timeout 30s]\n"
     "                 [--max-time 180s]\n"
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
@@ -57,6 +60,8 @@ int main(int argc, char** argv) {
     const auto& s = a.subcommand();
     if (s == "read")
       report = run_read_scenario(a);
+    else if (s == "poll")
+      report = run_poll_scenario(a);
     else if (s == "raw-vs-rollup")
       report = run_raw_vs_rollup_scenario(a);
     else if (s == "freshness")

@@ -22,6 +22,7 @@ fleet_ids fleet_ids_from_args(const cli_args& args);
 /// std::invalid_argument on a bad option, and reports server errors in its numbers rather
 /// than failing.
 scenario_report run_read_scenario(const cli_args& args);
+scenario_report run_poll_scenario(const cli_args& args);
 scenario_report run_raw_vs_rollup_scenario(const cli_args& args);
 scenario_report run_freshness_scenario(const cli_args& args);
 scenario_report run_ingest_scenario(const cli_args& args);

@@ -57,6 +57,7 @@ TEST_F(Faults, RedisDownMeansBypassWithCorrectAnswersThenTheCacheIsUsedAgain) {
   auto s = test_settings(db_->url(), redis.url());
   s.cache_breaker_open = std::chrono::milliseconds(300);
   s.cache_local_ttl = std::chrono::milliseconds(0);  // Redis itself is under test
+  s.live_enabled = false;  // the answer cache, not live reads (tests/http/live_test.cpp)
   s.redis_timeout = std::chrono::milliseconds(50);
   app server{s};
   server.start();

@@ -1,0 +1,175 @@
+#pragma once
+// The live tail (issue 9): the newest buckets of every device and household, read from the
+// raw tail above the watermarks in a few batched queries every `live.interval`, and held in
+// memory as one immutable snapshot that readers pick up without a message (an atomically
+// swapped shared_ptr). A dashboard poll joins its settled part (rollup buckets under the
+// watermark, cached by version) with the live part from here: no PostgreSQL round trip per
+// request in steady state. The alert bucket feed reads the same snapshots (one feed, two
+// consumers).
+//
+// Everything in a snapshot comes from one REPEATABLE READ transaction: the watermarks, the
+// versions of settled hours, the pending late writes and the buckets are consistent with each
+// other, and `db_now` (the transaction's start) is the instant up to which committed writes
+// are reflected, except where a pending late write caps it (see fresh_cap).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/typed_actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "config/settings.hpp"
+#include "core/interfaces.hpp"
+
+namespace joule::db {
+
+class session;
+
+/// One bucket as mergeable partial state (sums, counts, maxima).
+struct live_bucket {
+  std::int64_t start = 0;  // µs
+  std::optional<double> energy_sum;
+  std::optional<double> power_sum;
+  std::int64_t power_count = 0;
+  std::optional<double> power_max;
+
+  void add(const live_bucket& o);
+};
+
+/// A late write logged below a rollup's watermark that no refresh has reflected yet.
+struct pending_write {
+  std::string rollup;
+  std::int64_t lo = 0;  // [lo, hi] as logged (raw timestamps, inclusive)
+  std::int64_t hi = 0;
+  std::int64_t logged_at = 0;
+};
+
+struct live_snapshot {
+  std::uint64_t seq = 0;
+  /// Start of the reading transaction (µs, database clock).
+  std::int64_t db_now = 0;
+  /// When this process received it (staleness check).
+  std::chrono::steady_clock::time_point taken{};
+  std::optional<std::int64_t> wm_device_1m, wm_household_5m, wm_device_1h;
+  /// Per rollup name: UTC hour (µs) -> version of its settled rows (rollup_versions), for
+  /// hours since `versions_from`. An hour without an entry was never rewritten.
+  std::unordered_map<std::string, std::map<std::int64_t, std::int64_t>> versions;
+  std::int64_t versions_from = 0;
+  std::vector<pending_write> pending;
+  /// Registered devices and their households; the households that have devices.
+  std::unordered_map<std::string, std::string> device_household;
+  std::unordered_set<std::string> households;
+
+  /// Household 5 min buckets from `household_lo` on (ascending), complete for every
+  /// household; valid only when `households_ok`.
+  bool households_ok = false;
+  std::int64_t household_lo = 0;
+  std::unordered_map<std::string, std::vector<live_bucket>> household_5m;
+  /// Device 1 min buckets from `device_lo` on (ascending); valid only when `devices_ok`.
+  bool devices_ok = false;
+  std::int64_t device_lo = 0;
+  std::unordered_map<std::string, std::vector<live_bucket>> device_1m;
+  /// Household 1 min buckets from `household_1m_lo` on (the alert feed's 1 min rules).
+  std::int64_t household_1m_lo = 0;
+  std::unordered_map<std::string, std::vector<live_bucket>> household_1m;
+
+  int queries = 0;
+  std::size_t bucket_count = 0;
+
+  /// "hour:version,..." of `rollup` over the hours [floor(lo, 1 h), hi): the version of a
+  /// settled part over [lo, hi); the same text settled_energy reads with its data.
+  std::string version_text(const std::string& rollup, std::int64_t lo, std::int64_t hi) const;
+  /// The earliest log time of a pending late write of `rollup` overlapping [lo, hi), or
+  /// nothing: everything committed before it is reflected in that rollup's rows there.
+  std::optional<std::int64_t> fresh_cap(const std::string& rollup, std::int64_t lo,
+                                        std::int64_t hi) const;
+};
+
+using live_snapshot_ptr = std::shared_ptr<const live_snapshot>;
+
+/// The current snapshot: written by the tail actor, read by any thread without a lock.
+class live_tail_holder {
+public:
+  live_snapshot_ptr get() const { return std::atomic_load_explicit(&snap_, std::memory_order_acquire); }
+  void set(live_snapshot_ptr s) { std::atomic_store_explicit(&snap_, std::move(s), std::memory_order_release); }
+  /// The snapshot if it was taken within `max_age`, else null (the tail is behind or the
+  /// database unreachable: callers answer from the database instead).
+  live_snapshot_ptr fresh(std::chrono::steady_clock::duration max_age) const {
+    auto s = get();
+    if (!s || std::chrono::steady_clock::now() - s->taken > max_age)
+      return nullptr;
+    return s;
+  }
+
+private:
+  live_snapshot_ptr snap_;
+};
+
+/// Oldest hour of rollup_versions a snapshot holds: settled parts reaching further back are
+/// answered from the database.
+constexpr std::int64_t live_versions_span = 8LL * 24 * 3600 * 1'000'000;
+/// Raw time above the device 1 min watermark the tail reads at most: a watermark further
+/// behind (catch-up, refresh failing) turns the live path off until it catches up.
+constexpr std::int64_t live_max_raw_span = 15LL * 60 * 1'000'000;
+
+/// Reads one snapshot (a handful of statements in one read-only REPEATABLE READ transaction).
+/// `grace` is the alert feed's closed-bucket grace: device and household 1 min buckets are
+/// held from the last closed 5 min bucket on, whatever the watermarks.
+live_snapshot read_live_tail(session& s, std::int64_t grace_us = 2'000'000);
+
+/// The settled part of a household energy series: household_5m rows of [lo, hi) summed into
+/// `step` buckets, and the version text of the hours they span, read by one statement.
+struct settled_part {
+  std::string versions;
+  std::vector<std::pair<std::int64_t, std::optional<double>>> points;
+};
+settled_part settled_energy(session& s, const std::string& household, std::int64_t step,
+                            std::int64_t lo, std::int64_t hi);
+
+// --- the actor
+
+using live_tail_actor = caf::typed_actor<
+    /// Internal: time for the next cycle.
+    caf::reacts_to<tick_atom>,
+    /// Status as JSON (cycles, failures, last duration, buckets, snapshot age).
+    caf::replies_to<status_atom>::with<std::string>>;
+
+struct live_tail_config {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds job_timeout{5000};
+  std::int64_t grace_us = 2'000'000;
+  std::shared_ptr<live_tail_holder> holder;
+};
+
+struct live_tail_state {
+  static inline const char* name = "live_tail";
+  live_tail_config cfg;
+  db_worker_actor worker;
+  bool running = false;
+  std::uint64_t seq = 0;
+  std::uint64_t cycles = 0;
+  std::uint64_t failures = 0;
+  double last_duration_ms = 0;
+  std::size_t last_buckets = 0;
+};
+
+/// Runs a cycle every interval on `worker` (its own connection) and publishes each snapshot;
+/// a failed cycle withdraws the snapshot, so readers fall back to the database at once.
+live_tail_actor::behavior_type live_tail(live_tail_actor::stateful_pointer<live_tail_state> self,
+                                         live_tail_config cfg, db_worker_actor worker);
+
+/// The tail with its own detached DB worker, from the server settings (live.interval).
+live_tail_actor spawn_live_tail(caf::actor_system& sys, const config::settings& s,
+                                std::shared_ptr<live_tail_holder> holder);
+
+} // namespace joule::db
