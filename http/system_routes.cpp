@@ -4,6 +4,7 @@
 
 #include "core/interfaces.hpp"
 #include "core/metrics.hpp"
+#include "core/process_metrics.hpp"
 #include "db/session.hpp"
 #include "http/errors.hpp"
 
@@ -78,6 +79,7 @@ void add_system_routes(route_table& table, std::shared_ptr<const route_env> env)
     response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics::global().render();
+    metrics::render_process(r.body);
     reply(std::move(r));
   }));
   table.add(get("/admin/status", "admin_status",
