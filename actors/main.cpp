@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "actors/app.hpp"
+#include "actors/status_cli.hpp"
 #include "core/log.hpp"
 #include "core/timefmt.hpp"
 #include "config/rollups.hpp"
@@ -25,7 +26,9 @@
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t reload_requested = 0;
 void on_signal(int) { stop_requested = 1; }
+void on_hup(int) { reload_requested = 1; }
 
 // The rollup names come from the definitions (config/rollups.cpp).
 std::string usage() {
@@ -44,6 +47,9 @@ std::string usage() {
          "  token revoke ID                revoke a token (running servers stop accepting it\n"
          "                                 within auth.refresh_interval + a query)\n"
          "  print-config                   print every setting with its current value\n"
+         "  status [--url URL] [--token T] summary of a running server (GET /admin/status and\n"
+         "                                 /metrics; URL default env JOULE_URL, else from\n"
+         "                                 http.listen; an admin token: T or env JOULE_TOKEN)\n"
          "  --config FILE                  settings file (default " JOULE_DEFAULT_CONFIG
          ", env JOULE_CONFIG)\n";
 }
@@ -262,7 +268,7 @@ int cmd_token(const joule::config::settings& s, const std::vector<std::string>& 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // refresh's own flags are not settings: take them out first.
-  std::string start_text, end_text;
+  std::string start_text, end_text, status_url, status_token;
   token_flags tflags;
   for (size_t i = 0; i < args.size();) {
     auto take = [&](const std::string& flag, std::string& out) {
@@ -279,7 +285,8 @@ int main(int argc, char** argv) {
       return false;
     };
     std::string value;
-    if (take("--start", start_text) || take("--end", end_text))
+    if (take("--start", start_text) || take("--end", end_text) || take("--url", status_url) ||
+        take("--token", status_token))
       continue;
     // `joule token create`'s own flags (--household may repeat).
     if (take("--scope", value)) {
@@ -304,13 +311,8 @@ int main(int argc, char** argv) {
     std::cerr << "joule: " << loaded.error << "\n";
     return 2;
   }
-  if (const char* lvl = std::getenv("JOULE_LOG_LEVEL")) {
-    std::string l = lvl;
-    joule::set_log_level(l == "debug"  ? joule::log_level::debug
-                         : l == "warn" ? joule::log_level::warn
-                         : l == "error" ? joule::log_level::error
-                                        : joule::log_level::info);
-  }
+  // log.level is also JOULE_LOG_LEVEL (the environment overrides the file, as for every key).
+  joule::apply_log_settings(loaded.values);
   const auto& s = loaded.values;
   auto cmd = loaded.positional.empty() ? std::string("serve") : loaded.positional[0];
   if (cmd != "token" && tflags.any()) {
@@ -334,6 +336,32 @@ int main(int argc, char** argv) {
       return cmd_refresh(s, loaded.positional, start_text, end_text);
     if (cmd == "token")
       return cmd_token(s, loaded.positional, tflags);
+    if (cmd == "status") {
+      joule::status_options so;
+      so.url = status_url;
+      if (so.url.empty())
+        if (const char* u = std::getenv("JOULE_URL"))
+          so.url = u;
+      if (so.url.empty()) {
+        std::string host;
+        std::uint16_t port = 0;
+        joule::config::split_host_port(s.http_listen, host, port);
+        if (port == 0) {
+          std::cerr << "status: http.listen has port 0: name the server with --url\n";
+          return 2;
+        }
+        if (host == "0.0.0.0" || host == "::" || host.empty())
+          host = "127.0.0.1";
+        if (host.find(':') != std::string::npos)
+          host = "[" + host + "]";
+        so.url = "http://" + host + ":" + std::to_string(port);
+      }
+      so.token = status_token;
+      if (so.token.empty())
+        if (const char* t = std::getenv("JOULE_TOKEN"))
+          so.token = t;
+      return joule::run_status(so);
+    }
     if (cmd != "serve") {
       std::cerr << "joule: unknown command '" << cmd << "'\n" << usage();
       return 2;
@@ -341,12 +369,28 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGHUP, on_hup);  // reload the config file (applied once the server runs)
     joule::app server{s};
     server.start();
     std::cout << "joule listening on " << s.http_listen.substr(0, s.http_listen.rfind(':')) << ":"
               << server.port() << std::endl;
-    while (!stop_requested)
+    while (!stop_requested) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!reload_requested)
+        continue;
+      reload_requested = 0;
+      // The same sources as at start (file < environment < flags): only the file changed.
+      auto again = joule::config::load(args, [](const char* n) { return std::getenv(n); },
+                                       JOULE_DEFAULT_CONFIG);
+      if (!again.error.empty()) {
+        joule::log(joule::log_level::error, "config",
+                   "reload refused, keeping the current settings: " + again.error);
+        continue;
+      }
+      if (auto err = server.reload(again.values); !err.empty())
+        joule::log(joule::log_level::error, "config",
+                   "reload refused, keeping the current settings: " + err);
+    }
     joule::log(joule::log_level::info, "main", "stopping");
     server.stop();
     return 0;
