@@ -8,6 +8,7 @@
 #include "actors/app.hpp"
 #include "actors/status_cli.hpp"
 #include "core/log.hpp"
+#include "core/progress.hpp"
 #include "core/timefmt.hpp"
 #include "config/rollups.hpp"
 #include "config/settings.hpp"
@@ -107,6 +108,12 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   std::int64_t rows = 0, ranges = 0;
   double ms = 0;
   joule::db::refresh_report rep;
+  // Rows written, rate and ETA (by the share of the range done) on stderr: redrawn on a
+  // terminal, a plain line every 10 s otherwise; stdout keeps only the JSON summary.
+  joule::progress_meter meter{"refresh " + spec->name};
+  auto done_share = [&](std::int64_t at) {
+    return static_cast<double>(at - start) / static_cast<double>(end - start);
+  };
   for (std::int64_t lo = start; lo < end;) {
     std::int64_t hi = end - lo > piece ? joule::floor_to(lo + piece, spec->width) : end;
     if (hi <= lo)
@@ -116,7 +123,9 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
     ranges += rep.ranges;
     ms += rep.duration_ms;
     lo = hi;
+    meter.update(done_share(lo), static_cast<std::uint64_t>(rows));
   }
+  meter.finish(1, static_cast<std::uint64_t>(rows));
   std::cout << "{\"rollup\":\"" << spec->name << "\",\"rows_written\":" << rows
             << ",\"ranges\":" << ranges << ",\"watermark\":\""
             << joule::format_rfc3339(rep.watermark_after) << "\",\"duration_ms\":" << ms

@@ -9,10 +9,12 @@ include(GNUInstallDirs)
 add_executable(joule_packaged EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/actors/main.cpp)
 target_link_libraries(joule_packaged PRIVATE joule::app)
 target_compile_definitions(joule_packaged PRIVATE JOULE_DEFAULT_CONFIG="/etc/joule/joule.conf")
-set_target_properties(joule_packaged PROPERTIES OUTPUT_NAME joule
+# Not OUTPUT_NAME joule: Ninja would then map the target name `joule` to this binary.
+set_target_properties(joule_packaged PROPERTIES
                       RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/package-bin)
 
-install(PROGRAMS ${CMAKE_BINARY_DIR}/package-bin/joule DESTINATION bin COMPONENT joule)
+install(PROGRAMS ${CMAKE_BINARY_DIR}/package-bin/joule_packaged DESTINATION bin RENAME joule
+        COMPONENT joule)
 install(FILES ${PROJECT_SOURCE_DIR}/config/joule.conf DESTINATION /etc/joule COMPONENT joule)
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/joule.service DESTINATION /lib/systemd/system
         COMPONENT joule)

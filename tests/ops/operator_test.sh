@@ -8,10 +8,13 @@
 #     never in the log);
 #   - SIGHUP: live keys applied (DB pool size, rate limit, log level), a key that needs a
 #     restart reported, a bad file refused with a message and the old settings kept;
-#   - `joule status` with --url/--token and with JOULE_URL/JOULE_TOKEN; a bad token fails.
-# Usage: operator_test.sh JOULE_BIN   (env JOULE_TEST_PGPORT)
+#   - `joule status` with --url/--token and with JOULE_URL/JOULE_TOKEN; a bad token fails;
+#   - progress of `joule refresh` and `joule-sim backfill`: plain lines into a file, one
+#     redrawn line on a terminal (`script` gives them a pty).
+# Usage: operator_test.sh JOULE_BIN [JOULE_SIM_BIN]   (env JOULE_TEST_PGPORT)
 set -euo pipefail
 JOULE_BIN=$1
+SIM_BIN=${2:-}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 JOULE_ROOT=$SRC
 source "$SRC/scripts/lib.sh"
@@ -137,6 +140,26 @@ JOULE_URL=$base JOULE_TOKEN=$admin2 "$JOULE_BIN" status | grep -q '^db_pool: ' |
 if err=$("$JOULE_BIN" status --url "$base" --token "$reader" 2>&1); then fail "status with a read token"; fi
 grep -q 'admin token' <<<"$err" || fail "status error: $err"
 
+# --- progress of long jobs
+range=(--start 2026-11-20T00:00:00Z --end 2026-11-21T00:00:00Z)
+JOULE_PROGRESS_INTERVAL=0 JOULE_REFRESH_MAX_BATCH=6h "$JOULE_BIN" refresh device_1m "${range[@]}" \
+  >"$work/refresh.out" 2>"$work/refresh.err" || fail "joule refresh: $(cat "$work/refresh.err")"
+jq -e .rows_written "$work/refresh.out" >/dev/null || fail "refresh stdout is not its JSON: $(cat "$work/refresh.out")"
+[ "$(grep -c '^refresh device_1m: [0-9.]*% | [0-9]* rows | [0-9]* rows/s | ' "$work/refresh.err")" -ge 4 ] ||
+  fail "refresh: no plain progress lines: $(cat "$work/refresh.err")"
+grep -q $'\r' "$work/refresh.err" && fail "refresh wrote carriage returns into a file"
+grep -q '100.0% .*done in' "$work/refresh.err" || fail "refresh: no final line"
+script -qec "JOULE_REFRESH_MAX_BATCH=6h $JOULE_BIN refresh device_1m ${range[*]} 2>&1 >/dev/null" /dev/null \
+  >"$work/refresh.tty"
+grep -q $'\rrefresh device_1m: 100.0%' "$work/refresh.tty" || fail "refresh on a terminal: $(od -c "$work/refresh.tty" | head)"
+if [ -n "$SIM_BIN" ]; then
+  JOULE_PROGRESS_INTERVAL=0 "$SIM_BIN" backfill --db "host=127.0.0.1 port=$PGPORT user=joule dbname=joule_test_ops" \
+    --households 2 --hours 1 >"$work/sim.out" 2>"$work/sim.err" || fail "joule-sim: $(cat "$work/sim.err")"
+  grep -q '^backfill: 100.0% | \([0-9]*\) / \1 rows | [0-9]* rows/s | done in' "$work/sim.err" ||
+    fail "joule-sim backfill: no plain progress: $(cat "$work/sim.err")"
+  grep -q $'\r' "$work/sim.err" && fail "joule-sim wrote carriage returns into a file"
+fi
+
 # The password never reached the log.
 ! grep -q 's3cret' "$work/joule.err" || fail "the db.url password is in the log"
-echo "operator test: request ids, JSON access log, /admin/config, SIGHUP reload, joule status ok"
+echo "operator test: request ids, JSON access log, /admin/config, SIGHUP reload, joule status, progress ok"

@@ -1,12 +1,18 @@
 // Operator comforts as pure functions: log lines (text and JSON, request ids, no line
-// injection), request id acceptance, secret redaction of settings, the status summary.
+// injection), request id acceptance, secret redaction of settings, the status summary, and
+// progress lines of long jobs.
 #include <gtest/gtest.h>
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
 #include "actors/status_cli.hpp"
 #include "config/settings.hpp"
 #include "core/log.hpp"
+#include "core/progress.hpp"
 #include "http/request_log.hpp"
 
 using namespace joule;
@@ -165,4 +171,60 @@ TEST(StatusCli, SummaryFlattensTheStatus) {
             std::string::npos)
       << out;
   EXPECT_NE(summarize_status("nope").find("unreadable"), std::string::npos);
+}
+
+namespace {
+
+std::string run_meter(bool tty, const std::function<void(progress_meter&)>& f) {
+  FILE* out = std::tmpfile();
+  {
+    progress_meter m{"job", 1000, out, tty};
+    f(m);
+  }
+  std::rewind(out);
+  std::string text;
+  char buf[512];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, out)) > 0;)
+    text.append(buf, n);
+  std::fclose(out);
+  return text;
+}
+
+} // namespace
+
+TEST(Progress, LinesSayRowsRateAndEta) {
+  EXPECT_EQ(format_eta(12.4), "12s");
+  EXPECT_EQ(format_eta(185), "3m 05s");
+  EXPECT_EQ(format_eta(3720), "1h 02m");
+  EXPECT_EQ(format_eta(-1), "?");
+  EXPECT_EQ(progress_line("backfill", 0.25, 250, 1000, 10),
+            "backfill: 25.0% | 250 / 1000 rows | 25 rows/s | ETA 30s");
+  EXPECT_EQ(progress_line("refresh device_1m", 0.5, 40, 0, 4),
+            "refresh device_1m: 50.0% | 40 rows | 10 rows/s | ETA 4s");
+  EXPECT_EQ(progress_line("x", 1, 10, 0, 65), "x: 100.0% | 10 rows | 0 rows/s | done in 1m 05s");
+  EXPECT_EQ(progress_line("x", 0, 0, 0, 1), "x: 0.0% | 0 rows | 0 rows/s | ETA ?");
+}
+
+TEST(Progress, PlainLinesWithoutATerminalRedrawnOnOne) {
+  // Not a terminal: whole lines, no carriage returns or escapes; at most one per interval
+  // (10 s), and the final state once.
+  auto plain = run_meter(false, [](progress_meter& m) {
+    m.update(0.1, 100);
+    m.update(0.2, 200);  // within the interval: not printed
+    m.finish(1, 1000);
+  });
+  EXPECT_EQ(plain.find('\r'), std::string::npos) << plain;
+  EXPECT_EQ(plain.find('\x1b'), std::string::npos) << plain;
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), '\n'), 2) << plain;
+  EXPECT_NE(plain.find("job: 10.0% | 100 / 1000 rows"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("job: 100.0% | 1000 / 1000 rows"), std::string::npos) << plain;
+  // A terminal: one line redrawn in place, ended by the final newline.
+  auto tty = run_meter(true, [](progress_meter& m) {
+    m.update(0.1, 100);
+    m.finish(1, 1000);
+  });
+  EXPECT_EQ(tty.rfind("\rjob: 10.0%", 0), 0u) << tty;
+  EXPECT_NE(tty.find("\x1b[K\rjob: 100.0%"), std::string::npos) << tty;
+  EXPECT_EQ(std::count(tty.begin(), tty.end(), '\n'), 1) << tty;
+  EXPECT_EQ(tty.back(), '\n');
 }
