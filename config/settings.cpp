@@ -390,9 +390,10 @@ const std::vector<std::string>& live_keys() {
       // a new DB pool (the old one finishes its jobs first)
       "db.pool_size", "db.queue_limit", "db.request_deadline", "db.statement_timeout",
       // a new cache broker (the old one finishes its lookups first)
+      // (not cache.local_*: the near cache shared with the HTTP side outlives brokers)
       "cache.ttl", "cache.live_ttl", "cache.jitter_min_pct", "cache.jitter_max_pct",
-      "cache.local_ttl", "cache.local_max_entries", "cache.breaker_failures",
-      "cache.breaker_open", "cache.max_inflight", "redis.workers", "redis.timeout"};
+      "cache.breaker_failures", "cache.breaker_open", "cache.max_inflight", "redis.workers",
+      "redis.timeout"};
   return keys;
 }
 

@@ -14,6 +14,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "cache/near_cache.hpp"
 #include "config/settings.hpp"
 #include "core/auth.hpp"
 #include "core/registry.hpp"
@@ -41,6 +42,9 @@ struct route_env {
   config::settings settings;  // as at start-up
   /// The settings in effect now (a SIGHUP reload replaces them); may be null in tests.
   std::shared_ptr<const config::settings_box> live;
+  /// The cache broker's near cache, read directly by cached routes (null: always ask the
+  /// broker).
+  std::shared_ptr<cache::near_cache> near;
 };
 
 struct route {
