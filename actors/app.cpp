@@ -1,6 +1,8 @@
 #include "actors/app.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -71,6 +73,9 @@ struct app::impl {
   std::shared_ptr<db::live_tail_holder> live;
   std::shared_ptr<cache::near_cache> settled;
   supervisor_actor root;
+  /// The settings in effect; restarted and replaced actors spawn from them (SIGHUP reload).
+  std::shared_ptr<config::settings_box> live;
+  std::shared_ptr<http::auth_guard> guard;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
   bool started = false;
@@ -81,14 +86,14 @@ struct app::impl {
 std::vector<child_spec> app::impl::children() {
   const auto s = settings;
   std::vector<child_spec> out;
-  out.push_back(supervise<db_pool_actor>("db_pool", [s, board = watermarks](caf::actor_system& sys) {
-    return db::spawn_db_pool(sys, s, board);
+  out.push_back(supervise<db_pool_actor>("db_pool", [box = live, board = watermarks](caf::actor_system& sys) {
+    return db::spawn_db_pool(sys, box->get(), board);
   }));
   out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
     return db::spawn_auth_actor(sys, s, cache);
   }));
-  out.push_back(supervise<cache_actor>("cache", [s, near = near](caf::actor_system& sys) {
-    return cache::spawn_cache_broker(sys, s, near);
+  out.push_back(supervise<cache_actor>("cache", [box = live, near = near](caf::actor_system& sys) {
+    return cache::spawn_cache_broker(sys, box->get(), near);
   }));
   // One refresh actor per rollup definition (config/rollups.cpp).
   for (auto& r : db::rollups()) {
@@ -136,6 +141,7 @@ void app::start() {
   // here too: tests and embedders construct settings without config::load.
   if (auto err = config::validate(d.settings); !err.empty())
     throw std::runtime_error(err);
+  d.live = std::make_shared<config::settings_box>(d.settings);
   d.tokens = std::make_shared<auth::token_cache>(
       static_cast<std::size_t>(d.settings.auth_cache_max_entries));
   d.near = cache::make_near_cache(d.settings);
@@ -175,6 +181,7 @@ void app::start() {
   auto env = std::make_shared<http::route_env>();
   env->registry = d.registry;
   env->settings = d.settings;
+  env->live = d.live;
   env->near = d.near;
   env->live = d.live;
   env->settled = d.settled;
@@ -192,7 +199,8 @@ void app::start() {
   as.rate_burst = d.settings.auth_rate_burst;
   as.failure_rate_limit = d.settings.auth_failure_rate_limit;
   as.failure_burst = d.settings.auth_failure_burst;
-  table->set_guard(std::make_shared<http::auth_guard>(as, d.tokens, d.registry));
+  d.guard = std::make_shared<http::auth_guard>(as, d.tokens, d.registry);
+  table->set_guard(d.guard);
   http::server_config hc;
   config::split_host_port(d.settings.http_listen, hc.host, hc.port);
   hc.threads = d.settings.http_threads;
@@ -227,6 +235,74 @@ void app::stop() {
     d.system.reset();  // waits for every actor to finish
   }
   d.started = false;
+}
+
+void apply_log_settings(const config::settings& s) {
+  if (auto l = parse_log_level(s.log_level))
+    set_log_level(*l);
+  if (auto f = parse_log_format(s.log_format))
+    set_log_format(*f);
+  set_access_log(s.log_access);
+}
+
+config::settings app::current_settings() const {
+  return impl_->live ? impl_->live->get() : impl_->settings;
+}
+
+std::string app::reload(const config::settings& next) {
+  auto& d = *impl_;
+  if (!d.started)
+    return "the server is not running";
+  auto cur = d.live->get();
+  auto merged = cur;
+  const auto& live = config::live_keys();
+  std::vector<std::string> applied, ignored;
+  bool pool = false, cache = false;
+  for (auto& o : config::options()) {
+    auto value = o.get(next);
+    if (o.get(cur) == value)
+      continue;
+    if (std::find(live.begin(), live.end(), o.key) == live.end()) {
+      ignored.push_back(o.key);
+      continue;
+    }
+    if (auto err = o.set(merged, value); !err.empty())
+      return o.key + ": " + err;
+    applied.push_back(o.key);
+    pool = pool || o.key.rfind("db.", 0) == 0;
+    cache = cache || o.key.rfind("cache.", 0) == 0 || o.key.rfind("redis.", 0) == 0;
+  }
+  if (auto err = config::validate(merged); !err.empty())
+    return err;
+  d.live->set(merged);
+  apply_log_settings(merged);
+  d.guard->set_limits(merged.auth_rate_limit, merged.auth_rate_burst,
+                      merged.auth_failure_rate_limit, merged.auth_failure_burst);
+  // The old pool and broker finish the jobs and lookups they hold: the longest a caller waits
+  // on either is db.request_deadline (+ 1 s for a broker waiter).
+  auto grace = static_cast<std::uint64_t>(
+      std::max(cur.db_request_deadline, merged.db_request_deadline).count() + 2000);
+  caf::scoped_actor self{*d.system};
+  for (auto [needed, name] : {std::pair{pool, "db_pool"}, std::pair{cache, "cache"}})
+    if (needed)
+      self->request(d.root, std::chrono::seconds(5), restart_atom::value, std::string(name),
+                    grace)
+          .receive([](bool) {},
+                   [&](caf::error& e) {
+                     log(log_level::error, "config", std::string("could not replace ") + name +
+                                                         ": " + d.system->render(e));
+                   });
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (auto& k : v)
+      out += (out.empty() ? "" : ", ") + k;
+    return out.empty() ? std::string("none") : out;
+  };
+  log(log_level::info, "config", "reloaded: applied " + join(applied));
+  if (!ignored.empty())
+    log(log_level::warn, "config",
+        "changed but only applied at the next start: " + join(ignored));
+  return {};
 }
 
 std::uint16_t app::port() const { return impl_->port; }

@@ -15,6 +15,9 @@ namespace joule {
 
 class service_registry;
 
+/// log.level, log.format and log.access to the process's logger.
+void apply_log_settings(const config::settings& s);
+
 class app {
 public:
   explicit app(config::settings s);
@@ -27,6 +30,15 @@ public:
   void start();
   /// Graceful: stop accepting, drain requests, stop actors in reverse order.
   void stop();
+
+  /// Applies the live keys of `next` (config::live_keys(): log level/format/access, rate
+  /// limits, DB pool and cache settings; the pool and the cache broker are replaced, the old
+  /// ones finish what they hold) and logs every other changed key as needing a restart.
+  /// Returns an error (and changes nothing) when the result is inconsistent; empty on success.
+  std::string reload(const config::settings& next);
+
+  /// The settings in effect (start-up values plus reloads).
+  config::settings current_settings() const;
 
   std::uint16_t port() const;
   caf::actor_system& system();

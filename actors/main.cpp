@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "actors/app.hpp"
+#include "actors/status_cli.hpp"
 #include "core/log.hpp"
+#include "core/progress.hpp"
 #include "core/timefmt.hpp"
 #include "config/rollups.hpp"
 #include "config/settings.hpp"
@@ -28,7 +30,9 @@
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t reload_requested = 0;
 void on_signal(int) { stop_requested = 1; }
+void on_hup(int) { reload_requested = 1; }
 
 // The rollup names come from the definitions (config/rollups.cpp).
 std::string usage() {
@@ -47,6 +51,9 @@ std::string usage() {
          "  token revoke ID                revoke a token (running servers stop accepting it\n"
          "                                 within auth.refresh_interval + a query)\n"
          "  print-config                   print every setting with its current value\n"
+         "  status [--url URL] [--token T] summary of a running server (GET /admin/status and\n"
+         "                                 /metrics; URL default env JOULE_URL, else from\n"
+         "                                 http.listen; an admin token: T or env JOULE_TOKEN)\n"
          "  --config FILE                  settings file (default " JOULE_DEFAULT_CONFIG
          ", env JOULE_CONFIG)\n";
 }
@@ -104,10 +111,15 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
   std::int64_t rows = 0, ranges = 0;
   double ms = 0;
   joule::db::refresh_report rep;
-  // Paced like a catching-up policy (refresh.catchup_duty), with a progress line per piece on
-  // stderr: a manual refresh of a long history leaves the servers' reads their share.
-  const auto began = std::chrono::steady_clock::now();
+  // Paced like a catching-up policy (refresh.catchup_duty): a manual refresh of a long
+  // history leaves the servers' reads their share. Rows written, rate and ETA (by the share of
+  // the range done) on stderr: redrawn on a terminal, a plain line every 10 s otherwise; stdout
+  // keeps only the JSON summary.
   std::int64_t source_rows = 0;
+  joule::progress_meter meter{"refresh " + spec->name};
+  auto done_share = [&](std::int64_t at) {
+    return static_cast<double>(at - start) / static_cast<double>(end - start);
+  };
   for (std::int64_t lo = start; lo < end;) {
     std::int64_t hi = end - lo > piece ? joule::floor_to(lo + piece, spec->width) : end;
     if (hi <= lo)
@@ -120,17 +132,11 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
     ranges += rep.ranges;
     ms += rep.duration_ms;
     lo = hi;
-    double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-    double done = static_cast<double>(lo - start), left = static_cast<double>(end - lo);
-    std::fprintf(stderr,
-                 "refresh %s: %s done, %.2f h remaining, %.0f rows/s, ETA %.0f s\n",
-                 spec->name.c_str(), joule::format_rfc3339(lo).c_str(), left / 3.6e9,
-                 elapsed > 0 ? source_rows / elapsed : 0.0,
-                 done > 0 ? left / (done / std::max(elapsed, 1e-3)) : 0.0);
+    meter.update(done_share(lo), static_cast<std::uint64_t>(rows));
     if (lo < end && s.refresh_catchup_duty < 100)
       std::this_thread::sleep_for(busy * (100 - s.refresh_catchup_duty) / s.refresh_catchup_duty);
   }
+  meter.finish(1, static_cast<std::uint64_t>(rows));
   std::cout << "{\"rollup\":\"" << spec->name << "\",\"rows_written\":" << rows
             << ",\"ranges\":" << ranges << ",\"watermark\":\""
             << joule::format_rfc3339(rep.watermark_after) << "\",\"duration_ms\":" << ms
@@ -282,7 +288,7 @@ int cmd_token(const joule::config::settings& s, const std::vector<std::string>& 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // refresh's own flags are not settings: take them out first.
-  std::string start_text, end_text;
+  std::string start_text, end_text, status_url, status_token;
   token_flags tflags;
   for (size_t i = 0; i < args.size();) {
     auto take = [&](const std::string& flag, std::string& out) {
@@ -299,7 +305,8 @@ int main(int argc, char** argv) {
       return false;
     };
     std::string value;
-    if (take("--start", start_text) || take("--end", end_text))
+    if (take("--start", start_text) || take("--end", end_text) || take("--url", status_url) ||
+        take("--token", status_token))
       continue;
     // `joule token create`'s own flags (--household may repeat).
     if (take("--scope", value)) {
@@ -324,13 +331,8 @@ int main(int argc, char** argv) {
     std::cerr << "joule: " << loaded.error << "\n";
     return 2;
   }
-  if (const char* lvl = std::getenv("JOULE_LOG_LEVEL")) {
-    std::string l = lvl;
-    joule::set_log_level(l == "debug"  ? joule::log_level::debug
-                         : l == "warn" ? joule::log_level::warn
-                         : l == "error" ? joule::log_level::error
-                                        : joule::log_level::info);
-  }
+  // log.level is also JOULE_LOG_LEVEL (the environment overrides the file, as for every key).
+  joule::apply_log_settings(loaded.values);
   const auto& s = loaded.values;
   auto cmd = loaded.positional.empty() ? std::string("serve") : loaded.positional[0];
   if (cmd != "token" && tflags.any()) {
@@ -354,6 +356,32 @@ int main(int argc, char** argv) {
       return cmd_refresh(s, loaded.positional, start_text, end_text);
     if (cmd == "token")
       return cmd_token(s, loaded.positional, tflags);
+    if (cmd == "status") {
+      joule::status_options so;
+      so.url = status_url;
+      if (so.url.empty())
+        if (const char* u = std::getenv("JOULE_URL"))
+          so.url = u;
+      if (so.url.empty()) {
+        std::string host;
+        std::uint16_t port = 0;
+        joule::config::split_host_port(s.http_listen, host, port);
+        if (port == 0) {
+          std::cerr << "status: http.listen has port 0: name the server with --url\n";
+          return 2;
+        }
+        if (host == "0.0.0.0" || host == "::" || host.empty())
+          host = "127.0.0.1";
+        if (host.find(':') != std::string::npos)
+          host = "[" + host + "]";
+        so.url = "http://" + host + ":" + std::to_string(port);
+      }
+      so.token = status_token;
+      if (so.token.empty())
+        if (const char* t = std::getenv("JOULE_TOKEN"))
+          so.token = t;
+      return joule::run_status(so);
+    }
     if (cmd != "serve") {
       std::cerr << "joule: unknown command '" << cmd << "'\n" << usage();
       return 2;
@@ -361,12 +389,28 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGHUP, on_hup);  // reload the config file (applied once the server runs)
     joule::app server{s};
     server.start();
     std::cout << "joule listening on " << s.http_listen.substr(0, s.http_listen.rfind(':')) << ":"
               << server.port() << std::endl;
-    while (!stop_requested)
+    while (!stop_requested) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!reload_requested)
+        continue;
+      reload_requested = 0;
+      // The same sources as at start (file < environment < flags): only the file changed.
+      auto again = joule::config::load(args, [](const char* n) { return std::getenv(n); },
+                                       JOULE_DEFAULT_CONFIG);
+      if (!again.error.empty()) {
+        joule::log(joule::log_level::error, "config",
+                   "reload refused, keeping the current settings: " + again.error);
+        continue;
+      }
+      if (auto err = server.reload(again.values); !err.empty())
+        joule::log(joule::log_level::error, "config",
+                   "reload refused, keeping the current settings: " + err);
+    }
     joule::log(joule::log_level::info, "main", "stopping");
     server.stop();
     return 0;

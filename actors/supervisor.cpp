@@ -64,12 +64,43 @@ supervisor_actor::behavior_type supervisor(self_ptr self, std::vector<child_spec
   // Children stop in reverse order of their start, before the supervisor's state is gone.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& ch = self->state.children;
+    for (auto& r : self->state.retired)
+      r.stop(caf::exit_reason::user_shutdown);
     for (auto it = ch.rbegin(); it != ch.rend(); ++it)
       if (it->running.address)
         it->running.stop(caf::exit_reason::user_shutdown);
     self->quit(msg.reason);
   });
   return {
+      [self](restart_atom, const std::string& name, std::uint64_t grace_ms) {
+        auto& st = self->state;
+        for (std::size_t i = 0; i < st.children.size(); ++i) {
+          auto& c = st.children[i];
+          if (c.spec.name != name)
+            continue;
+          if (c.running.address) {
+            // Forget the old one (its end is no crash) and let it finish what it holds.
+            self->demonitor(c.running.address);
+            auto old = c.running.address;
+            st.retired.push_back(std::move(c.running));
+            self->delayed_send(self, std::chrono::milliseconds(grace_ms), drop_atom::value,
+                               old);
+          }
+          start_child(self, i);  // publishes the new handle in the registry
+          log(log_level::info, "supervisor", name + " replaced (new settings)");
+          return true;
+        }
+        return false;
+      },
+      [self](drop_atom, const caf::actor_addr& old) {
+        auto& r = self->state.retired;
+        for (auto it = r.begin(); it != r.end(); ++it)
+          if (it->address == old) {
+            it->stop(caf::exit_reason::user_shutdown);
+            r.erase(it);
+            return;
+          }
+      },
       [self](restart_atom, std::uint64_t i) {
         if (i < self->state.children.size() && self->state.children[i].restarting)
           start_child(self, i);

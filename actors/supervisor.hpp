@@ -25,6 +25,8 @@ struct supervisor_state {
     bool restarting = false;
   };
   std::vector<child> children;
+  /// Replaced children finishing their work until their grace period ends (not monitored).
+  std::vector<running_child> retired;
   std::shared_ptr<service_registry> registry;
   std::chrono::milliseconds backoff_max{10000};
 };

@@ -369,6 +369,23 @@ std::vector<option> build_options() {
                               JOULE_FIELD(auth_refresh_interval), millis(100), millis(2000)));
   o.push_back(int_option("auth.cache_max_entries", "Most verified tokens kept in memory",
                          &settings::auth_cache_max_entries, 16, 10000000));
+  o.push_back(string_option("log.level", "Lowest log level written: debug, info, warn or error",
+                            &settings::log_level, [](const std::string& v) -> std::string {
+                              if (v == "debug" || v == "info" || v == "warn" || v == "error")
+                                return {};
+                              return "expected debug, info, warn or error, got '" + v + "'";
+                            }));
+  o.push_back(string_option("log.format",
+                            "Log lines as text or json (one JSON object per line)",
+                            &settings::log_format, [](const std::string& v) -> std::string {
+                              if (v == "text" || v == "json")
+                                return {};
+                              return "expected text or json, got '" + v + "'";
+                            }));
+  o.push_back(bool_option("log.access",
+                          "Write one access line per HTTP request (method, target, status, "
+                          "duration, bytes, request id, route, token id)",
+                          &settings::log_access));
   o.push_back(int_option("scheduler.threads", "CAF scheduler worker threads",
                          &settings::scheduler_threads, 1, 64));
   o.push_back(duration_option("supervisor.backoff_max", "Upper bound of actor restart backoff",
@@ -384,6 +401,85 @@ const option* find_option(const std::string& key) {
 }
 
 } // namespace
+
+const std::vector<std::string>& live_keys() {
+  static const std::vector<std::string> keys = {
+      "log.level", "log.format", "log.access",
+      // per request (the auth guard's gates)
+      "auth.rate_limit", "auth.rate_burst", "auth.failure_rate_limit", "auth.failure_burst",
+      // a new DB pool (the old one finishes its jobs first)
+      "db.pool_size", "db.queue_limit", "db.request_deadline", "db.statement_timeout",
+      // a new cache broker (the old one finishes its lookups first)
+      // (not cache.local_*: the near cache shared with the HTTP side outlives brokers)
+      "cache.ttl", "cache.live_ttl", "cache.jitter_min_pct", "cache.jitter_max_pct",
+      "cache.breaker_failures", "cache.breaker_open", "cache.max_inflight", "redis.workers",
+      "redis.timeout"};
+  return keys;
+}
+
+namespace {
+
+// "scheme://user:password@host..." -> "scheme://user:***@host...";
+// "... password=secret ..." -> "... password=*** ...".
+std::string redact_url(std::string v) {
+  auto scheme = v.find("://");
+  if (scheme != std::string::npos) {
+    auto start = scheme + 3;
+    auto at = v.find('@', start);
+    auto slash = v.find('/', start);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+      auto colon = v.find(':', start);
+      if (colon != std::string::npos && colon < at)
+        v.replace(colon + 1, at - colon - 1, "***");
+    }
+    // A password in the query string (?password=...).
+    for (auto q = v.find("password="); q != std::string::npos; q = v.find("password=", q + 1)) {
+      auto end = v.find('&', q);
+      v.replace(q + 9, (end == std::string::npos ? v.size() : end) - q - 9, "***");
+    }
+    return v;
+  }
+  // libpq key=value: password=secret or password='se cret'.
+  for (auto q = v.find("password"); q != std::string::npos; q = v.find("password", q + 1)) {
+    auto eq = v.find_first_not_of(' ', q + 8);
+    if (eq == std::string::npos || v[eq] != '=')
+      continue;
+    auto b = v.find_first_not_of(' ', eq + 1);
+    if (b == std::string::npos)
+      break;
+    auto e = b;
+    if (v[b] == '\'') {
+      for (e = b + 1; e < v.size() && v[e] != '\''; ++e)
+        if (v[e] == '\\')
+          ++e;
+      e = std::min(v.size(), e + 1);
+    } else {
+      e = v.find(' ', b);
+      if (e == std::string::npos)
+        e = v.size();
+    }
+    v.replace(b, e - b, "***");
+  }
+  return v;
+}
+
+} // namespace
+
+std::string redact(const std::string& key, const std::string& value) {
+  if (key.find("secret") != std::string::npos || key.find("password") != std::string::npos ||
+      key.find("token") != std::string::npos)
+    return value.empty() ? value : "***";
+  if (key == "db.url" || key == "redis.url" || key.find(".url") != std::string::npos)
+    return redact_url(value);
+  return value;
+}
+
+std::vector<std::pair<std::string, std::string>> redacted(const settings& s) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& o : options())
+    out.emplace_back(o.key, redact(o.key, o.get(s)));
+  return out;
+}
 
 std::string option::env_name() const {
   std::string out = "JOULE_";

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/rollups.hpp"
@@ -91,9 +93,32 @@ struct settings {
   double auth_failure_burst = 20;
   millis auth_refresh_interval{1000};
   int auth_cache_max_entries = 100000;
+  // --- logging (live: SIGHUP applies them)
+  std::string log_level = "info";    // debug | info | warn | error
+  std::string log_format = "text";   // text | json
+  bool log_access = true;            // one line per HTTP request
   // --- runtime
   int scheduler_threads = 2;
   millis supervisor_backoff_max{10000};
+};
+
+/// The settings a running server uses now: read by whoever needs the current values (the
+/// spawn functions of restarted actors, GET /admin/config), replaced by a SIGHUP reload.
+class settings_box {
+public:
+  explicit settings_box(settings s) : s_(std::move(s)) {}
+  settings get() const {
+    std::lock_guard<std::mutex> g{m_};
+    return s_;
+  }
+  void set(settings s) {
+    std::lock_guard<std::mutex> g{m_};
+    s_ = std::move(s);
+  }
+
+private:
+  mutable std::mutex m_;
+  settings s_;
 };
 
 /// One documented setting: key (`db.url`), env var (`JOULE_DB_URL`), flag (`--db.url`).
@@ -129,6 +154,17 @@ std::string help_text();
 /// Parses "250ms", "30s", "5m", "2h", "7d" (a bare number means seconds).
 std::optional<millis> parse_duration(const std::string& text);
 std::string format_duration(millis d);
+
+/// The keys a running server applies when SIGHUP reloads the config file (README lists them);
+/// a change to any other key is logged as needing a restart.
+const std::vector<std::string>& live_keys();
+
+/// `key = value` pairs of every setting in documentation order, with secrets redacted: the
+/// password of db.url / redis.url (URI or `password=`), and any key naming a secret, password
+/// or token.
+std::vector<std::pair<std::string, std::string>> redacted(const settings& s);
+/// One value with the redaction of `redacted`.
+std::string redact(const std::string& key, const std::string& value);
 
 /// Checks that hold between settings (run by load() and again by the server at start-up);
 /// returns an error naming the setting, or empty.

@@ -181,6 +181,12 @@ using telemetry_writer_actor = caf::typed_actor<
 using supervisor_actor = caf::typed_actor<
   /// Internal: restart child number N now.
   caf::reacts_to<restart_atom, std::uint64_t>,
+  /// Replaces the child named NAME by a fresh one (its spawn function reads the settings in
+  /// effect: a SIGHUP reload); the new one is published at once, the old one stops after
+  /// GRACE_MS so it can finish what it holds. False: no such child.
+  caf::replies_to<restart_atom, std::string, std::uint64_t>::with<bool>,
+  /// Internal: stop a child replaced earlier (its grace period is over).
+  caf::reacts_to<drop_atom, caf::actor_addr>,
   /// Children, their restarts and state as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace joule::metrics {
 namespace {
@@ -12,12 +13,38 @@ void atomic_add(std::atomic<double>& a, double d) {
   }
 }
 
-std::string num(double v) {
+} // namespace
+
+std::string format_value(double v) {
   if (std::isinf(v))
     return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v))
+    return "NaN";
+  // The shortest of %.15g / %.17g that reads back as the same double: a Unix-time gauge
+  // (1.796141163e9) keeps its seconds, and 0.1 stays "0.1".
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  if (std::strtod(buf, nullptr) != v)
+    std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
+}
+
+namespace {
+
+std::string num(double v) { return format_value(v); }
+
+// HELP text escaping of the exposition format: backslash and newline.
+std::string help_text(const std::string& help) {
+  std::string out;
+  for (char c : help) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
 }
 
 std::string with_labels(const std::string& labels, const std::string& extra = {}) {
@@ -128,7 +155,7 @@ std::string registry::render() const {
   std::lock_guard<std::mutex> guard{mtx_};
   std::string out;
   for (auto& [name, f] : families_) {
-    out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
+    out += "# HELP " + name + " " + help_text(f.help) + "\n# TYPE " + name + " " + f.type + "\n";
     for (auto& [labels, c] : f.counters)
       out += name + with_labels(labels) + " " + std::to_string(c->value()) + "\n";
     for (auto& [labels, g] : f.gauges)

@@ -79,6 +79,10 @@ private:
 /// The process-wide registry behind GET /metrics.
 registry& global();
 
+/// A sample value as the exposition format writes it: +Inf/-Inf/NaN, otherwise the shortest
+/// of %.15g/%.17g that reads back exactly.
+std::string format_value(double v);
+
 /// `key="value"` with Prometheus escaping; join several with ','.
 std::string label(const std::string& key, const std::string& value);
 

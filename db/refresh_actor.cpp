@@ -36,7 +36,7 @@ void record(const std::string& rollup, const refresh_report& r) {
   reg.get_gauge("joule_rollup_lag_seconds",
                 "How far the watermark trails the database clock (newer data is read raw)", lbl)
       .set(static_cast<double>(r.db_now - r.watermark_after) / 1e6);
-  reg.get_gauge("joule_rollup_watermark_seconds", "Watermark as Unix time", lbl)
+  reg.get_gauge("joule_rollup_watermark_timestamp_seconds", "Watermark as Unix time", lbl)
       .set(static_cast<double>(r.watermark_after) / 1e6);
   reg.get_gauge("joule_rollup_invalidations_pending",
                 "Late-write ranges older than start_offset waiting for a manual refresh", lbl)

@@ -41,9 +41,18 @@ bool iequals_prefix(const std::string& s, const char* prefix) {
 
 auth_guard::auth_guard(auth_settings s, std::shared_ptr<auth::token_cache> cache,
                        std::shared_ptr<service_registry> registry)
-    : settings_(s), cache_(std::move(cache)), registry_(std::move(registry)),
-      failures_(s.max_addresses) {
+    : settings_(s), rate_limit_(s.rate_limit), rate_burst_(s.rate_burst),
+      failure_rate_limit_(s.failure_rate_limit), failure_burst_(s.failure_burst),
+      cache_(std::move(cache)), registry_(std::move(registry)), failures_(s.max_addresses) {
   outcome();  // register the outcomes now, so /metrics lists them from the start
+}
+
+void auth_guard::set_limits(double rate_limit, double rate_burst, double failure_rate_limit,
+                            double failure_burst) {
+  rate_limit_ = rate_limit;
+  rate_burst_ = rate_burst;
+  failure_rate_limit_ = failure_rate_limit;
+  failure_burst_ = failure_burst;
 }
 
 response rate_limited_response(std::int64_t wait_us, const std::string& message) {
@@ -66,8 +75,8 @@ response forbidden_response(auth::scope need) {
 response auth_guard::unauthorized(const std::string& addr, const std::string& message,
                                   bool invalid_token) {
   // Every failure counts against the client's address; the next one over the limit is 429.
-  failures_.take(addr, now_micros(), settings_.failure_rate_limit,
-                 settings_.failure_burst);
+  failures_.take(addr, now_micros(), failure_rate_limit_.load(std::memory_order_relaxed),
+                 failure_burst_.load(std::memory_order_relaxed));
   outcome().unauthorized.inc();
   auto r = error_response(401, "unauthorized", message);
   r.headers.emplace_back("WWW-Authenticate", invalid_token
@@ -87,7 +96,9 @@ void auth_guard::admit(const std::shared_ptr<auth::token_entry>& e, const std::s
     cache_->remove_hash(hash);
     return deny(unauthorized(addr, "invalid, expired or revoked token", true));
   }
-  if (auto wait = e->gate.take(now, settings_.rate_limit, settings_.rate_burst); wait > 0) {
+  auto wait = e->gate.take(now, rate_limit_.load(std::memory_order_relaxed),
+                           rate_burst_.load(std::memory_order_relaxed));
+  if (wait > 0) {
     outcome().rate_limited.inc();
     return deny(rate_limited_response(wait, "this token's request rate is over auth.rate_limit"));
   }
@@ -104,8 +115,9 @@ void auth_guard::authenticate(caf::event_based_actor* self, const request& req,
                               std::function<void(response)> deny) {
   auto header = req.header("authorization");
   auto limited = [&]() -> bool {
-    auto wait = failures_.peek(req.remote_addr, now_micros(), settings_.failure_rate_limit,
-                               settings_.failure_burst);
+    auto wait = failures_.peek(req.remote_addr, now_micros(),
+                               failure_rate_limit_.load(std::memory_order_relaxed),
+                               failure_burst_.load(std::memory_order_relaxed));
     if (wait <= 0)
       return false;
     outcome().rate_limited.inc();

@@ -4,6 +4,7 @@
 // rate limits, and per-address limits on failed attempts. The answers (401/403/429) are built
 // here; routing and scopes are applied by http::dispatch (routes.cpp).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,6 +41,10 @@ public:
 
   const auth_settings& settings() const { return settings_; }
 
+  /// New rate limits (SIGHUP reload), for the next request; gates keep their state.
+  void set_limits(double rate_limit, double rate_burst, double failure_rate_limit,
+                  double failure_burst);
+
 private:
   response unauthorized(const std::string& addr, const std::string& message, bool invalid_token);
   /// Checks expiry and the token's rate limit; answers ok or deny.
@@ -49,6 +54,11 @@ private:
              const std::function<void(response)>& deny);
 
   auth_settings settings_;
+  // The live-changeable limits, read per request (settings_ holds their start-up values).
+  std::atomic<double> rate_limit_;
+  std::atomic<double> rate_burst_;
+  std::atomic<double> failure_rate_limit_;
+  std::atomic<double> failure_burst_;
   std::shared_ptr<auth::token_cache> cache_;
   std::shared_ptr<service_registry> registry_;
   auth::keyed_gates failures_;

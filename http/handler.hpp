@@ -26,6 +26,9 @@ struct request {
   std::vector<std::pair<std::string, std::string>> headers;
   /// The peer's IP address (no port).
   std::string remote_addr;
+  /// Set by the session: the client's X-Request-Id when sane, else a generated one. Echoed
+  /// in the answer's X-Request-Id and in log lines.
+  std::string request_id;
 
   /// The first header named `name` (case-insensitive), or "".
   std::string header(const std::string& name) const {
@@ -50,6 +53,9 @@ struct response {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  /// For the access log only (never sent): the route's metrics name and the caller's token id.
+  std::string route;
+  std::string token_id;
 };
 
 /// Answers one request. Call it at most once (later calls are ignored), from the session

@@ -78,6 +78,8 @@ struct routed {
   matched params;
   std::string name;
   reply_fn done;
+  /// The caller's token id once known, for the access line.
+  std::shared_ptr<std::string> token_id = std::make_shared<std::string>();
 };
 
 // Runs once the caller is known: 404/405, then the route's scope, then the handler.
@@ -88,6 +90,7 @@ void run_route(caf::event_based_actor* self, routed& r, auth::identity who) {
                                    r.req.method + " is not allowed on this path"));
     return r.done(error_response(404, "not_found", "no such endpoint"));
   }
+  *r.token_id = who.token_id;
   if (!auth::grants(who.scopes, r.found->scope))
     return r.done(forbidden_response(r.found->scope));
   route_request rr{std::move(r.req), std::move(r.params), std::move(who)};
@@ -111,10 +114,13 @@ void dispatch(const route_table& table, caf::event_based_actor* self, request&& 
   r->path_known = m.path_known;
   r->params = std::move(m.params);
   auto answered = std::make_shared<bool>(false);
-  r->done = [reply = std::move(reply), started, name = r->name, answered](response resp) {
+  r->done = [reply = std::move(reply), started, name = r->name, answered,
+             token_id = r->token_id](response resp) {
     if (*answered)
       return;
     *answered = true;
+    resp.route = name;
+    resp.token_id = *token_id;
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     latency(name, resp.status).observe(secs);
     reply(std::move(resp));

@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/errors.hpp"
+#include "http/request_log.hpp"
 
 namespace joule::http {
 namespace {
@@ -127,6 +128,7 @@ private:
     bool close_after = false;
     std::optional<http::response> answer;
     clock_type::time_point deadline;
+    access_entry access;  // request id and what the access line needs
   };
 
   void on_request(pipelined_request& in) {
@@ -136,6 +138,12 @@ private:
     s.seq = in.seq;
     s.keep_alive = in.keep_alive;
     s.deadline = clock().now() + cfg_.request_timeout;
+    s.access.request_id = request_id_for(in.req);
+    s.access.method = in.req.method;
+    s.access.target = in.req.target;
+    s.access.remote = in.req.remote_addr;
+    s.access.received = std::chrono::steady_clock::now();
+    in.req.request_id = s.access.request_id;
     if (queue_.size() >= cfg_.pipeline_limit) {
       // The socket side stops reading at the bound, so this is a misbehaving sink; stay
       // bounded anyway: refuse it and close after the answers already owed.
@@ -194,6 +202,7 @@ private:
       while (!queue_.empty() && queue_.front().answer) {
         auto& s = queue_.front();
         bool close = s.close_after;
+        finish_response(s.access, *s.answer);
         sink_->deliver(std::move(*s.answer), close);
         queue_.pop_front();
         if (close) {
@@ -222,6 +231,7 @@ private:
     s.started = true;
     auto seq = s.seq;
     http::request req = std::move(s.req);
+    request_scope scope{s.access.request_id};
     try {
       (*handler_)(this, std::move(req), make_reply(seq));
     } catch (const std::exception& e) {

@@ -3,7 +3,9 @@
 #include <chrono>
 
 #include "core/interfaces.hpp"
+#include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/process_metrics.hpp"
 #include "db/session.hpp"
 #include "http/errors.hpp"
 
@@ -51,6 +53,24 @@ void admin_status(caf::event_based_actor* self, const route_env& env, reply_fn r
     });
 }
 
+// GET /admin/config: every setting in effect (after SIGHUP reloads), secrets redacted.
+response admin_config(const route_env& env) {
+  auto current = env.live ? env.live->get() : env.settings;
+  std::string body = "{\"settings\":{";
+  bool first = true;
+  for (auto& [key, value] : config::redacted(current)) {
+    body += (first ? "" : ",") + json_quote(key) + ":" + json_quote(value);
+    first = false;
+  }
+  body += "},\"live_keys\":[";
+  first = true;
+  for (auto& key : config::live_keys()) {
+    body += (first ? "" : ",") + json_quote(key);
+    first = false;
+  }
+  return json(body + "]}");
+}
+
 } // namespace
 
 void add_system_routes(route_table& table, std::shared_ptr<const route_env> env) {
@@ -78,8 +98,13 @@ void add_system_routes(route_table& table, std::shared_ptr<const route_env> env)
     response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics::global().render();
+    metrics::render_process(r.body);
     reply(std::move(r));
   }));
+  table.add(get("/admin/config", "admin_config",
+                [env](caf::event_based_actor*, route_request&, reply_fn reply) {
+                  reply(admin_config(*env));
+                }));
   table.add(get("/admin/status", "admin_status",
                 [env](caf::event_based_actor* self, route_request&, reply_fn reply) {
                   admin_status(self, *env, std::move(reply));

@@ -23,14 +23,17 @@ void count_transitions(self_ptr self, const std::vector<notification>& notes) {
     if (n.status == "firing") {
       ++st.fired;
       metrics::global()
-          .get_counter("joule_alerts_fired_total", "Alerts fired, per rule",
-                       metrics::label("rule_id", st.rule.id))
+          .get_counter("joule_alerts_fired_total", "Alerts fired, by the rule's metric",
+                       // Not per rule: 10,000 rules would be 10,000 series (the rule id is in
+                       // the log line below and in /alerts/events).
+                       metrics::label("metric", to_string(st.rule.metric)))
           .inc();
     } else {
       ++st.resolved;
       metrics::global()
-          .get_counter("joule_alerts_resolved_total", "Firing alerts resolved, per rule",
-                       metrics::label("rule_id", st.rule.id))
+          .get_counter("joule_alerts_resolved_total",
+                       "Firing alerts resolved, by the rule's metric",
+                       metrics::label("metric", to_string(st.rule.metric)))
           .inc();
     }
     log(log_level::info, "alerts",

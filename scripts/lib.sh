@@ -5,7 +5,8 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps iproute2 curl ninja-build chromium)
+  redis-server procps iproute2 curl ninja-build chromium
+  prometheus jq)  # prometheus: promtool and a real server for tests/ops/prometheus_test.sh
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 

@@ -5,15 +5,19 @@
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "common/stop_signal.hpp"
+#include "core/progress.hpp"
 #include "sim/copy_writer.hpp"
 #include "sim/load_shape.hpp"
 
 namespace joule::bench {
+
+using joule::progress_meter;
 
 namespace {
 
@@ -59,15 +63,6 @@ void write_slice(const fleet& f, const backfill_options& o, int64_t first_tick,
   --state.running;
 }
 
-void print_progress(uint64_t done, uint64_t total, double elapsed) {
-  double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
-  double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-  std::fprintf(stderr, "\rbackfill: %llu / %llu rows (%.0f%%), %.0f rows/s, ETA %.0f s   ",
-               static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-               total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
-               rate, eta);
-}
-
 } // namespace
 
 backfill_result run_backfill(const fleet& f, const backfill_options& o) {
@@ -88,18 +83,22 @@ backfill_result run_backfill(const fleet& f, const backfill_options& o) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
   // Bounded: the workers end when their slices are written, on failure, or on a signal.
-  int polls = 0;
+  // Progress: redrawn on a terminal, a plain line every 10 s otherwise (core/progress.hpp).
+  std::optional<progress_meter> meter;
+  if (o.progress)
+    meter.emplace("backfill", total);
+  auto fraction = [total](uint64_t rows) {
+    return total ? static_cast<double>(rows) / static_cast<double>(total) : 1.0;
+  };
   while (state.running > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (o.progress && ++polls % 5 == 0)
-      print_progress(state.rows_sent, total, elapsed());
+    if (meter)
+      meter->update(fraction(state.rows_sent), state.rows_sent);
   }
   for (auto& t : threads)
     t.join();
-  if (o.progress) {
-    print_progress(state.rows_committed, total, elapsed());
-    std::fputc('\n', stderr);
-  }
+  if (meter)
+    meter->finish(fraction(state.rows_committed), state.rows_committed);
   if (state.error)
     std::rethrow_exception(state.error);
   return {state.rows_committed.load(), elapsed()};

@@ -15,7 +15,7 @@ struct backfill_options {
   int64_t interval_s = 10;
   int workers = 2;        // connections, each writing a contiguous slice of time
   uint64_t rows_per_transaction = 200'000;
-  bool progress = false;  // rows, rows/s and ETA on stderr once a second
+  bool progress = false;  // rows, rows/s and ETA on stderr (core/progress.hpp)
 };
 
 struct backfill_result {

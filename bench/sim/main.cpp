@@ -116,7 +116,8 @@ int cmd_backfill(const cli_args& a) {
   o.start = std::min(o.start, o.end); // a top-up with nothing left to write is an empty range
   o.workers = static_cast<int>(a.get_int("workers", 2));
   o.rows_per_transaction = static_cast<uint64_t>(a.get_int("txn-rows", 200'000));
-  o.progress = isatty(STDERR_FILENO);
+  // Redrawn on a terminal, plain lines otherwise; --progress=false for none.
+  o.progress = a.get_bool("progress", true);
 
   const uint64_t new_devices = register_devices(o.conninfo, f);
   if (a.get_bool("partitions", true)) {
@@ -153,7 +154,8 @@ int cmd_live(const cli_args& a) {
   o.interval_s = read_interval(a);
   o.duration = a.get_duration("duration", std::chrono::milliseconds(0));
   o.batch = static_cast<size_t>(std::max<int64_t>(1, a.get_int("batch", 1000)));
-  o.progress = isatty(STDERR_FILENO);
+  // Redrawn on a terminal, plain lines otherwise; --progress=false for none.
+  o.progress = a.get_bool("progress", true);
   if (o.target_url.empty())
     register_devices(o.conninfo, f);
   const auto r = run_live(f, o);

@@ -170,8 +170,10 @@ TEST_F(Session, ARequestPastItsDeadlineIs503AndTheLateReplyIsDropped) {
   ASSERT_EQ(sink->out.size(), 2u);
   EXPECT_EQ(sink->out[0].r.status, 503);
   EXPECT_EQ(code(0), "timeout");
-  ASSERT_EQ(sink->out[0].r.headers.size(), 1u);
+  // Retry-After, then the request id every answer carries (http/request_log.hpp).
+  ASSERT_EQ(sink->out[0].r.headers.size(), 2u);
   EXPECT_EQ(sink->out[0].r.headers[0], (std::pair<std::string, std::string>{"Retry-After", "1"}));
+  EXPECT_EQ(sink->out[0].r.headers[1].first, "X-Request-Id");
   EXPECT_FALSE(sink->out[0].close) << "a timeout fails the request, not the connection";
   EXPECT_EQ(sink->out[1].r.body, "b");
   release("/hold/a", "late");

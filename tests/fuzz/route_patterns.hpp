@@ -20,6 +20,7 @@ inline constexpr route_pattern route_patterns[] = {
     {"GET", "/healthz", "healthz"},
     {"GET", "/readyz", "readyz"},
     {"GET", "/metrics", "metrics"},
+    {"GET", "/admin/config", "admin_config"},
     {"GET", "/admin/status", "admin_status"},
     {"GET", "/alerts/rules", "alert_rules"},
     {"POST", "/alerts/rules", "alert_rules"},

@@ -199,6 +199,8 @@ expect('metrics read token', (await call('metrics', 'GET', '/metrics', { token: 
        403);
 expect('admin status', (await call('status', 'GET', '/admin/status', { token: admin })).status,
        200);
+expect('admin config', (await call('config', 'GET', '/admin/config', { token: admin })).status,
+       200);
 expect('bad token', (await call('bad token', 'GET', '/admin/status',
                                 { token: 'jl_' + 'x'.repeat(43) })).status, 401);
 
