@@ -74,7 +74,7 @@ struct app::impl {
   std::shared_ptr<cache::near_cache> settled;
   supervisor_actor root;
   /// The settings in effect; restarted and replaced actors spawn from them (SIGHUP reload).
-  std::shared_ptr<config::settings_box> live;
+  std::shared_ptr<config::settings_box> current;
   std::shared_ptr<http::auth_guard> guard;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -86,13 +86,13 @@ struct app::impl {
 std::vector<child_spec> app::impl::children() {
   const auto s = settings;
   std::vector<child_spec> out;
-  out.push_back(supervise<db_pool_actor>("db_pool", [box = live, board = watermarks](caf::actor_system& sys) {
+  out.push_back(supervise<db_pool_actor>("db_pool", [box = current, board = watermarks](caf::actor_system& sys) {
     return db::spawn_db_pool(sys, box->get(), board);
   }));
   out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
     return db::spawn_auth_actor(sys, s, cache);
   }));
-  out.push_back(supervise<cache_actor>("cache", [box = live, near = near](caf::actor_system& sys) {
+  out.push_back(supervise<cache_actor>("cache", [box = current, near = near](caf::actor_system& sys) {
     return cache::spawn_cache_broker(sys, box->get(), near);
   }));
   // One refresh actor per rollup definition (config/rollups.cpp).
@@ -141,7 +141,7 @@ void app::start() {
   // here too: tests and embedders construct settings without config::load.
   if (auto err = config::validate(d.settings); !err.empty())
     throw std::runtime_error(err);
-  d.live = std::make_shared<config::settings_box>(d.settings);
+  d.current = std::make_shared<config::settings_box>(d.settings);
   d.tokens = std::make_shared<auth::token_cache>(
       static_cast<std::size_t>(d.settings.auth_cache_max_entries));
   d.near = cache::make_near_cache(d.settings);
@@ -181,7 +181,7 @@ void app::start() {
   auto env = std::make_shared<http::route_env>();
   env->registry = d.registry;
   env->settings = d.settings;
-  env->live = d.live;
+  env->current = d.current;
   env->near = d.near;
   env->live = d.live;
   env->settled = d.settled;
@@ -246,14 +246,14 @@ void apply_log_settings(const config::settings& s) {
 }
 
 config::settings app::current_settings() const {
-  return impl_->live ? impl_->live->get() : impl_->settings;
+  return impl_->current ? impl_->current->get() : impl_->settings;
 }
 
 std::string app::reload(const config::settings& next) {
   auto& d = *impl_;
   if (!d.started)
     return "the server is not running";
-  auto cur = d.live->get();
+  auto cur = d.current->get();
   auto merged = cur;
   const auto& live = config::live_keys();
   std::vector<std::string> applied, ignored;
@@ -274,7 +274,7 @@ std::string app::reload(const config::settings& next) {
   }
   if (auto err = config::validate(merged); !err.empty())
     return err;
-  d.live->set(merged);
+  d.current->set(merged);
   apply_log_settings(merged);
   d.guard->set_limits(merged.auth_rate_limit, merged.auth_rate_burst,
                       merged.auth_failure_rate_limit, merged.auth_failure_burst);

@@ -42,7 +42,7 @@ struct route_env {
   std::shared_ptr<service_registry> registry;
   config::settings settings;  // as at start-up
   /// The settings in effect now (a SIGHUP reload replaces them); may be null in tests.
-  std::shared_ptr<const config::settings_box> live;
+  std::shared_ptr<const config::settings_box> current;
   /// The cache broker's near cache, read directly by cached routes (null: always ask the
   /// broker).
   std::shared_ptr<cache::near_cache> near;

@@ -55,7 +55,7 @@ void admin_status(caf::event_based_actor* self, const route_env& env, reply_fn r
 
 // GET /admin/config: every setting in effect (after SIGHUP reloads), secrets redacted.
 response admin_config(const route_env& env) {
-  auto current = env.live ? env.live->get() : env.settings;
+  auto current = env.current ? env.current->get() : env.settings;
   std::string body = "{\"settings\":{";
   bool first = true;
   for (auto& [key, value] : config::redacted(current)) {
