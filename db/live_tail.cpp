@@ -295,7 +295,8 @@ void run_cycle(self_ptr self) {
   db_job job;
   job.label = "live_tail";
   job.timeout = st.cfg.job_timeout;
-  job.run = [out, grace = st.cfg.grace_us](session& s) {
+  job.run = [out, grace = st.cfg.grace_us, retired = std::move(st.retired)](session& s) mutable {
+    retired.reset();
     *out = read_live_tail(s, grace);
     return std::any{};
   };
@@ -315,7 +316,7 @@ void run_cycle(self_ptr self) {
             m().last_cycle.set(st.last_duration_ms / 1000.0);
             m().buckets.set(static_cast<double>(out->bucket_count));
             if (st.cfg.holder)
-              st.cfg.holder->set(out);
+              st.cfg.holder->set(out).swap(st.retired);
           },
           [self](caf::error& err) {
             auto& st = self->state;
@@ -325,7 +326,7 @@ void run_cycle(self_ptr self) {
             m().failures.inc();
             // Readers must not join with a tail that stopped moving.
             if (st.cfg.holder)
-              st.cfg.holder->set(nullptr);
+              st.cfg.holder->set(nullptr).swap(st.retired);
             log(log_level::warn, "live", "live tail cycle failed: " + failure_of(err).message);
           });
 }

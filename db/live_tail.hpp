@@ -101,7 +101,10 @@ using live_snapshot_ptr = std::shared_ptr<const live_snapshot>;
 class live_tail_holder {
 public:
   live_snapshot_ptr get() const { return std::atomic_load_explicit(&snap_, std::memory_order_acquire); }
-  void set(live_snapshot_ptr s) { std::atomic_store_explicit(&snap_, std::move(s), std::memory_order_release); }
+  /// Publishes `s`; returns the snapshot it replaces.
+  live_snapshot_ptr set(live_snapshot_ptr s) {
+    return std::atomic_exchange_explicit(&snap_, std::move(s), std::memory_order_acq_rel);
+  }
   /// The snapshot if it was taken within `max_age`, else null (the tail is behind or the
   /// database unreachable: callers answer from the database instead).
   live_snapshot_ptr fresh(std::chrono::steady_clock::duration max_age) const {
@@ -161,6 +164,10 @@ struct live_tail_state {
   std::uint64_t failures = 0;
   double last_duration_ms = 0;
   std::size_t last_buckets = 0;
+  /// The snapshot the last one replaced: released by the next cycle on the DB worker's own
+  /// thread (freeing a few hundred thousand buckets must not stall a CAF worker that serves
+  /// polls).
+  live_snapshot_ptr retired;
 };
 
 /// Runs a cycle every interval on `worker` (its own connection) and publishes each snapshot;

@@ -162,16 +162,17 @@ TEST_F(Live, EnergyEqualsBruteForceAndPollsNeedNoDatabaseQuery) {
     }
   // Steady state: every poll is joined from memory.
   auto before = metric(port, "joule_db_queries_total{source=\"pool\"}");
-  int polls = 0;
+  int polls = 0, hits = 0;
   for (int i = 0; i < 20; ++i)
     for (int h = 1; h <= 3; ++h, ++polls) {
       auto a = energy(port, h, "5m");
       ASSERT_EQ(a.status, 200);
-      EXPECT_EQ(a.x_cache, "hit");
+      hits += a.x_cache == "hit";
     }
   auto queries = metric(port, "joule_db_queries_total{source=\"pool\"}") - before;
   // A default window crossing a 5-minute boundary mid-test costs one query per household.
   EXPECT_LE(queries, 3) << "queries per poll " << queries / polls;
+  EXPECT_GE(hits, polls - 3);
 }
 
 TEST_F(Live, ANewReadingIsVisibleWithinTwoSecondsAndFreshAsOfNeverLeadsIt) {
