@@ -101,7 +101,8 @@ int cmd_refresh(const joule::config::settings& s, const std::vector<std::string>
     // "All data": from the first reading (the range is clamped to real data anyway).
     pqxx::nontransaction q{sess.conn()};
     auto r = q.exec("SELECT (extract(epoch from min(ts)) * 1000000)::bigint FROM telemetry");
-    start = r[0][0].is_null() ? 0 : r[0][0].as<std::int64_t>();
+    // No readings: nothing to materialise (not decades of empty pieces from 1970).
+    start = r[0][0].is_null() ? joule::now_micros() : r[0][0].as<std::int64_t>();
   }
   if (end_text.empty())
     end = joule::now_micros() + 86400LL * 1000000;

@@ -151,14 +151,14 @@ std::string check_redis_url(const std::string& v) {
     return {};  // empty disables the cache
   const std::string prefix = "redis://";
   if (v.compare(0, prefix.size(), prefix) != 0)
-    return "expected redis://host:port or empty (cache off), got '" + v + "'";
+    return "expected redis://host:port or empty (cache off)";  // the value may hold a password
   std::string host;
   std::uint16_t port = 0;
   auto rest = v.substr(prefix.size());
   if (!rest.empty() && rest.back() == '/')
     rest.pop_back();
   if (!split_host_port(rest, host, port))
-    return "expected redis://host:port, got '" + v + "'";
+    return "expected redis://host:port (no user or password)";
   return {};
 }
 

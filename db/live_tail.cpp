@@ -111,6 +111,18 @@ std::optional<std::int64_t> live_snapshot::fresh_cap(const std::string& rollup, 
   return cap;
 }
 
+bool live_snapshot::late_touches(const std::string& rollup, std::int64_t lo, std::int64_t hi,
+                                 const std::string& household) const {
+  if (lo >= hi)
+    return false;
+  for (auto& p : pending)
+    if (p.rollup == rollup && p.lo < hi && p.hi >= lo &&
+        (p.households.empty() ||
+         std::find(p.households.begin(), p.households.end(), household) != p.households.end()))
+      return true;
+  return false;
+}
+
 live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
   live_snapshot snap;
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx{
@@ -145,10 +157,24 @@ live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
   ++snap.queries;
   for (auto row : tx.exec("SELECT i.rollup, " + us("i.lo") + ", " + us("i.hi") + ", " +
                           us("i.logged_at") +
+                          ", array_to_string(i.households, ',')"
                           " FROM rollup_invalidations i JOIN rollup_state s ON s.name = i.rollup "
-                          "WHERE i.lo < s.watermark"))
-    snap.pending.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>(),
-                            row[2].as<std::int64_t>(), row[3].as<std::int64_t>()});
+                          "WHERE i.lo < s.watermark")) {
+    pending_write p{row[0].as<std::string>(), row[1].as<std::int64_t>(),
+                    row[2].as<std::int64_t>(), row[3].as<std::int64_t>(), {}};
+    if (!row[4].is_null()) {
+      std::string list = row[4].as<std::string>();
+      for (std::size_t at = 0; at < list.size();) {
+        auto comma = list.find(',', at);
+        if (comma == std::string::npos)
+          comma = list.size();
+        if (comma > at)
+          p.households.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    }
+    snap.pending.push_back(std::move(p));
+  }
   ++snap.queries;
   for (auto row : tx.exec("SELECT id::text, household_id::text FROM devices")) {
     auto hh = row[1].as<std::string>();

@@ -52,6 +52,8 @@ struct pending_write {
   std::int64_t lo = 0;  // [lo, hi] as logged (raw timestamps, inclusive)
   std::int64_t hi = 0;
   std::int64_t logged_at = 0;
+  /// The households the write touched (empty: unknown, i.e. any household).
+  std::vector<std::string> households;
 };
 
 struct live_snapshot {
@@ -93,6 +95,11 @@ struct live_snapshot {
   /// nothing: everything committed before it is reflected in that rollup's rows there.
   std::optional<std::int64_t> fresh_cap(const std::string& rollup, std::int64_t lo,
                                         std::int64_t hi) const;
+  /// Whether a pending late write of `rollup` overlapping [lo, hi) may touch `household`:
+  /// such an answer is read from the database, which serves those buckets from exact sources
+  /// (late data visible in seconds), instead of from stale settled parts.
+  bool late_touches(const std::string& rollup, std::int64_t lo, std::int64_t hi,
+                    const std::string& household) const;
 };
 
 using live_snapshot_ptr = std::shared_ptr<const live_snapshot>;

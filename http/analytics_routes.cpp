@@ -141,6 +141,10 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     return false;
   if (split > q.start && q.start < snap->versions_from)
     return false;
+  // A late write pending in this household's window: the database path serves it exactly.
+  if (snap->late_touches("household_5m", q.start, std::min(wm5, q.end), q.id) ||
+      (q.end > wm5 && snap->late_touches("device_1m", wm5, std::min(wm1, q.end), q.id)))
+    return false;
   // Truthful freshness: the snapshot's instant, unless a late write no refresh has reflected
   // yet lies in a rollup range this answer reads (as the database path computes it).
   auto fresh = snap->db_now;

@@ -121,13 +121,20 @@ TEST(LiveSnapshot, VersionTextAndFreshCapFollowTheRangesRead) {
   EXPECT_EQ(s.version_text("household_5m", 11 * hour, 13 * hour), std::to_string(12 * hour) + ":9");
   EXPECT_EQ(s.version_text("household_5m", 13 * hour, 14 * hour), "");
   EXPECT_EQ(s.version_text("device_1m", 0, 20 * hour), "");
-  s.pending.push_back({"household_5m", 5 * hour, 5 * hour + 10, 111});
-  s.pending.push_back({"household_5m", 6 * hour, 6 * hour, 99});
-  s.pending.push_back({"device_1m", 5 * hour, 5 * hour, 50});
+  s.pending.push_back({"household_5m", 5 * hour, 5 * hour + 10, 111, {}});
+  s.pending.push_back({"household_5m", 6 * hour, 6 * hour, 99, {"h1", "h2"}});
+  s.pending.push_back({"device_1m", 5 * hour, 5 * hour, 50, {}});
   EXPECT_EQ(s.fresh_cap("household_5m", 0, 5 * hour), std::nullopt);
   EXPECT_EQ(s.fresh_cap("household_5m", 0, 5 * hour + 1), 111);
   EXPECT_EQ(s.fresh_cap("household_5m", 0, 7 * hour), 99);
   EXPECT_EQ(s.fresh_cap("household_5m", 6 * hour + 1, 7 * hour), std::nullopt);
+  // A write that names its households sends only their answers to the database; one that
+  // does not (empty list) sends every household's.
+  EXPECT_TRUE(s.late_touches("household_5m", 6 * hour, 7 * hour, "h2"));
+  EXPECT_FALSE(s.late_touches("household_5m", 5 * hour + 11, 7 * hour, "h3"));
+  EXPECT_TRUE(s.late_touches("household_5m", 0, 7 * hour, "h3"));
+  EXPECT_FALSE(s.late_touches("household_5m", 6 * hour + 1, 7 * hour, "h1"));
+  EXPECT_FALSE(s.late_touches("household_5m", 7 * hour, 7 * hour, "h1"));
 }
 
 TEST(SettledEviction, AnAnnouncedChangeDropsExactlyTheOverlappingPartsOfItsRollup) {
