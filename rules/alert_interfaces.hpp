@@ -9,6 +9,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,17 @@ using rule_drop_atom = caf::atom_constant<caf::atom("ruledrop")>;
 using subscribe_atom = caf::atom_constant<caf::atom("feedsub")>;
 using unsubscribe_atom = caf::atom_constant<caf::atom("feedunsub")>;
 using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
+using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
   std::vector<bucket_value> buckets;  // ascending
   std::int64_t db_now = 0;
+  /// Buckets ending at or before this instant are closed (db_now - grace); 0: unknown (no
+  /// no_data decisions).
+  std::int64_t closed_before = 0;
+  /// silence_sec rules: the scope's newest reading (µs), nullopt when it never reported.
+  std::optional<std::int64_t> last_seen;
 };
 
 /// A state change to persist: the new state, valid only if the stored one still has
@@ -90,6 +97,8 @@ using alert_evaluator_actor = caf::typed_actor<
   caf::reacts_to<feed_batch>,
   /// A new definition of the same rule (PUT); state is kept.
   caf::reacts_to<rule_set_atom, alert_rule>,
+  /// Internal: the repeat timer of the open firing (the number tells stale timers apart).
+  caf::reacts_to<repeat_atom, std::uint64_t>,
   /// Rule, phase and counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
@@ -100,6 +109,10 @@ struct feed_subscription {
   std::string scope_id;
   std::int64_t window_us = minute_us;
   alert_evaluator_actor evaluator;
+  /// silence_sec: the feed tracks the scope's newest reading and sends it every cycle.
+  bool silence = false;
+  /// Sent a batch every cycle, buckets or not (no_data policies decide on absent buckets).
+  bool every_cycle = false;
 };
 
 } // namespace joule::rules

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "rules/alert_evaluator.hpp"
+#include "rules/alert_metrics.hpp"
 #include "rules/alert_store.hpp"
 #include "rules/rule_sql.hpp"
 
@@ -38,9 +39,11 @@ void stop_evaluator(self_ptr self, const std::string& rule_id) {
 }
 
 void subscribe(self_ptr self, const alert_manager_state::running_rule& rr) {
+  const bool silence = !def_of(rr.rule.metric).per_bucket;
   self->send(self->state.feed, subscribe_atom::value,
              feed_subscription{rr.rule.id, rr.rule.scope, rr.rule.scope_id, rr.rule.window_us,
-                               rr.evaluator});
+                               rr.evaluator, silence,
+                               silence || rr.rule.no_data != no_data_policy::keep});
 }
 
 // Applies a rule definition (with `state` as the persisted state for a new evaluator).
@@ -57,7 +60,8 @@ void apply(self_ptr self, alert_rule rule, const eval_state& state) {
   auto it = st.running.find(rule.id);
   if (it != st.running.end()) {
     bool moved = it->second.rule.scope != rule.scope || it->second.rule.scope_id != rule.scope_id ||
-                 it->second.rule.window_us != rule.window_us;
+                 it->second.rule.window_us != rule.window_us ||
+                 it->second.rule.metric != rule.metric || it->second.rule.no_data != rule.no_data;
     it->second.rule = rule;
     self->send(it->second.evaluator, rule_set_atom::value, std::move(rule));
     if (moved)

@@ -4,9 +4,12 @@
 #include "rules/alert_metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 
 #include <pqxx/pqxx>
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -21,12 +24,39 @@ const char* rule_columns =
     "r.id::text, r.scope, r.scope_id::text, r.metric, r.window_minutes, r.op, r.threshold, "
     "r.recover_value, r.cooldown_sec, r.for_buckets, r.webhook_url, r.webhook_secret, "
     "r.enabled, r.version, (extract(epoch from r.created_at) * 1000000)::bigint, "
-    "(extract(epoch from r.updated_at) * 1000000)::bigint";
+    "(extract(epoch from r.updated_at) * 1000000)::bigint, r.no_data, r.repeat_interval_sec, "
+    "COALESCE(r.name, ''), r.labels::text";
+constexpr int rule_column_count = 20;
 
 const char* state_columns =
     "s.phase, s.breaches, (extract(epoch from s.last_bucket) * 1000000)::bigint, "
     "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
-    "(extract(epoch from s.fired_at) * 1000000)::bigint, s.seq";
+    "(extract(epoch from s.fired_at) * 1000000)::bigint, s.seq, "
+    "(extract(epoch from COALESCE(s.last_notified_at, s.fired_at)) * 1000000)::bigint, "
+    "s.repeats";
+
+// Labels are stored as a jsonb object of strings (validated on the way in).
+std::map<std::string, std::string> labels_from(const std::string& text) {
+  std::map<std::string, std::string> out;
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  if (d.HasParseError() || !d.IsObject())
+    return out;
+  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m)
+    if (m->value.IsString())
+      out[m->name.GetString()] = m->value.GetString();
+  return out;
+}
+
+std::string labels_json(const std::map<std::string, std::string>& labels) {
+  rapidjson::StringBuffer buf;
+  http::json::writer w{buf};
+  w.StartObject();
+  for (auto& [k, v] : labels)
+    http::json::field(w, k.c_str(), v);
+  w.EndObject();
+  return buf.GetString();
+}
 
 alert_rule rule_from(const pqxx::row& row, int c = 0) {
   alert_rule r;
@@ -51,6 +81,10 @@ alert_rule rule_from(const pqxx::row& row, int c = 0) {
   r.version = row[c + 13].as<std::int64_t>();
   r.created_at = row[c + 14].as<std::int64_t>();
   r.updated_at = row[c + 15].as<std::int64_t>();
+  r.no_data = no_data_from(row[c + 16].as<std::string>()).value_or(no_data_policy::keep);
+  r.repeat_interval_sec = row[c + 17].as<std::int64_t>();
+  r.name = row[c + 18].as<std::string>();
+  r.labels = labels_from(row[c + 19].as<std::string>());
   return r;
 }
 
@@ -67,6 +101,9 @@ eval_state state_from(const pqxx::row& row, int c) {
   if (!row[c + 5].is_null())
     s.fired_at = row[c + 5].as<std::int64_t>();
   s.seq = row[c + 6].as<std::int64_t>();
+  if (!row[c + 7].is_null())
+    s.last_notified_at = row[c + 7].as<std::int64_t>();
+  s.repeats = row[c + 8].as<int>();
   return s;
 }
 
@@ -132,12 +169,15 @@ rule_write create_rule(db::session& s, const alert_rule& r,
   auto res = tx.exec_params(
       std::string("INSERT INTO alert_rules AS r (scope, scope_id, metric, window_minutes, op, "
                   "threshold, recover_value, cooldown_sec, for_buckets, webhook_url, "
-                  "webhook_secret, enabled) VALUES ($1, $2::uuid, $3, $4::int, $5, "
+                  "webhook_secret, enabled, no_data, repeat_interval_sec, name, labels) VALUES "
+                  "($1, $2::uuid, $3, $4::int, $5, "
                   "$6::double precision, NULLIF($7, '')::double precision, $8::int, $9::int, "
-                  "$10, $11, $12::boolean) RETURNING ") + rule_columns,
+                  "$10, $11, $12::boolean, $13, $14::int, NULLIF($15, ''), $16::jsonb) "
+                  "RETURNING ") + rule_columns,
       to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
-      r.webhook_url, r.webhook_secret, r.enabled);
+      r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
+      r.name, labels_json(r.labels));
   out.stored = rule_from(res[0]);
   tx.exec_params("INSERT INTO alert_rule_state (rule_id) VALUES ($1::uuid)", out.stored->id);
   tx.commit();
@@ -168,11 +208,13 @@ rule_write update_rule(db::session& s, const std::string& id, const alert_rule& 
                   "window_minutes = $5::int, op = $6, threshold = $7::double precision, "
                   "recover_value = NULLIF($8, '')::double precision, cooldown_sec = $9::int, "
                   "for_buckets = $10::int, webhook_url = $11, webhook_secret = $12, "
-                  "enabled = $13::boolean, version = version + 1, updated_at = now() "
-                  "WHERE r.id = $1::uuid RETURNING ") + rule_columns,
+                  "enabled = $13::boolean, no_data = $14, repeat_interval_sec = $15::int, "
+                  "name = NULLIF($16, ''), labels = $17::jsonb, version = version + 1, "
+                  "updated_at = now() WHERE r.id = $1::uuid RETURNING ") + rule_columns,
       id, to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
-      r.webhook_url, r.webhook_secret, r.enabled);
+      r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
+      r.name, labels_json(r.labels));
   out.stored = rule_from(res[0]);
   tx.commit();
   return out;
@@ -216,12 +258,14 @@ std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s
   auto res = q.exec(std::string("SELECT ") + rule_columns + ", COALESCE(s.phase, 'ok'), "
                     "COALESCE(s.breaches, 0), (extract(epoch from s.last_bucket) * 1000000)::bigint, "
                     "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
-                    "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0) "
+                    "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0), "
+                    "(extract(epoch from COALESCE(s.last_notified_at, s.fired_at)) * 1000000)"
+                    "::bigint, COALESCE(s.repeats, 0) "
                     "FROM alert_rules r LEFT JOIN alert_rule_state s ON s.rule_id = r.id "
                     "WHERE r.enabled");
   out.reserve(res.size());
   for (auto row : res)
-    out.emplace_back(rule_from(row), state_from(row, 16));
+    out.emplace_back(rule_from(row), state_from(row, rule_column_count));
   return out;
 }
 
@@ -233,11 +277,14 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
       "UPDATE alert_rule_state SET phase = $3, breaches = $4::int, "
       "last_bucket = NULLIF($5, '')::timestamptz, cooldown_until = NULLIF($6, '')::timestamptz, "
       "incident_id = NULLIF($7, '')::uuid, fired_at = NULLIF($8, '')::timestamptz, "
+      "last_notified_at = NULLIF($9, '')::timestamptz, repeats = $10::int, "
       "seq = seq + 1, updated_at = now() WHERE rule_id = $1::uuid AND seq = $2::bigint "
       "RETURNING seq",
       rule_id, expected_seq, to_string(next.current), next.breaches, opt_time(next.last_bucket),
       next.cooldown_until ? format_rfc3339(next.cooldown_until) : std::string{},
-      next.incident_id, next.fired_at ? format_rfc3339(next.fired_at) : std::string{});
+      next.incident_id, next.fired_at ? format_rfc3339(next.fired_at) : std::string{},
+      next.last_notified_at ? format_rfc3339(next.last_notified_at) : std::string{},
+      next.repeats);
   if (res.empty()) {
     // Someone else moved the state (another instance, or our own save that timed out but
     // committed): report what is stored so the evaluator continues from there.
@@ -316,7 +363,12 @@ std::string render_events(const std::vector<event_row>& rows) {
     field(w, "rule_id", e.rule_id);
     field(w, "status", e.status);
     time_field(w, "bucket", e.bucket);
-    field(w, "observed", e.observed);
+    if (std::isfinite(e.observed)) {
+      field(w, "observed", e.observed);
+    } else {
+      w.Key("observed");  // a no_data transition observed nothing
+      w.Null();
+    }
     time_field(w, "created_at", e.created_at);
     w.Key("delivery");
     w.StartObject();

@@ -1,0 +1,171 @@
+// Issue 10 end to end (real HTTP, PostgreSQL and webhook receivers): silent devices and
+// households, the no_data policy, and repeat notifications.
+#include <set>
+
+#include "tests/rules/alerts_fixture.hpp"
+#include "tests/rules/webhook_receiver.hpp"
+
+namespace joule::rules::test {
+namespace {
+
+using joule::test::http_request;
+
+class Alerting : public AlertsTest {};
+
+std::string silence_body(const std::string& scope, const std::string& id, double seconds,
+                         std::uint16_t hook_port, const std::string& secret) {
+  return "{\"scope\":\"" + scope + "\",\"scope_id\":\"" + id +
+         "\",\"metric\":\"silence_sec\",\"op\":\">\",\"value\":" + std::to_string(seconds) +
+         ",\"cooldown_sec\":0,\"webhook_url\":\"http://127.0.0.1:" + std::to_string(hook_port) +
+         "/hook\",\"webhook_secret\":\"" + secret + "\"}";
+}
+
+std::vector<rapidjson::Document> bodies_with(const webhook_receiver& hook, const std::string& key,
+                                             const std::string& value) {
+  std::vector<rapidjson::Document> out;
+  for (auto& w : hook.requests()) {
+    auto d = json(w.body);
+    if (d.IsObject() && d.HasMember(key.c_str()) && d[key.c_str()].IsString() &&
+        value == d[key.c_str()].GetString())
+      out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::size_t count_status(const webhook_receiver& hook, const std::string& rule_id,
+                         const std::string& status) {
+  std::size_t n = 0;
+  for (auto& d : bodies_with(hook, "rule_id", rule_id))
+    n += std::string(d["status"].GetString()) == status;
+  return n;
+}
+
+TEST_F(Alerting, SilentDeviceAndHouseholdFireWithinSecondsAndResolveOnAReading) {
+  webhook_receiver hook;
+  auto [dev, hh] = new_device();
+  auto [quiet, quiet_hh] = new_device();
+  reading(dev, hh, 100, 1);
+  reading(quiet, quiet_hh, 100, 1);
+  const auto last = std::chrono::steady_clock::now();
+  auto dev_rule = create_rule(silence_body("device", dev, 3, hook.port(), secret));
+  auto hh_rule = create_rule(silence_body("household", quiet_hh, 3, hook.port(), secret));
+  // Silence > 3 s: both fire once the threshold passes, well within 10 s of it.
+  ASSERT_TRUE(eventually([&] {
+    return count_status(hook, dev_rule, "firing") == 1 && count_status(hook, hh_rule, "firing") == 1;
+  }, std::chrono::seconds(20))) << hook.count();
+  auto fired_after = std::chrono::steady_clock::now() - last;
+  std::printf("device silent -> alert: %.1f s after the last reading (threshold 3 s)\n",
+              std::chrono::duration<double>(fired_after).count());
+  EXPECT_LT(fired_after, std::chrono::seconds(13));
+  auto firing = bodies_with(hook, "rule_id", dev_rule);
+  ASSERT_EQ(firing.size(), 1u);
+  EXPECT_EQ(std::string(firing[0]["metric"].GetString()), "silence_sec");
+  EXPECT_TRUE(firing[0]["window"].IsNull());
+  EXPECT_GT(firing[0]["observed"].GetDouble(), 3.0);
+  EXPECT_LT(firing[0]["observed"].GetDouble(), 13.0);
+
+  // Still silent: nothing more. Then the device reports: resolved, same incident.
+  wait_feed_cycles(3);
+  EXPECT_EQ(count_status(hook, dev_rule, "firing"), 1u);
+  EXPECT_EQ(count_status(hook, dev_rule, "resolved"), 0u);
+  reading(dev, hh, 100, 1);
+  ASSERT_TRUE(eventually([&] { return count_status(hook, dev_rule, "resolved") == 1; }));
+  auto all = bodies_with(hook, "rule_id", dev_rule);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(std::string(all[1]["incident_id"].GetString()),
+            std::string(all[0]["incident_id"].GetString()));
+  // Any device of the household ends the household's silence.
+  auto [other, same_hh] = new_device(quiet_hh);
+  reading(other, same_hh, 10, 1);
+  ASSERT_TRUE(eventually([&] { return count_status(hook, hh_rule, "resolved") == 1; }));
+
+  auto metrics_text = http_request(port, "GET", "/metrics").body;
+  EXPECT_NE(metrics_text.find("joule_alerts_fired_total{scope=\"household\",metric=\"silence_sec\"}"),
+            std::string::npos);
+}
+
+TEST_F(Alerting, SilenceSecWithAWindowIsA400) {
+  auto [dev, hh] = new_device();
+  auto body = silence_body("device", dev, 300, 9, secret);
+  body.insert(body.size() - 1, ",\"window\":\"1m\"");
+  auto r = http_request(port, "POST", "/alerts/rules", body);
+  EXPECT_EQ(r.status, 400) << r.body;
+  auto d = json(r.body);
+  ASSERT_TRUE(d.IsObject() && d.HasMember("error")) << r.body;
+  EXPECT_EQ(std::string(d["error"]["code"].GetString()), "invalid_window");
+  auto bad = rule_body("device", dev, "power_w_max", "1m", 1, 9, "\"no_data\":\"sometimes\"");
+  r = http_request(port, "POST", "/alerts/rules", bad);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("invalid_no_data"), std::string::npos) << r.body;
+}
+
+// The breach is written into the minute that closed last; the minute after it closes with no
+// reading. Runs at any time of day; waits at most about a minute for that minute to close.
+TEST_F(Alerting, NoDataResolveResolvesWhenTheDeviceGoesQuietAndKeepDoesNot) {
+  webhook_receiver hook;
+  // Start well inside a minute (the previous minute closed, the current one has time left).
+  ASSERT_TRUE(eventually([&] {
+    auto sec = std::stoi(db->scalar("SELECT extract(second from now())::int"));
+    return sec >= 4 && sec <= 45;
+  }, std::chrono::seconds(30)));
+  auto [dev, hh] = new_device();
+  auto [dev2, hh2] = new_device();
+  const std::string prev_minute = "date_trunc('minute', now()) - interval '30 seconds'";
+  reading(dev, hh, 5000, 1, prev_minute);
+  reading(dev2, hh2, 5000, 1, prev_minute);
+  auto resolving = create_rule(rule_body("device", dev, "power_w_max", "1m", 1000, hook.port(),
+                                         "\"no_data\":\"resolve\",\"cooldown_sec\":0"));
+  auto keeping = create_rule(rule_body("device", dev2, "power_w_max", "1m", 1000, hook.port(),
+                                       "\"cooldown_sec\":0"));
+  ASSERT_TRUE(eventually([&] {
+    return count_status(hook, resolving, "firing") == 1 && count_status(hook, keeping, "firing") == 1;
+  })) << hook.count();
+  // The current minute closes without readings: resolved (observed null), keep stays firing.
+  ASSERT_TRUE(eventually([&] { return count_status(hook, resolving, "resolved") == 1; },
+                         std::chrono::seconds(75)));
+  auto res = bodies_with(hook, "rule_id", resolving);
+  ASSERT_EQ(res.size(), 2u);
+  EXPECT_TRUE(res[1]["observed"].IsNull());
+  wait_feed_cycles(3);
+  EXPECT_EQ(count_status(hook, keeping, "resolved"), 0u);
+  EXPECT_EQ(db->scalar("SELECT phase FROM alert_rule_state WHERE rule_id = '" + keeping + "'"),
+            "firing");
+  auto ev = json(http_request(port, "GET", "/alerts/events?rule_id=" + resolving).body);
+  ASSERT_EQ(ev["events"].Size(), 2u);
+  EXPECT_TRUE(ev["events"][0]["observed"].IsNull());
+}
+
+TEST_F(Alerting, RepeatsKeepTheIncidentWithNewAlertIdsAndSurviveARestart) {
+  webhook_receiver hook;
+  auto [dev, hh] = new_device();
+  auto rule_id = create_rule(rule_body("device", dev, "power_w_max", "1m", 1000, hook.port(),
+                                       "\"repeat_interval_sec\":1"));
+  wait_feed_cycles(2);
+  reading(dev, hh, 5000, 1);
+  ASSERT_TRUE(eventually([&] { return count_status(hook, rule_id, "firing") >= 3; }))
+      << hook.count();
+  auto sent = bodies_with(hook, "rule_id", rule_id);
+  std::set<std::string> ids;
+  std::set<int> repeats;
+  for (auto& d : sent) {
+    EXPECT_EQ(std::string(d["incident_id"].GetString()),
+              std::string(sent[0]["incident_id"].GetString()));
+    repeats.insert(d["repeat"].GetInt());
+    ids.insert(d["alert_id"].GetString());
+  }
+  EXPECT_EQ(ids.size(), sent.size());  // a repeat is news, not a retry
+  EXPECT_EQ(repeats.size(), sent.size());
+  EXPECT_TRUE(repeats.count(0) && repeats.count(1) && repeats.count(2));
+  // After a restart the repeats go on from the stored count.
+  stop_app();
+  auto before = count_status(hook, rule_id, "firing");
+  start_app();
+  ASSERT_TRUE(eventually([&] { return count_status(hook, rule_id, "firing") >= before + 1; }));
+  auto later = bodies_with(hook, "rule_id", rule_id);
+  EXPECT_GE(later.back()["repeat"].GetInt(), static_cast<int>(before));
+  EXPECT_EQ(std::string(later.back()["incident_id"].GetString()),
+            std::string(sent[0]["incident_id"].GetString()));
+}
+
+} // namespace
+} // namespace joule::rules::test
