@@ -73,6 +73,7 @@ struct attempt_done {
   std::string error;    // failure class (webhook_response::error), stored and shown
   int attempts = 0;     // this attempt's number
   std::string detail;   // the underlying reason: server log only
+  std::vector<std::string> alert_ids;  // the outbox rows the attempt delivered
 };
 
 } // namespace joule::rules

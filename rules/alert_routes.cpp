@@ -11,6 +11,7 @@
 #include "http/pool_job.hpp"
 #include "http/router.hpp"
 #include "rules/alert_interfaces.hpp"
+#include "rules/receiver_sql.hpp"
 #include "rules/rule_sql.hpp"
 
 namespace joule::rules {
@@ -42,6 +43,14 @@ failure scope_forbidden(const alert_rule& r) {
   f.slug = "forbidden";
   f.message = std::string("this token may not place rules on ") + to_string(r.scope) + " " +
               r.scope_id + " (outside its households)";
+  return f;
+}
+
+failure receiver_missing(const std::string& id) {
+  failure f;
+  f.code = errc::not_found;
+  f.slug = "receiver_not_found";
+  f.message = "no alert receiver " + id;
   return f;
 }
 
@@ -117,6 +126,8 @@ void create(caf::event_based_actor* self, const env_ptr& env, route_request& req
                  throw failure_error{scope_forbidden(rule)};
                if (w.scope_missing)
                  throw failure_error{scope_missing(rule)};
+               if (w.receiver_missing)
+                 throw failure_error{receiver_missing(rule.receiver_id)};
                return *w.stored;
              },
              201, std::move(reply));
@@ -155,6 +166,8 @@ void update(caf::event_based_actor* self, const env_ptr& env, route_request& req
                  throw failure_error{scope_forbidden(rule)};
                if (w.scope_missing)
                  throw failure_error{scope_missing(rule)};
+               if (w.receiver_missing)
+                 throw failure_error{receiver_missing(rule.receiver_id)};
                return *w.stored;
              },
              200, std::move(reply));
@@ -219,6 +232,110 @@ void events(caf::event_based_actor* self, const env_ptr& env, route_request& req
       [reply](std::vector<event_row> rows) { reply(json(200, render_events(rows))); });
 }
 
+// --- receivers
+
+rule_limits limits_of(const env_ptr& env) {
+  const auto& s = env->settings;
+  return rule_limits{s.alerts_allowed_hosts, s.alerts_allow_private_targets,
+                     s.http_json_max_depth};
+}
+
+std::optional<alert_receiver> parse_receiver_body(const env_ptr& env, const route_request& req,
+                                                  const reply_fn& reply) {
+  auto parsed = parse_receiver(req.raw.body, limits_of(env));
+  if (auto* e = std::get_if<rule_error>(&parsed)) {
+    reply(http::error_response(400, e->code, e->message));
+    return std::nullopt;
+  }
+  return std::get<alert_receiver>(std::move(parsed));
+}
+
+std::optional<std::string> receiver_id(const route_request& req, const reply_fn& reply) {
+  auto id = http::normalize_uuid(req.params.id);
+  if (!id)
+    reply(http::error_response(400, "invalid_receiver_id",
+                               "receiver id '" + req.params.id + "' is not a UUID"));
+  return id;
+}
+
+void receivers_list(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                    reply_fn reply) {
+  http::on_pool<std::vector<alert_receiver>>(
+      self, env, "alerts.list_receivers", true,
+      [hh = req.who.households](db::session& s) { return list_receivers(s, hh); }, reply,
+      [reply](std::vector<alert_receiver> rs) { reply(json(200, render_receivers(rs))); });
+}
+
+void receivers_create(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                      reply_fn reply) {
+  auto r = parse_receiver_body(env, req, reply);
+  if (!r)
+    return;
+  http::on_pool<alert_receiver>(
+      self, env, "alerts.create_receiver", false,
+      [r = *r, hh = req.who.households](db::session& s) { return create_receiver(s, r, hh); },
+      reply, [reply](alert_receiver stored) { reply(json(201, render_receiver(stored))); });
+}
+
+void receivers_read(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                    reply_fn reply) {
+  auto id = receiver_id(req, reply);
+  if (!id)
+    return;
+  http::on_pool<alert_receiver>(
+      self, env, "alerts.get_receiver", true,
+      [id = *id, hh = req.who.households](db::session& s) {
+        auto r = get_receiver(s, id, hh);
+        if (!r)
+          throw failure_error{receiver_missing(id)};
+        return *r;
+      },
+      reply, [reply](alert_receiver r) { reply(json(200, render_receiver(r))); });
+}
+
+void receivers_update(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                      reply_fn reply) {
+  auto id = receiver_id(req, reply);
+  if (!id)
+    return;
+  auto r = parse_receiver_body(env, req, reply);
+  if (!r)
+    return;
+  http::on_pool<alert_receiver>(
+      self, env, "alerts.update_receiver", false,
+      [id = *id, r = *r, hh = req.who.households](db::session& s) {
+        auto stored = update_receiver(s, id, r, hh);
+        if (!stored)
+          throw failure_error{receiver_missing(id)};
+        return *stored;
+      },
+      reply, [reply](alert_receiver stored) { reply(json(200, render_receiver(stored))); });
+}
+
+void receivers_remove(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                      reply_fn reply) {
+  auto id = receiver_id(req, reply);
+  if (!id)
+    return;
+  http::on_pool<bool>(
+      self, env, "alerts.delete_receiver", true,
+      [id = *id, hh = req.who.households](db::session& s) {
+        switch (delete_receiver(s, id, hh)) {
+          case receiver_delete::missing: throw failure_error{receiver_missing(id)};
+          case receiver_delete::in_use: {
+            failure f;
+            f.code = errc::conflict;
+            f.slug = "receiver_in_use";
+            f.message = "rules still send to receiver " + id + "; change or delete them first";
+            throw failure_error{f};
+          }
+          case receiver_delete::deleted: break;
+        }
+        return true;
+      },
+      reply, [reply](bool) { reply(json(204, "")); });
+}
+
 // Binds a handler function to the feature's environment.
 template <class F>
 http::route_handler with_env(env_ptr env, F f) {
@@ -236,6 +353,13 @@ void add_alert_routes(http::route_table& table, env_ptr env) {
   table.add(make("PUT", "/alerts/rules/{id}", "alert_rule", with_env(env, update)));
   table.add(make("DELETE", "/alerts/rules/{id}", "alert_rule", with_env(env, remove)));
   table.add(make("GET", "/alerts/events", "alert_events", with_env(env, events)));
+  table.add(make("GET", "/alerts/receivers", "alert_receivers", with_env(env, receivers_list)));
+  table.add(make("POST", "/alerts/receivers", "alert_receivers", with_env(env, receivers_create)));
+  table.add(make("GET", "/alerts/receivers/{id}", "alert_receiver", with_env(env, receivers_read)));
+  table.add(make("PUT", "/alerts/receivers/{id}", "alert_receiver",
+                 with_env(env, receivers_update)));
+  table.add(make("DELETE", "/alerts/receivers/{id}", "alert_receiver",
+                 with_env(env, receivers_remove)));
 }
 
 } // namespace joule::rules

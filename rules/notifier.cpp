@@ -35,7 +35,7 @@ void start_delivery(self_ptr self, outbox_item item) {
   auto& st = self->state;
   ++st.in_flight;
   ++st.in_flight_by_destination[item.destination];
-  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts, {}};
+  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts, {}, item.alert_ids};
   auto target = parse_webhook_url(item.webhook_url);
   // The allow-list may have changed since the rule was stored: check on every attempt. The
   // addresses are checked by the client, after resolving, on every attempt too.
@@ -49,7 +49,8 @@ void start_delivery(self_ptr self, outbox_item item) {
   webhook_request req;
   req.url = item.webhook_url;
   req.body = item.payload;
-  req.headers = webhook_headers(item, now_micros() / micros_per_second);
+  if (item.sign)
+    req.headers = webhook_headers(item, now_micros() / micros_per_second);
   req.timeout = st.cfg.webhook_timeout;
   req.allow_private_targets = st.cfg.allow_private_targets;
   auto me = caf::actor_cast<notifier_actor>(self);
@@ -154,6 +155,9 @@ void claim(self_ptr self) {
           });
 }
 
+// The held-set key of a delivery: the id its claim was held under.
+std::string done_key(const attempt_record& rec) { return rec.held_key; }
+
 void record(self_ptr self, attempt_record rec) {
   auto pool = self->state.pool();
   if (!pool)
@@ -165,7 +169,7 @@ void record(self_ptr self, attempt_record rec) {
     record_attempt(s, rec);
     return std::any{};
   };
-  auto id = rec.alert_id;
+  auto id = done_key(rec);
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
           [self, id](db_done&) {
@@ -188,11 +192,13 @@ void on_attempt(self_ptr self, attempt_done& done) {
     st.in_flight_by_destination.erase(done.destination);
   auto d = decide(done.http_status, done.attempts, st.cfg, jitter());
   attempt_record rec;
-  rec.alert_id = done.alert_id;
+  rec.alert_ids = done.alert_ids.empty() ? std::vector<std::string>{done.alert_id}
+                                         : done.alert_ids;
   rec.kind = d.kind;
   rec.http_status = std::max(0, done.http_status);
   rec.error = failure_class(done.http_status, done.error);
   rec.retry_in_ms = d.retry_in_ms;
+  rec.held_key = done.alert_id;
   switch (d.kind) {
     case attempt_record::delivered:
       ++st.delivered;

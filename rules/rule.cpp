@@ -35,14 +35,15 @@ std::string lower(std::string s) {
 // Fields a client may send back unchanged from a GET (PUT of a fetched rule): ignored.
 bool read_only_field(const std::string& k) {
   return k == "id" || k == "created_at" || k == "updated_at" || k == "version" ||
-         k == "webhook_secret_set";
+         k == "webhook_secret_set" || k == "household_id";
 }
 
 bool known_field(const std::string& k) {
   static const char* fields[] = {"scope",         "scope_id",    "metric",         "window",
                                  "op",            "value",       "cooldown_sec",   "for_buckets",
                                  "recover_value", "webhook_url", "webhook_secret", "enabled",
-                                 "no_data",       "repeat_interval_sec", "name",   "labels"};
+                                 "no_data",       "repeat_interval_sec", "name",   "labels",
+                                 "receiver_id"};
   for (auto* f : fields)
     if (k == f)
       return true;
@@ -95,8 +96,10 @@ void write_rule(writer& w, const alert_rule& r) {
   for (auto& [k, v] : r.labels)
     field(w, k.c_str(), v);
   w.EndObject();
-  field(w, "webhook_url", r.webhook_url);
+  text_or_null(w, "receiver_id", r.receiver_id);
+  text_or_null(w, "webhook_url", r.webhook_url);
   field(w, "webhook_secret_set", !r.webhook_secret.empty());
+  text_or_null(w, "household_id", r.household_id);
   field(w, "enabled", r.enabled);
   field(w, "version", r.version);
   time_field(w, "created_at", r.created_at);
@@ -409,9 +412,28 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     }
   }
 
+  if (auto it = doc.FindMember("enabled"); it != doc.MemberEnd()) {
+    if (!it->value.IsBool())
+      return bad("enabled", "enabled must be true or false");
+    r.enabled = it->value.GetBool();
+  }
+  if (auto it = doc.FindMember("receiver_id"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    auto id = it->value.IsString() ? http::normalize_uuid(it->value.GetString()) : std::nullopt;
+    if (!id)
+      return bad("receiver_id", "receiver_id must be a UUID");
+    // One destination per rule: a named receiver, or the rule's own webhook.
+    for (auto* f : {"webhook_url", "webhook_secret"})
+      if (auto w = doc.FindMember(f); w != doc.MemberEnd() && !w->value.IsNull())
+        return bad("receiver_id", std::string("receiver_id and ") + f +
+                                      " exclude each other (a rule has one destination)");
+    r.receiver_id = *id;
+    return r;
+  }
+
   auto url = string_field(doc, "webhook_url");
   if (!url || url->size() > 2048)
-    return bad("webhook_url", "webhook_url must be an http:// or https:// URL");
+    return bad("webhook_url", "webhook_url must be an http:// or https:// URL (or name a "
+                              "receiver_id)");
   auto target = parse_webhook_url(*url);
   if (!target)
     return bad("webhook_url", "webhook_url must be an http:// or https:// URL with a host");
@@ -424,11 +446,6 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     return bad("webhook_secret", "webhook_secret must be a non-empty string (at most 512 bytes)");
   r.webhook_secret = *secret;
 
-  if (auto it = doc.FindMember("enabled"); it != doc.MemberEnd()) {
-    if (!it->value.IsBool())
-      return bad("enabled", "enabled must be true or false");
-    r.enabled = it->value.GetBool();
-  }
   return r;
 }
 

@@ -48,8 +48,10 @@ struct alert_rule {
   std::int64_t repeat_interval_sec = 0;
   std::string name;                          // optional; Alertmanager's alertname
   std::map<std::string, std::string> labels;  // optional, matched by silences
-  std::string webhook_url;
+  std::string webhook_url;               // a private receiver (when receiver_id is empty)
   std::string webhook_secret;
+  std::string receiver_id;               // a named receiver (rules/receiver.hpp), or empty
+  std::string household_id;              // derived: the scope's household (read-only)
   bool enabled = true;
   std::int64_t version = 0;             // bumped by every update (orders live changes)
   std::int64_t created_at = 0;          // µs

@@ -15,6 +15,9 @@
 
 #include "core/timefmt.hpp"
 #include "db/session.hpp"
+#include "rules/receiver.hpp"
+
+#include <tuple>
 
 namespace joule::rules {
 namespace {
@@ -25,8 +28,10 @@ const char* rule_columns =
     "r.recover_value, r.cooldown_sec, r.for_buckets, r.webhook_url, r.webhook_secret, "
     "r.enabled, r.version, (extract(epoch from r.created_at) * 1000000)::bigint, "
     "(extract(epoch from r.updated_at) * 1000000)::bigint, r.no_data, r.repeat_interval_sec, "
-    "COALESCE(r.name, ''), r.labels::text";
-constexpr int rule_column_count = 20;
+    "COALESCE(r.name, ''), r.labels::text, COALESCE(r.receiver_id::text, ''), "
+    "COALESCE(CASE WHEN r.scope = 'household' THEN r.scope_id END, "
+    "         (SELECT d.household_id FROM devices d WHERE d.id = r.scope_id))::text";
+constexpr int rule_column_count = 22;
 
 const char* state_columns =
     "s.phase, s.breaches, (extract(epoch from s.last_bucket) * 1000000)::bigint, "
@@ -85,6 +90,9 @@ alert_rule rule_from(const pqxx::row& row, int c = 0) {
   r.repeat_interval_sec = row[c + 17].as<std::int64_t>();
   r.name = row[c + 18].as<std::string>();
   r.labels = labels_from(row[c + 19].as<std::string>());
+  r.receiver_id = row[c + 20].as<std::string>();
+  if (!row[c + 21].is_null())
+    r.household_id = row[c + 21].as<std::string>();
   return r;
 }
 
@@ -145,6 +153,18 @@ bool scope_allowed(pqxx::work& tx, const alert_rule& r, const std::vector<std::s
               .empty();
 }
 
+// A rule may name only a receiver its caller can see (receiver_sql.cpp has the same rule).
+bool receiver_usable(pqxx::work& tx, const alert_rule& r,
+                     const std::vector<std::string>& households) {
+  if (r.receiver_id.empty())
+    return true;
+  return !tx.exec_params("SELECT 1 FROM alert_receivers WHERE id = $1::uuid AND "
+                         "(cardinality($2::uuid[]) = 0 OR (cardinality(owner_households) > 0 "
+                         "AND owner_households <@ $2::uuid[]))",
+                         r.receiver_id, uuid_array(households))
+              .empty();
+}
+
 bool scope_exists(pqxx::work& tx, const alert_rule& r) {
   const char* sql = r.scope == scope_kind::device
                         ? "SELECT 1 FROM devices WHERE id = $1::uuid"
@@ -166,18 +186,22 @@ rule_write create_rule(db::session& s, const alert_rule& r,
     out.scope_missing = true;
     return out;
   }
+  if (!receiver_usable(tx, r, households)) {
+    out.receiver_missing = true;
+    return out;
+  }
   auto res = tx.exec_params(
       std::string("INSERT INTO alert_rules AS r (scope, scope_id, metric, window_minutes, op, "
                   "threshold, recover_value, cooldown_sec, for_buckets, webhook_url, "
-                  "webhook_secret, enabled, no_data, repeat_interval_sec, name, labels) VALUES "
-                  "($1, $2::uuid, $3, $4::int, $5, "
+                  "webhook_secret, enabled, no_data, repeat_interval_sec, name, labels, "
+                  "receiver_id) VALUES ($1, $2::uuid, $3, $4::int, $5, "
                   "$6::double precision, NULLIF($7, '')::double precision, $8::int, $9::int, "
-                  "$10, $11, $12::boolean, $13, $14::int, NULLIF($15, ''), $16::jsonb) "
-                  "RETURNING ") + rule_columns,
+                  "$10, $11, $12::boolean, $13, $14::int, NULLIF($15, ''), $16::jsonb, "
+                  "NULLIF($17, '')::uuid) RETURNING ") + rule_columns,
       to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
       r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
-      r.name, labels_json(r.labels));
+      r.name, labels_json(r.labels), r.receiver_id);
   out.stored = rule_from(res[0]);
   tx.exec_params("INSERT INTO alert_rule_state (rule_id) VALUES ($1::uuid)", out.stored->id);
   tx.commit();
@@ -203,19 +227,30 @@ rule_write update_rule(db::session& s, const std::string& id, const alert_rule& 
     out.scope_missing = true;
     return out;
   }
+  if (!receiver_usable(tx, r, households)) {
+    out.receiver_missing = true;
+    return out;
+  }
   auto res = tx.exec_params(
       std::string("UPDATE alert_rules AS r SET scope = $2, scope_id = $3::uuid, metric = $4, "
                   "window_minutes = $5::int, op = $6, threshold = $7::double precision, "
                   "recover_value = NULLIF($8, '')::double precision, cooldown_sec = $9::int, "
                   "for_buckets = $10::int, webhook_url = $11, webhook_secret = $12, "
                   "enabled = $13::boolean, no_data = $14, repeat_interval_sec = $15::int, "
-                  "name = NULLIF($16, ''), labels = $17::jsonb, version = version + 1, "
+                  "name = NULLIF($16, ''), labels = $17::jsonb, "
+                  "receiver_id = NULLIF($18, '')::uuid, version = version + 1, "
                   "updated_at = now() WHERE r.id = $1::uuid RETURNING ") + rule_columns,
       id, to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
       r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
-      r.name, labels_json(r.labels));
+      r.name, labels_json(r.labels), r.receiver_id);
   out.stored = rule_from(res[0]);
+  // Secret rotation: notifications still waiting for the rule's own webhook are signed with
+  // the new secret (a receiver's secret is read at every claim anyway).
+  if (r.receiver_id.empty())
+    tx.exec_params("UPDATE alert_notifications SET webhook_secret = $2 WHERE rule_id = $1::uuid "
+                   "AND delivery = 'pending' AND receiver_id IS NULL AND webhook_url = $3",
+                   id, r.webhook_secret, r.webhook_url);
   tx.commit();
   return out;
 }
@@ -295,13 +330,64 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
       out.current = state_from(cur[0], 0);
     return out;  // rolls back: nothing written
   }
-  for (auto& n : notes)
+  struct grouping {
+    std::vector<std::string> group_by;
+    std::int64_t wait = 0, interval = 0;
+  };
+  std::map<std::string, grouping> receivers;
+  for (auto& n : notes) {
+    std::string key, flush_at;
+    if (!n.receiver_id.empty()) {
+      auto it = receivers.find(n.receiver_id);
+      if (it == receivers.end()) {
+        grouping g;
+        auto rc = tx.exec_params("SELECT array_to_string(group_by, ','), group_wait_sec, "
+                                 "group_interval_sec FROM alert_receivers WHERE id = $1::uuid",
+                                 n.receiver_id);
+        if (!rc.empty()) {
+          auto by = rc[0][0].as<std::string>();
+          for (std::size_t i = 0; i < by.size();) {
+            auto j = by.find(',', i);
+            if (j == std::string::npos)
+              j = by.size();
+            g.group_by.push_back(by.substr(i, j - i));
+            i = j + 1;
+          }
+          g.wait = rc[0][1].as<std::int64_t>();
+          g.interval = rc[0][2].as<std::int64_t>();
+        }
+        it = receivers.emplace(n.receiver_id, g).first;
+      }
+      key = group_key(n.receiver_id, it->second.group_by,
+                      group_labels{n.household_id, n.rule_id, n.scope_id});
+      if (!n.silenced) {
+        // Join the group's scheduled flush; otherwise wait group_interval after its last
+        // flush, or group_wait for a group that is new (or quiet for longer than that).
+        flush_at = tx.exec_params(
+                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
+                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
+                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
+                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
+                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
+                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
+                         "  ELSE now() + $3::int * interval '1 second' END "
+                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
+                       .as<std::string>();
+      }
+    }
     tx.exec_params(
         "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
-        "observed, payload, webhook_url, webhook_secret, destination) VALUES ($1::uuid, "
-        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10)",
+        "observed, payload, webhook_url, webhook_secret, destination, receiver_id, group_key, "
+        "next_attempt_at, delivery) VALUES ($1::uuid, "
+        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10, "
+        "NULLIF($11, '')::uuid, NULLIF($12, ''), COALESCE(NULLIF($13, '')::timestamptz, now()), "
+        "$14)",
         n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
-        n.payload, n.webhook_url, n.webhook_secret, n.destination);
+        n.payload, n.webhook_url, n.webhook_secret, n.destination, n.receiver_id, key, flush_at,
+        n.silenced ? "silenced" : "pending");
+  }
   tx.commit();
   out.applied = true;
   out.current = next;
@@ -406,6 +492,87 @@ std::string text_array(const std::vector<std::string>& v) {
   return out + "}";
 }
 
+// Every due row of up to `limit` groups, one outbox_item per group. The receiver (URL, kind,
+// secret) is read now, so a changed receiver — a rotated secret — applies to what is pending.
+void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
+                  std::vector<outbox_item>& out) {
+  auto res = tx.exec_params(
+      "WITH due_groups AS (SELECT DISTINCT receiver_id, group_key FROM alert_notifications "
+      "  WHERE delivery = 'pending' AND receiver_id IS NOT NULL AND next_attempt_at <= now() "
+      "    AND (lease_until IS NULL OR lease_until < now()) LIMIT $1::int), "
+      "picked AS (SELECT n.alert_id FROM alert_notifications n JOIN due_groups g "
+      "    ON g.receiver_id = n.receiver_id AND g.group_key = n.group_key "
+      "  WHERE n.delivery = 'pending' AND n.next_attempt_at <= now() "
+      "    AND (n.lease_until IS NULL OR n.lease_until < now()) FOR UPDATE OF n SKIP LOCKED) "
+      "UPDATE alert_notifications n SET lease_until = now() + $2::bigint * interval '1 ms', "
+      "       attempts = n.attempts + 1 FROM picked WHERE n.alert_id = picked.alert_id "
+      "RETURNING n.alert_id::text, n.receiver_id::text, n.group_key, n.payload, n.attempts, "
+      "          n.created_at",
+      limit, lease_ms);
+  if (res.empty())
+    return;
+  struct row_t {
+    std::string created, alert_id, payload;
+    int attempts = 0;
+  };
+  std::map<std::pair<std::string, std::string>, std::vector<row_t>> groups;
+  for (auto row : res)
+    groups[{row[1].as<std::string>(), row[2].as<std::string>()}].push_back(
+        {row[5].as<std::string>(), row[0].as<std::string>(), row[3].as<std::string>(),
+         row[4].as<int>()});
+  std::vector<std::string> receiver_ids;
+  for (auto& [k, rows] : groups)
+    receiver_ids.push_back(k.first);
+  struct receiver_row {
+    std::string kind, url, secret;
+  };
+  std::map<std::string, receiver_row> receivers;
+  for (auto row : tx.exec_params("SELECT id::text, kind, url, secret FROM alert_receivers "
+                                 "WHERE id = ANY($1::uuid[])",
+                                 uuid_array(receiver_ids)))
+    receivers[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>(),
+                                           row[3].as<std::string>()};
+  for (auto& [k, rows] : groups) {
+    std::sort(rows.begin(), rows.end(), [](const row_t& a, const row_t& b) {
+      return std::tie(a.created, a.alert_id) < std::tie(b.created, b.alert_id);
+    });
+    outbox_item item;
+    std::vector<std::string> payloads;
+    for (auto& r : rows) {
+      item.alert_ids.push_back(r.alert_id);
+      payloads.push_back(r.payload);
+      item.attempts = std::max(item.attempts, r.attempts);
+    }
+    auto rc = receivers.find(k.first);
+    if (rc == receivers.end()) {
+      // The receiver was deleted after its rule: nowhere to deliver.
+      tx.exec_params("UPDATE alert_notifications SET delivery = 'failed', lease_until = NULL, "
+                     "last_error = 'receiver_deleted' WHERE alert_id = ANY($1::uuid[])",
+                     uuid_array(item.alert_ids));
+      continue;
+    }
+    tx.exec_params("UPDATE alert_groups SET flush_at = NULL, last_flush_at = now() "
+                   "WHERE receiver_id = $1::uuid AND group_key = $2",
+                   k.first, k.second);
+    item.alert_id = random_uuid();
+    if (rc->second.kind == "alertmanager") {
+      auto base = rc->second.url;
+      while (!base.empty() && base.back() == '/')
+        base.pop_back();
+      item.webhook_url = base + "/api/v2/alerts";
+      item.payload = alertmanager_body(payloads);
+      item.sign = false;
+    } else {
+      item.webhook_url = rc->second.url;
+      item.webhook_secret = rc->second.secret;
+      item.payload = group_body(k.second, payloads);
+    }
+    if (auto t = parse_webhook_url(item.webhook_url))
+      item.destination = t->destination();
+    out.push_back(std::move(item));
+  }
+}
+
 } // namespace
 
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
@@ -413,7 +580,7 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
   pqxx::work tx{s.conn()};
   auto res = tx.exec_params(
       "WITH due AS (SELECT alert_id FROM alert_notifications "
-      " WHERE delivery = 'pending' AND next_attempt_at <= now() "
+      " WHERE delivery = 'pending' AND receiver_id IS NULL AND next_attempt_at <= now() "
       "   AND (lease_until IS NULL OR lease_until < now()) "
       "   AND NOT (destination = ANY($1::text[])) "
       " ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) "
@@ -423,11 +590,22 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
       "RETURNING n.alert_id::text, n.payload, n.webhook_url, n.webhook_secret, n.destination, "
       "          n.attempts",
       text_array(busy), limit, lease_ms);
-  tx.commit();
   std::vector<outbox_item> out;
-  for (auto row : res)
-    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>()});
+  for (auto row : res) {
+    outbox_item item;
+    item.alert_id = row[0].as<std::string>();
+    item.payload = row[1].as<std::string>();
+    item.webhook_url = row[2].as<std::string>();
+    item.webhook_secret = row[3].as<std::string>();
+    item.destination = row[4].as<std::string>();
+    item.attempts = row[5].as<int>();
+    item.alert_ids = {item.alert_id};
+    out.push_back(std::move(item));
+  }
+  const int groups_limit = limit - static_cast<int>(out.size());
+  if (groups_limit > 0)
+    claim_groups(tx, groups_limit, lease_ms, out);
+  tx.commit();
   return out;
 }
 
@@ -442,8 +620,8 @@ void record_attempt(db::session& s, const attempt_record& a) {
       "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + $5::bigint * interval '1 ms' "
       "                       ELSE next_attempt_at END, "
       "delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END "
-      "WHERE alert_id = $1::uuid AND delivery = 'pending'",
-      a.alert_id, delivery, a.http_status, a.error, a.retry_in_ms);
+      "WHERE alert_id = ANY($1::uuid[]) AND delivery = 'pending'",
+      uuid_array(a.alert_ids), delivery, a.http_status, a.error, a.retry_in_ms);
   tx.commit();
 }
 

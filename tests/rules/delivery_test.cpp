@@ -16,7 +16,7 @@ TEST(Signature, MatchesAnIndependentHmac) {
 }
 
 TEST(Headers, CarryIdTimestampAndSignature) {
-  outbox_item item{"a1", "{\"x\":1}", "http://h/", "s3cret", "http://h:80", 3};
+  outbox_item item{"a1", "{\"x\":1}", "http://h/", "s3cret", "http://h:80", 3, {"a1"}, true};
   auto h = webhook_headers(item, 1700000000);
   std::map<std::string, std::string> m(h.begin(), h.end());
   EXPECT_EQ(m["X-Joule-Alert-Id"], "a1");
