@@ -77,6 +77,9 @@ struct settings {
   std::string alerts_allowed_hosts;  // comma-separated; empty = any public host
   bool alerts_allow_private_targets = false;
   int alerts_delivery_workers = 8;
+  millis alerts_catch_up{15 * 60 * 1000};
+  millis alerts_retention{30LL * 24 * 3600 * 1000};
+  millis alerts_alertmanager_resend{60 * 1000};
   // --- auth (API tokens)
   bool auth_required = true;
   double auth_rate_limit = 1000;   // requests/s per token; 0: unlimited

@@ -27,6 +27,7 @@ using subscribe_atom = caf::atom_constant<caf::atom("feedsub")>;
 using unsubscribe_atom = caf::atom_constant<caf::atom("feedunsub")>;
 using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
 using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
+using resend_atom = caf::atom_constant<caf::atom("amresend")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
@@ -155,6 +156,9 @@ using notifier_actor = caf::typed_actor<
   caf::reacts_to<tick_atom>,
   /// Internal: a delivery attempt ended.
   caf::reacts_to<attempt_done>,
+  /// Internal: post the firing alerts of Alertmanager receivers again (before its
+  /// resolve_timeout ends them).
+  caf::reacts_to<resend_atom>,
   /// In-flight deliveries per destination, outbox depth, counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 

@@ -27,6 +27,7 @@ std::vector<child_spec> alert_children(const config::settings& s,
   nc.allowed_hosts = s.alerts_allowed_hosts;
   nc.allow_private_targets = s.alerts_allow_private_targets;
   nc.job_timeout = s.db_request_deadline;
+  nc.alertmanager_resend = s.alerts_alertmanager_resend;
   // Long enough for a full attempt plus the local queue ahead of it; short enough that a
   // crashed instance's deliveries resume quickly.
   nc.lease = 2 * s.alerts_webhook_timeout + std::chrono::seconds(5);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -221,6 +222,56 @@ void on_attempt(self_ptr self, attempt_done& done) {
   start_queued(self);
 }
 
+// Alertmanager ends an alert it has not heard of for resolve_timeout: post every firing
+// alert of an Alertmanager receiver again. Idempotent on Alertmanager's side (same labels,
+// same startsAt), so a lost re-post is simply made up by the next one.
+void resend_alertmanager(self_ptr self) {
+  auto& st = self->state;
+  auto pool = st.pool();
+  if (!pool)
+    return;
+  auto out = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+  db_job job;
+  job.label = "alerts.alertmanager_firing";
+  job.timeout = st.cfg.job_timeout;
+  job.run = [out](db::session& s) {
+    *out = firing_for_alertmanager(s);
+    return std::any{};
+  };
+  self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+      .then(
+          [self, out](db_done&) {
+            auto& st = self->state;
+            std::map<std::string, std::vector<std::string>> by_url;
+            for (auto& [url, payload] : *out)
+              by_url[url].push_back(std::move(payload));
+            for (auto& [url, payloads] : by_url) {
+              auto base = url;
+              while (!base.empty() && base.back() == '/')
+                base.pop_back();
+              webhook_request req;
+              req.url = base + "/api/v2/alerts";
+              req.body = alertmanager_body(payloads);
+              req.timeout = st.cfg.webhook_timeout;
+              req.allow_private_targets = st.cfg.allow_private_targets;
+              auto target = parse_webhook_url(req.url);
+              if (!target || !host_allowed(target->host, st.cfg.allowed_hosts))
+                continue;
+              ++st.resent;
+              st.send(std::move(req), [url](webhook_response r) {
+                if (r.status < 200 || r.status >= 300)
+                  log(log_level::warn, "alerts",
+                      "re-posting firing alerts to Alertmanager " + url + " failed: " +
+                          failure_class(r.status, r.error));
+              });
+            }
+          },
+          [](caf::error& err) {
+            log(log_level::warn, "alerts",
+                "reading firing Alertmanager alerts failed: " + failure_of(err).message);
+          });
+}
+
 } // namespace
 
 std::string failure_class(int http_status, const std::string& error) {
@@ -275,6 +326,7 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
     };
   }
   self->send(self, tick_atom::value);
+  self->delayed_send(self, st.cfg.alertmanager_resend, resend_atom::value);
   return {
       [self](nudge_atom) { claim(self); },
       [self](tick_atom) {
@@ -282,6 +334,10 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
         claim(self);
       },
       [self](attempt_done& done) { on_attempt(self, done); },
+      [self](resend_atom) {
+        self->delayed_send(self, self->state.cfg.alertmanager_resend, resend_atom::value);
+        resend_alertmanager(self);
+      },
       [self](status_atom) -> std::string {
         auto& st = self->state;
         std::string dests = "{";
@@ -295,7 +351,8 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
                ",\"outbox_depth\":" + std::to_string(st.outbox_depth) +
                ",\"delivered\":" + std::to_string(st.delivered) +
                ",\"retried\":" + std::to_string(st.retried) +
-               ",\"failed\":" + std::to_string(st.failed) + "}";
+               ",\"failed\":" + std::to_string(st.failed) +
+               ",\"alertmanager_resent\":" + std::to_string(st.resent) + "}";
       },
   };
 }

@@ -625,6 +625,19 @@ void record_attempt(db::session& s, const attempt_record& a) {
   tx.commit();
 }
 
+std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto row : q.exec("SELECT rc.url, n.payload FROM alert_rule_state s "
+                         "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
+                         "  JOIN alert_receivers rc ON rc.id = r.receiver_id "
+                         "   AND rc.kind = 'alertmanager' "
+                         "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
+                         " WHERE s.phase = 'firing' AND n.delivery <> 'silenced'"))
+    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  return out;
+}
+
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s) {
   pqxx::nontransaction q{s.conn()};
   auto r = q.exec(

@@ -104,6 +104,10 @@ struct attempt_record {
 };
 void record_attempt(db::session& s, const attempt_record& a);
 
+/// The firing incidents routed to Alertmanager receivers, as (receiver URL, the firing
+/// notification's payload): what is posted again before Alertmanager's resolve_timeout.
+std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s);
+
 /// Pending notifications (the outbox depth) and the age of the oldest due one (µs).
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s);
 

@@ -142,5 +142,56 @@ TEST_F(Receivers, TwelveDevicesOfOneHouseholdAreOneSignedPostOfTwelveAlerts) {
   }));
 }
 
+// Against a real Prometheus Alertmanager started by scripts/test (JOULE_TEST_ALERTMANAGER_URL).
+TEST_F(Receivers, AlertmanagerShowsTheAlertWithItsLabelsAndResolvesIt) {
+  const char* am = std::getenv("JOULE_TEST_ALERTMANAGER_URL");
+  if (!am)
+    GTEST_SKIP() << "JOULE_TEST_ALERTMANAGER_URL is not set (scripts/test starts one)";
+  std::string url = am;
+  auto am_port = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  auto receiver = create_receiver("{\"name\":\"am\",\"kind\":\"alertmanager\",\"url\":\"" + url +
+                                  "\",\"group_by\":[\"rule_id\"],\"group_interval_sec\":1}");
+  auto [dev, hh] = new_device();
+  reading(dev, hh, 100, 1);
+  auto name = "joule_silent_" + random_uuid().substr(0, 8);
+  auto rule_id = create_rule("{\"scope\":\"device\",\"scope_id\":\"" + dev +
+                             "\",\"metric\":\"silence_sec\",\"op\":\">\",\"value\":2,"
+                             "\"cooldown_sec\":0,\"receiver_id\":\"" + receiver + "\",\"name\":\"" +
+                             name + "\",\"labels\":{\"team\":\"energy\"}}");
+  const std::string query = "/api/v2/alerts?filter=" + std::string("rule_id%3D%22") + rule_id + "%22";
+  rapidjson::Document alerts;
+  ASSERT_TRUE(eventually([&] {
+    auto r = http_request(am_port, "GET", query);
+    if (r.status != 200)
+      return false;
+    alerts = json(r.body);
+    return alerts.IsArray() && alerts.Size() == 1;
+  }, std::chrono::seconds(20))) << "the alert never reached Alertmanager";
+  auto& a = alerts[0];
+  EXPECT_EQ(std::string(a["labels"]["alertname"].GetString()), name);
+  EXPECT_EQ(std::string(a["labels"]["rule_id"].GetString()), rule_id);
+  EXPECT_EQ(std::string(a["labels"]["scope"].GetString()), "device");
+  EXPECT_EQ(std::string(a["labels"]["scope_id"].GetString()), dev);
+  EXPECT_EQ(std::string(a["labels"]["household_id"].GetString()), hh);
+  EXPECT_EQ(std::string(a["labels"]["metric"].GetString()), "silence_sec");
+  EXPECT_EQ(std::string(a["labels"]["team"].GetString()), "energy");
+  EXPECT_TRUE(a["annotations"].HasMember("observed") && a["annotations"].HasMember("threshold"));
+  EXPECT_EQ(std::string(a["status"]["state"].GetString()), "active");
+
+  // The device reports again (and keeps reporting, so the 2 s silence does not come back):
+  // resolved in Joule, so Alertmanager ends the alert.
+  int polls = 0;
+  ASSERT_TRUE(eventually([&] {
+    if (polls++ % 10 == 0)
+      reading(dev, hh, 100, 1);
+    auto r = http_request(am_port, "GET", query);
+    auto d = json(r.body);
+    return r.status == 200 && d.IsArray() && d.Size() == 0;
+  }, std::chrono::seconds(20))) << "Alertmanager still shows the alert";
+  EXPECT_EQ(db->scalar("SELECT count(*) FROM alert_notifications WHERE rule_id = '" + rule_id +
+                       "' AND delivery = 'delivered'"),
+            "2");
+}
+
 } // namespace
 } // namespace joule::rules::test
