@@ -148,6 +148,14 @@ using alert_manager_actor = caf::typed_actor<
   /// Rules and evaluators as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
+/// Housekeeping of the alert tables: releases alerts whose silence ended (one notification
+/// each), and deletes notifications past alerts.retention.
+using alert_janitor_actor = caf::typed_actor<
+  /// Internal: time to release silenced alerts (and, now and then, to clean up).
+  caf::reacts_to<tick_atom>,
+  /// Releases, deletions and failures as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
 /// Delivers notifications from the durable outbox.
 using notifier_actor = caf::typed_actor<
   /// New rows may be due: claim now instead of at the next poll.

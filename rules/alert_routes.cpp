@@ -13,6 +13,7 @@
 #include "rules/alert_interfaces.hpp"
 #include "rules/receiver_sql.hpp"
 #include "rules/rule_sql.hpp"
+#include "rules/silence_sql.hpp"
 
 namespace joule::rules {
 namespace {
@@ -336,6 +337,84 @@ void receivers_remove(caf::event_based_actor* self, const env_ptr& env, route_re
       reply, [reply](bool) { reply(json(204, "")); });
 }
 
+// --- silences
+
+failure silence_missing(const std::string& id) {
+  failure f;
+  f.code = errc::not_found;
+  f.slug = "silence_not_found";
+  f.message = "no silence " + id;
+  return f;
+}
+
+std::optional<std::string> silence_id(const route_request& req, const reply_fn& reply) {
+  auto id = http::normalize_uuid(req.params.id);
+  if (!id)
+    reply(http::error_response(400, "invalid_silence_id",
+                               "silence id '" + req.params.id + "' is not a UUID"));
+  return id;
+}
+
+void silences_list(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                   reply_fn reply) {
+  http::on_pool<std::vector<alert_silence>>(
+      self, env, "alerts.list_silences", true,
+      [hh = req.who.households](db::session& s) { return list_silences(s, hh); }, reply,
+      [reply](std::vector<alert_silence> ss) { reply(json(200, render_silences(ss))); });
+}
+
+void silences_create(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                     reply_fn reply) {
+  auto parsed = parse_silence(req.raw.body, now_micros(), env->settings.http_json_max_depth);
+  if (auto* e = std::get_if<rule_error>(&parsed))
+    return reply(http::error_response(400, e->code, e->message));
+  auto si = std::get<alert_silence>(std::move(parsed));
+  // A restricted token silences only inside its households: it must say which one.
+  if (req.who.restricted()) {
+    auto it = si.matchers.find("household_id");
+    if (it == si.matchers.end() || !req.who.may_see(it->second))
+      return reply(http::error_response(
+          403, "forbidden",
+          "this token may only silence alerts of its own households: add a household_id "
+          "matcher naming one of them"));
+  }
+  http::on_pool<alert_silence>(
+      self, env, "alerts.create_silence", false,
+      [si, hh = req.who.households](db::session& s) { return create_silence(s, si, hh); }, reply,
+      [reply](alert_silence stored) { reply(json(201, render_silence(stored))); });
+}
+
+void silences_read(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                   reply_fn reply) {
+  auto id = silence_id(req, reply);
+  if (!id)
+    return;
+  http::on_pool<alert_silence>(
+      self, env, "alerts.get_silence", true,
+      [id = *id, hh = req.who.households](db::session& s) {
+        auto si = get_silence(s, id, hh);
+        if (!si)
+          throw failure_error{silence_missing(id)};
+        return *si;
+      },
+      reply, [reply](alert_silence si) { reply(json(200, render_silence(si))); });
+}
+
+void silences_remove(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                     reply_fn reply) {
+  auto id = silence_id(req, reply);
+  if (!id)
+    return;
+  http::on_pool<bool>(
+      self, env, "alerts.delete_silence", true,
+      [id = *id, hh = req.who.households](db::session& s) {
+        if (!delete_silence(s, id, hh))
+          throw failure_error{silence_missing(id)};
+        return true;
+      },
+      reply, [reply](bool) { reply(json(204, "")); });
+}
+
 // Binds a handler function to the feature's environment.
 template <class F>
 http::route_handler with_env(env_ptr env, F f) {
@@ -360,6 +439,11 @@ void add_alert_routes(http::route_table& table, env_ptr env) {
                  with_env(env, receivers_update)));
   table.add(make("DELETE", "/alerts/receivers/{id}", "alert_receiver",
                  with_env(env, receivers_remove)));
+  table.add(make("GET", "/alerts/silences", "alert_silences", with_env(env, silences_list)));
+  table.add(make("POST", "/alerts/silences", "alert_silences", with_env(env, silences_create)));
+  table.add(make("GET", "/alerts/silences/{id}", "alert_silence", with_env(env, silences_read)));
+  table.add(make("DELETE", "/alerts/silences/{id}", "alert_silence",
+                 with_env(env, silences_remove)));
 }
 
 } // namespace joule::rules

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "rules/alert_janitor.hpp"
 #include "rules/alert_manager.hpp"
 #include "rules/notifier.hpp"
 
@@ -43,6 +44,13 @@ std::vector<child_spec> alert_children(const config::settings& s,
     if (auto n = registry->get<notifier_actor>())
       caf::anon_send(n, nudge_atom::value);
   };
+  alert_janitor_config jc;
+  jc.retention = s.alerts_retention;
+  jc.job_timeout = std::max(s.db_request_deadline, std::chrono::milliseconds(30000));
+  out.push_back(supervise<alert_janitor_actor>(
+      "alerts.janitor", [jc, pool, nudge](caf::actor_system& sys) {
+        return sys.spawn(alert_janitor, jc, pool, nudge);
+      }));
   out.push_back(supervise<alert_manager_actor>(
       "alerts.manager",
       [mc, pool, nudge](caf::actor_system& sys) { return sys.spawn(alert_manager, mc, pool, nudge); }));

@@ -29,7 +29,6 @@ struct notification {
   std::string scope_id;     // grouping labels
   std::string household_id;
   std::map<std::string, std::string> labels;  // the rule's labels (silence matchers)
-  bool silenced = false;    // stored as history, never delivered
 };
 
 /// Builds the notification for a transition of `rule` evaluated on bucket `bucket_start`.

@@ -304,6 +304,96 @@ std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s
   return out;
 }
 
+namespace {
+
+// The labels silences match: rule_id, scope_id, household_id and the rule's own labels.
+std::string silence_labels(const notification& n) {
+  auto all = n.labels;
+  all["rule_id"] = n.rule_id;
+  all["scope_id"] = n.scope_id;
+  if (!n.household_id.empty())
+    all["household_id"] = n.household_id;
+  return labels_json(all);
+}
+
+bool is_silenced(pqxx::work& tx, const notification& n) {
+  return !tx.exec_params("SELECT 1 FROM alert_silences WHERE starts_at <= now() AND "
+                         "ends_at > now() AND matchers <@ $1::jsonb LIMIT 1",
+                         silence_labels(n))
+              .empty();
+}
+
+// Inserts notifications into the outbox: silenced ones as history, grouped ones with their
+// group's flush time. Returns whether the last firing notification was silenced (nullopt:
+// there was none).
+std::optional<bool> insert_notes(pqxx::work& tx, const std::vector<notification>& notes) {
+  std::optional<bool> firing_silenced;
+  struct grouping {
+    std::vector<std::string> group_by;
+    std::int64_t wait = 0, interval = 0;
+  };
+  std::map<std::string, grouping> receivers;
+  for (auto& n : notes) {
+    std::string key, flush_at;
+    const bool silenced = is_silenced(tx, n);
+    if (n.status == "firing")
+      firing_silenced = silenced;
+    if (!n.receiver_id.empty()) {
+      auto it = receivers.find(n.receiver_id);
+      if (it == receivers.end()) {
+        grouping g;
+        auto rc = tx.exec_params("SELECT array_to_string(group_by, ','), group_wait_sec, "
+                                 "group_interval_sec FROM alert_receivers WHERE id = $1::uuid",
+                                 n.receiver_id);
+        if (!rc.empty()) {
+          auto by = rc[0][0].as<std::string>();
+          for (std::size_t i = 0; i < by.size();) {
+            auto j = by.find(',', i);
+            if (j == std::string::npos)
+              j = by.size();
+            g.group_by.push_back(by.substr(i, j - i));
+            i = j + 1;
+          }
+          g.wait = rc[0][1].as<std::int64_t>();
+          g.interval = rc[0][2].as<std::int64_t>();
+        }
+        it = receivers.emplace(n.receiver_id, g).first;
+      }
+      key = group_key(n.receiver_id, it->second.group_by,
+                      group_labels{n.household_id, n.rule_id, n.scope_id});
+      if (!silenced) {
+        // Join the group's scheduled flush; otherwise wait group_interval after its last
+        // flush, or group_wait for a group that is new (or quiet for longer than that).
+        flush_at = tx.exec_params(
+                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
+                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
+                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
+                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
+                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
+                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
+                         "  ELSE now() + $3::int * interval '1 second' END "
+                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
+                       .as<std::string>();
+      }
+    }
+    tx.exec_params(
+        "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
+        "observed, payload, webhook_url, webhook_secret, destination, receiver_id, group_key, "
+        "next_attempt_at, delivery) VALUES ($1::uuid, "
+        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10, "
+        "NULLIF($11, '')::uuid, NULLIF($12, ''), COALESCE(NULLIF($13, '')::timestamptz, now()), "
+        "$14)",
+        n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
+        n.payload, n.webhook_url, n.webhook_secret, n.destination, n.receiver_id, key, flush_at,
+        silenced ? "silenced" : "pending");
+  }
+  return firing_silenced;
+}
+
+} // namespace
+
 save_result save_state(db::session& s, const std::string& rule_id, std::int64_t expected_seq,
                        const eval_state& next, const std::vector<notification>& notes) {
   save_result out;
@@ -330,64 +420,12 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
       out.current = state_from(cur[0], 0);
     return out;  // rolls back: nothing written
   }
-  struct grouping {
-    std::vector<std::string> group_by;
-    std::int64_t wait = 0, interval = 0;
-  };
-  std::map<std::string, grouping> receivers;
-  for (auto& n : notes) {
-    std::string key, flush_at;
-    if (!n.receiver_id.empty()) {
-      auto it = receivers.find(n.receiver_id);
-      if (it == receivers.end()) {
-        grouping g;
-        auto rc = tx.exec_params("SELECT array_to_string(group_by, ','), group_wait_sec, "
-                                 "group_interval_sec FROM alert_receivers WHERE id = $1::uuid",
-                                 n.receiver_id);
-        if (!rc.empty()) {
-          auto by = rc[0][0].as<std::string>();
-          for (std::size_t i = 0; i < by.size();) {
-            auto j = by.find(',', i);
-            if (j == std::string::npos)
-              j = by.size();
-            g.group_by.push_back(by.substr(i, j - i));
-            i = j + 1;
-          }
-          g.wait = rc[0][1].as<std::int64_t>();
-          g.interval = rc[0][2].as<std::int64_t>();
-        }
-        it = receivers.emplace(n.receiver_id, g).first;
-      }
-      key = group_key(n.receiver_id, it->second.group_by,
-                      group_labels{n.household_id, n.rule_id, n.scope_id});
-      if (!n.silenced) {
-        // Join the group's scheduled flush; otherwise wait group_interval after its last
-        // flush, or group_wait for a group that is new (or quiet for longer than that).
-        flush_at = tx.exec_params(
-                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
-                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
-                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
-                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
-                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
-                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
-                         "  ELSE now() + $3::int * interval '1 second' END "
-                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
-                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
-                       .as<std::string>();
-      }
-    }
-    tx.exec_params(
-        "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
-        "observed, payload, webhook_url, webhook_secret, destination, receiver_id, group_key, "
-        "next_attempt_at, delivery) VALUES ($1::uuid, "
-        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10, "
-        "NULLIF($11, '')::uuid, NULLIF($12, ''), COALESCE(NULLIF($13, '')::timestamptz, now()), "
-        "$14)",
-        n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
-        n.payload, n.webhook_url, n.webhook_secret, n.destination, n.receiver_id, key, flush_at,
-        n.silenced ? "silenced" : "pending");
-  }
+  auto firing_silenced = insert_notes(tx, notes);
+  // Remember a silenced firing of the open incident, so the end of the silence notifies it.
+  if (next.current != phase::firing || firing_silenced)
+    tx.exec_params("UPDATE alert_rule_state SET silenced_pending = $2::boolean "
+                   "WHERE rule_id = $1::uuid",
+                   rule_id, next.current == phase::firing && *firing_silenced);
   tx.commit();
   out.applied = true;
   out.current = next;
@@ -448,6 +486,8 @@ std::string render_events(const std::vector<event_row>& rows) {
     field(w, "incident_id", e.incident_id);
     field(w, "rule_id", e.rule_id);
     field(w, "status", e.status);
+    // Matched by a silence when it was produced: history only, never delivered.
+    field(w, "silenced", e.delivery == "silenced");
     time_field(w, "bucket", e.bucket);
     if (std::isfinite(e.observed)) {
       field(w, "observed", e.observed);
@@ -633,9 +673,62 @@ std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::ses
                          "  JOIN alert_receivers rc ON rc.id = r.receiver_id "
                          "   AND rc.kind = 'alertmanager' "
                          "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
-                         " WHERE s.phase = 'firing' AND n.delivery <> 'silenced'"))
+                         " WHERE s.phase = 'firing' AND NOT s.silenced_pending"))
     out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
   return out;
+}
+
+int release_silenced(db::session& s) {
+  pqxx::work tx{s.conn()};
+  auto res = tx.exec(std::string("SELECT ") + rule_columns +
+                     ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
+                     "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
+                     "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
+                     "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
+                     "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
+                     "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
+                     "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
+                     "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
+                     "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
+                     "FOR UPDATE OF s SKIP LOCKED");
+  int released = 0;
+  const int c = rule_column_count;
+  for (auto row : res) {
+    auto rule = rule_from(row);
+    auto incident = row[c].as<std::string>();
+    auto fired_at = row[c + 1].is_null() ? 0 : row[c + 1].as<std::int64_t>();
+    auto now = row[c + 3].as<std::int64_t>();
+    auto bucket = row[c + 4].is_null() ? fired_at : row[c + 4].as<std::int64_t>();
+    auto observed = row[c + 5].is_null() ? 0.0 : row[c + 5].as<double>();
+    // A new alert id under the same incident: what the receiver has not seen yet.
+    auto n = make_notification(rule, transition::fired, random_uuid(), incident, bucket, observed,
+                               fired_at, now, row[c + 2].as<int>());
+    if (is_silenced(tx, n))
+      continue;  // another silence still matches
+    insert_notes(tx, {n});
+    tx.exec_params("UPDATE alert_rule_state SET silenced_pending = false WHERE rule_id = $1::uuid",
+                   rule.id);
+    ++released;
+  }
+  tx.commit();
+  return released;
+}
+
+std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch) {
+  pqxx::work tx{s.conn()};
+  // Pending rows are never deleted (they still have to be delivered); batches keep the
+  // transaction and its locks short.
+  auto n = tx.exec_params("DELETE FROM alert_notifications WHERE alert_id IN (SELECT alert_id "
+                          "FROM alert_notifications WHERE created_at < now() - $1::bigint * "
+                          "interval '1 ms' AND delivery <> 'pending' LIMIT $2::int)",
+                          retention_ms, batch)
+               .affected_rows();
+  n += tx.exec_params("DELETE FROM alert_silences WHERE ends_at < now() - $1::bigint * "
+                      "interval '1 ms'",
+                      retention_ms)
+           .affected_rows();
+  tx.commit();
+  return static_cast<std::int64_t>(n);
 }
 
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s) {

@@ -108,6 +108,14 @@ void record_attempt(db::session& s, const attempt_record& a);
 /// notification's payload): what is posted again before Alertmanager's resolve_timeout.
 std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s);
 
+/// Firing incidents whose latest notification was silenced and that no silence matches any
+/// more: each gets one firing notification (same incident, new alert id). Returns how many.
+int release_silenced(db::session& s);
+
+/// Retention: deletes up to `batch` notifications older than `retention_ms` that are not
+/// pending, and silences that ended that long ago. Returns the rows deleted.
+std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch);
+
 /// Pending notifications (the outbox depth) and the age of the oldest due one (µs).
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s);
 

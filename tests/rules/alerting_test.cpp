@@ -167,5 +167,87 @@ TEST_F(Alerting, RepeatsKeepTheIncidentWithNewAlertIdsAndSurviveARestart) {
             std::string(sent[0]["incident_id"].GetString()));
 }
 
+std::string in_seconds(joule::test::pg_test_db& db, int s) {
+  return db.scalar("SELECT to_char((now() + interval '" + std::to_string(s) +
+                   " seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+}
+
+TEST_F(Alerting, SilenceSuppressesThenReleasesOnceWhenItEnds) {
+  webhook_receiver hook;
+  auto [dev, hh] = new_device();
+  reading(dev, hh, 100, 1);
+  auto silence = http_request(port, "POST", "/alerts/silences",
+                              "{\"matchers\":{\"scope_id\":\"" + dev +
+                                  "\",\"team\":\"energy\"},\"ends_at\":\"" + in_seconds(*db, 6) +
+                                  "\",\"comment\":\"maintenance\"}");
+  ASSERT_EQ(silence.status, 201) << silence.body;
+  auto sid = std::string(json(silence.body)["id"].GetString());
+  auto body = silence_body("device", dev, 1, hook.port(), secret);
+  body.insert(body.size() - 1, ",\"labels\":{\"team\":\"energy\"}");
+  auto rule_id = create_rule(body);
+  // Fires while silenced: kept as history with "silenced": true, nothing sent.
+  std::string incident;
+  ASSERT_TRUE(eventually([&] {
+    auto ev = json(http_request(port, "GET", "/alerts/events?rule_id=" + rule_id).body);
+    if (!ev.IsObject() || ev["events"].Size() == 0)
+      return false;
+    incident = ev["events"][0]["incident_id"].GetString();
+    return ev["events"][0]["silenced"].GetBool();
+  })) << "no silenced event";
+  EXPECT_EQ(hook.count(), 0u);
+  EXPECT_EQ(http_request(port, "GET", "/alerts/silences/" + sid).status, 200);
+  EXPECT_NE(http_request(port, "GET", "/alerts/silences").body.find(sid), std::string::npos);
+  // The silence ends with the alert still firing: notified once, same incident.
+  ASSERT_TRUE(eventually([&] { return hook.count() >= 1; }, std::chrono::seconds(15)));
+  wait_feed_cycles(5);
+  ASSERT_EQ(hook.count(), 1u);
+  auto sent = json(hook.requests()[0].body);
+  EXPECT_EQ(std::string(sent["status"].GetString()), "firing");
+  EXPECT_EQ(std::string(sent["incident_id"].GetString()), incident);
+  EXPECT_NE(hook.requests()[0].alert_id, incident);  // new alert id: not a retry
+
+  // A silence deleted early: 204, then gone.
+  auto other = http_request(port, "POST", "/alerts/silences",
+                            "{\"matchers\":{\"household_id\":\"" + hh + "\"},\"ends_at\":\"" +
+                                in_seconds(*db, 3600) + "\"}");
+  ASSERT_EQ(other.status, 201) << other.body;
+  auto oid = std::string(json(other.body)["id"].GetString());
+  EXPECT_EQ(http_request(port, "DELETE", "/alerts/silences/" + oid).status, 204);
+  EXPECT_EQ(http_request(port, "GET", "/alerts/silences/" + oid).status, 404);
+  EXPECT_EQ(http_request(port, "DELETE", "/alerts/silences/" + oid).status, 404);
+  // Bad silences are 400s naming the field.
+  auto bad = http_request(port, "POST", "/alerts/silences",
+                          "{\"matchers\":{},\"ends_at\":\"" + in_seconds(*db, 60) + "\"}");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("invalid_matchers"), std::string::npos) << bad.body;
+  bad = http_request(port, "POST", "/alerts/silences",
+                     "{\"matchers\":{\"team\":\"x\"},\"ends_at\":\"2001-01-01T00:00:00Z\"}");
+  EXPECT_NE(bad.body.find("invalid_ends_at"), std::string::npos) << bad.body;
+}
+
+TEST_F(Alerting, RetentionDeletesOldNotificationsButNeverPendingOnes) {
+  auto old_row = [&](const std::string& delivery) {
+    auto id = random_uuid();
+    db->exec("INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
+             "observed, payload, webhook_url, webhook_secret, destination, created_at, delivery, "
+             "next_attempt_at) VALUES ('" + id + "', '" + id + "', '" + random_uuid() +
+             "', 'firing', now(), 1, '{}', 'http://127.0.0.1:9/', 's', 'http://127.0.0.1:9', "
+             "now() - interval '31 days', '" + delivery + "', now() + interval '1 day')");
+    return id;
+  };
+  auto old_delivered = old_row("delivered");
+  auto old_failed = old_row("failed");
+  auto old_pending = old_row("pending");
+  auto count = [&](const std::string& id) {
+    return db->scalar("SELECT count(*) FROM alert_notifications WHERE alert_id = '" + id + "'");
+  };
+  // The cleanup actor runs at start (and every 10 minutes).
+  stop_app();
+  start_app();
+  ASSERT_TRUE(eventually([&] { return count(old_delivered) == "0" && count(old_failed) == "0"; }))
+      << "old notifications were not deleted";
+  EXPECT_EQ(count(old_pending), "1");
+}
+
 } // namespace
 } // namespace joule::rules::test
