@@ -233,6 +233,38 @@ void events(caf::event_based_actor* self, const env_ptr& env, route_request& req
       [reply](std::vector<event_row> rows) { reply(json(200, render_events(rows))); });
 }
 
+void redeliver_event(caf::event_based_actor* self, const env_ptr& env, route_request& req,
+                     reply_fn reply) {
+  auto id = http::normalize_uuid(req.params.id);
+  if (!id)
+    return reply(http::error_response(400, "invalid_alert_id",
+                                      "alert id '" + req.params.id + "' is not a UUID"));
+  http::on_pool<bool>(
+      self, env, "alerts.redeliver", false,
+      [id = *id, hh = req.who.households](db::session& s) {
+        failure f;
+        switch (redeliver(s, id, hh)) {
+          case redeliver_result::queued: return true;
+          case redeliver_result::missing:
+            f.code = errc::not_found;
+            f.slug = "event_not_found";
+            f.message = "no notification " + id;
+            break;
+          case redeliver_result::not_failed:
+            f.code = errc::conflict;
+            f.slug = "not_failed";
+            f.message = "notification " + id + " did not fail (only failed ones are redelivered)";
+            break;
+        }
+        throw failure_error{f};
+      },
+      reply, [self, env, id = *id, reply](bool) {
+        if (auto n = env->registry->get<notifier_actor>())
+          self->send(n, nudge_atom::value);
+        reply(json(202, "{\"alert_id\":\"" + id + "\",\"delivery\":\"pending\"}"));
+      });
+}
+
 // --- receivers
 
 rule_limits limits_of(const env_ptr& env) {
@@ -432,6 +464,8 @@ void add_alert_routes(http::route_table& table, env_ptr env) {
   table.add(make("PUT", "/alerts/rules/{id}", "alert_rule", with_env(env, update)));
   table.add(make("DELETE", "/alerts/rules/{id}", "alert_rule", with_env(env, remove)));
   table.add(make("GET", "/alerts/events", "alert_events", with_env(env, events)));
+  table.add(make("POST", "/alerts/events/{id}/redeliver", "alert_redeliver",
+                 with_env(env, redeliver_event)));
   table.add(make("GET", "/alerts/receivers", "alert_receivers", with_env(env, receivers_list)));
   table.add(make("POST", "/alerts/receivers", "alert_receivers", with_env(env, receivers_create)));
   table.add(make("GET", "/alerts/receivers/{id}", "alert_receiver", with_env(env, receivers_read)));

@@ -678,6 +678,26 @@ std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::ses
   return out;
 }
 
+redeliver_result redeliver(db::session& s, const std::string& alert_id,
+                           const std::vector<std::string>& households) {
+  pqxx::work tx{s.conn()};
+  auto found = tx.exec_params(
+      "SELECT delivery FROM alert_notifications WHERE alert_id = $1::uuid "
+      "AND (cardinality($2::uuid[]) = 0 OR rule_id IN (SELECT r.id FROM alert_rules r WHERE " +
+          visible("$2") + ")) FOR UPDATE",
+      alert_id, uuid_array(households));
+  if (found.empty())
+    return redeliver_result::missing;
+  if (found[0][0].as<std::string>() != "failed")
+    return redeliver_result::not_failed;
+  tx.exec_params("UPDATE alert_notifications SET delivery = 'pending', attempts = 0, "
+                 "next_attempt_at = now(), lease_until = NULL, last_error = NULL, "
+                 "last_status = NULL WHERE alert_id = $1::uuid",
+                 alert_id);
+  tx.commit();
+  return redeliver_result::queued;
+}
+
 int release_silenced(db::session& s) {
   pqxx::work tx{s.conn()};
   auto res = tx.exec(std::string("SELECT ") + rule_columns +

@@ -108,6 +108,12 @@ void record_attempt(db::session& s, const attempt_record& a);
 /// notification's payload): what is posted again before Alertmanager's resolve_timeout.
 std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s);
 
+enum class redeliver_result : std::uint8_t { queued, missing, not_failed };
+/// Puts a failed notification back into the outbox (due now, attempts from 0). Only failed
+/// ones: a pending one is on its way, a delivered one arrived. Tenancy as list_events.
+redeliver_result redeliver(db::session& s, const std::string& alert_id,
+                           const std::vector<std::string>& households);
+
 /// Firing incidents whose latest notification was silenced and that no silence matches any
 /// more: each gets one firing notification (same incident, new alert id). Returns how many.
 int release_silenced(db::session& s);

@@ -27,6 +27,7 @@ inline constexpr route_pattern route_patterns[] = {
     {"PUT", "/alerts/rules/{id}", "alert_rule"},
     {"DELETE", "/alerts/rules/{id}", "alert_rule"},
     {"GET", "/alerts/events", "alert_events"},
+    {"POST", "/alerts/events/{id}/redeliver", "alert_redeliver"},
     {"GET", "/alerts/receivers", "alert_receivers"},
     {"POST", "/alerts/receivers", "alert_receivers"},
     {"GET", "/alerts/receivers/{id}", "alert_receiver"},

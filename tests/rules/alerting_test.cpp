@@ -225,6 +225,38 @@ TEST_F(Alerting, SilenceSuppressesThenReleasesOnceWhenItEnds) {
   EXPECT_NE(bad.body.find("invalid_ends_at"), std::string::npos) << bad.body;
 }
 
+TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
+  webhook_receiver hook;
+  hook.answer_with(400);  // not retried: failed at once
+  auto [dev, hh] = new_device();
+  reading(dev, hh, 100, 1);
+  auto rule_id = create_rule(silence_body("device", dev, 1, hook.port(), secret));
+  std::string alert_id;
+  ASSERT_TRUE(eventually([&] {
+    auto ev = json(http_request(port, "GET", "/alerts/events?rule_id=" + rule_id).body);
+    if (!ev.IsObject() || ev["events"].Size() == 0)
+      return false;
+    alert_id = ev["events"][0]["alert_id"].GetString();
+    return std::string(ev["events"][0]["delivery"]["status"].GetString()) == "failed";
+  })) << "the notification did not fail";
+  ASSERT_EQ(hook.count(), 1u);
+  hook.answer_with(200);
+  auto r = http_request(port, "POST", "/alerts/events/" + alert_id + "/redeliver");
+  ASSERT_EQ(r.status, 202) << r.body;
+  ASSERT_TRUE(eventually([&] {
+    return db->scalar("SELECT delivery FROM alert_notifications WHERE alert_id = '" + alert_id +
+                      "'") == "delivered";
+  }));
+  ASSERT_EQ(hook.count(), 2u);
+  EXPECT_EQ(hook.requests()[1].alert_id, alert_id);  // the same notification, again
+  // Only failed notifications: a delivered one is a 409, unknown ids 404, bad ids 400.
+  r = http_request(port, "POST", "/alerts/events/" + alert_id + "/redeliver");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("not_failed"), std::string::npos);
+  EXPECT_EQ(http_request(port, "POST", "/alerts/events/" + random_uuid() + "/redeliver").status, 404);
+  EXPECT_EQ(http_request(port, "POST", "/alerts/events/x/redeliver").status, 400);
+}
+
 TEST_F(Alerting, RetentionDeletesOldNotificationsButNeverPendingOnes) {
   auto old_row = [&](const std::string& delivery) {
     auto id = random_uuid();
