@@ -28,6 +28,7 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("feedunsub")>;
 using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
 using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
 using resend_atom = caf::atom_constant<caf::atom("amresend")>;
+using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
@@ -130,6 +131,10 @@ using bucket_feed_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, feed_subscription>,
   /// Removes the subscription of a rule (by id).
   caf::reacts_to<unsubscribe_atom, std::string>,
+  /// The start-up load is subscribed: the next cycle also reads the buckets that closed in
+  /// the last `µs` (alerts.catch_up), so those closed while the server was down are
+  /// evaluated, in order, before live ones.
+  caf::reacts_to<catch_up_atom, std::int64_t>,
   /// Internal: time for the next cycle.
   caf::reacts_to<tick_atom>,
   /// Subscriptions, cycles, last cycle duration as JSON.

@@ -135,6 +135,10 @@ alert_manager_actor::behavior_type alert_manager(self_ptr self, alert_manager_co
         // save (a conflict); rules loaded here start from their stored state directly.
         for (auto& [rule, state] : loaded.rules)
           apply(self, std::move(rule), state);
+        // Sent after every subscription, so the catch-up cycle covers all loaded rules.
+        if (st.cfg.catch_up.count() > 0)
+          self->send(st.feed, catch_up_atom::value,
+                     static_cast<std::int64_t>(st.cfg.catch_up.count()) * 1000);
         log(log_level::info, "alerts",
             "evaluating " + std::to_string(st.running.size()) + " enabled rules");
       },

@@ -21,6 +21,7 @@ struct alert_manager_config {
   bucket_feed_config feed;
   std::chrono::milliseconds save_timeout{5000};
   std::chrono::milliseconds load_retry{2000};
+  std::chrono::milliseconds catch_up{15 * 60 * 1000};  // alerts.catch_up (0: none)
 };
 
 struct alert_manager_state {

@@ -40,6 +40,7 @@ std::vector<child_spec> alert_children(const config::settings& s,
   mc.feed.interval = s.alerts_feed_interval;
   mc.feed.job_timeout = std::max(s.db_request_deadline, s.alerts_feed_interval * 5);
   mc.save_timeout = s.db_request_deadline + std::chrono::seconds(1);
+  mc.catch_up = s.alerts_catch_up;
   auto nudge = [registry] {
     if (auto n = registry->get<notifier_actor>())
       caf::anon_send(n, nudge_atom::value);

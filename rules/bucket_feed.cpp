@@ -64,6 +64,7 @@ void update_seen(std::unordered_map<std::string, std::optional<std::int64_t>>& s
 }
 
 void distribute(self_ptr self, const feed_request& req, const feed_data& data) {
+  const bool catching_up = req.catch_up_us > 0;
   auto& st = self->state;
   update_seen(st.seen_device, req.silence_device_ids_new, data.last_seen_device);
   update_seen(st.seen_household, req.silence_household_ids_new, data.last_seen_household);
@@ -106,7 +107,7 @@ void distribute(self_ptr self, const feed_request& req, const feed_data& data) {
                            sub.scope_id);
     }
     // Only 1m device buckets are read for 5m device rules, whose lookback is the longer one.
-    if (sub.scope == scope_kind::device && sub.window_us == minute_us) {
+    if (sub.scope == scope_kind::device && sub.window_us == minute_us && !catching_up) {
       auto lo = feed_lookback(data.db_now, minute_us, st.cfg.grace_us);
       std::vector<bucket_value> recent;
       for (auto& b : batch.buckets)
@@ -131,6 +132,7 @@ void run_cycle(self_ptr self) {
     return;
   st.running = true;
   auto req = std::make_shared<feed_request>(build_request(st));
+  req->catch_up_us = st.catch_up_us;
   auto data = std::make_shared<feed_data>();
   db_job job;
   job.label = "alerts.feed";
@@ -159,6 +161,12 @@ void run_cycle(self_ptr self) {
                            "Duration of the latest bucket feed cycle")
                 .set(st.last_duration_ms / 1000.0);
             st.last_db_now = data->db_now;
+            if (req->catch_up_us > 0) {
+              st.catch_up_us = 0;  // done: live cycles read only the newest buckets again
+              log(log_level::info, "alerts",
+                  "caught up on buckets closed in the last " +
+                      std::to_string(req->catch_up_us / 1'000'000) + " s");
+            }
             distribute(self, *req, *data);
           },
           [self](caf::error& err) {
@@ -193,6 +201,7 @@ bucket_feed_actor::behavior_type bucket_feed(self_ptr self, bucket_feed_config c
             .get_gauge("joule_alert_feed_subscriptions", "Evaluators fed by the bucket feed")
             .set(static_cast<double>(self->state.subs.size()));
       },
+      [self](catch_up_atom, std::int64_t us) { self->state.catch_up_us = us; },
       [self](tick_atom) {
         self->delayed_send(self, self->state.cfg.interval, tick_atom::value);
         run_cycle(self);

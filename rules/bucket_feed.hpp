@@ -32,6 +32,7 @@ struct bucket_feed_state {
   /// its full lookup ran.
   std::unordered_map<std::string, std::optional<std::int64_t>> seen_device, seen_household;
   bool running = false;
+  std::int64_t catch_up_us = 0;  // > 0: the next cycle reads back this far (once)
   std::uint64_t cycles = 0;
   std::uint64_t failures = 0;
   double last_duration_ms = 0;

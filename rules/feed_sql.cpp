@@ -1,5 +1,7 @@
 #include "rules/feed_sql.hpp"
 
+#include <algorithm>
+
 #include <pqxx/pqxx>
 
 #include "core/timefmt.hpp"
@@ -138,8 +140,12 @@ feed_data read_feed(db::session& s, const feed_request& req) {
   }
   const auto now = out.db_now;
   const auto closed_before = now - req.grace_us;
-  const auto lo1 = feed_lookback(now, minute_us, req.grace_us);
-  const auto lo5 = feed_lookback(now, five_min, req.grace_us);
+  auto lo1 = feed_lookback(now, minute_us, req.grace_us);
+  auto lo5 = feed_lookback(now, five_min, req.grace_us);
+  if (req.catch_up_us > 0) {
+    lo1 = std::min(lo1, floor_to(now - req.catch_up_us, minute_us));
+    lo5 = std::min(lo5, floor_to(now - req.catch_up_us, five_min));
+  }
 
   if (!req.device_1m_ids.empty() || !req.device_5m_ids.empty()) {
     // 1m state for every device; 5m rules merge it (sums of sums, max of maxes).

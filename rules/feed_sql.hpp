@@ -24,6 +24,8 @@ struct feed_request {
   std::vector<std::string> household_1m_ids;
   std::vector<std::string> household_5m_ids;
   std::int64_t grace_us = 2'000'000;
+  /// > 0: read back this far (µs) instead of only the newest buckets (start-up catch-up).
+  std::int64_t catch_up_us = 0;
   // silence_sec: whose newest reading to track. `*_new` ids are read in full once (an index
   // probe per id); the others only over the recent raw tail (silence_tail_us).
   std::vector<std::string> silence_device_ids, silence_device_ids_new;

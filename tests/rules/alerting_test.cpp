@@ -225,6 +225,24 @@ TEST_F(Alerting, SilenceSuppressesThenReleasesOnceWhenItEnds) {
   EXPECT_NE(bad.body.find("invalid_ends_at"), std::string::npos) << bad.body;
 }
 
+// A breach in a bucket that closed while the server was down (and that is older than the
+// newest closed bucket, the only one live cycles read) is evaluated after the start.
+TEST_F(Alerting, RestartDuringABreachNotifiesItAfterStart) {
+  webhook_receiver hook;
+  auto [dev, hh] = new_device();
+  // Household 1m rules read raw rows only: no rollup refresh timing in the way.
+  auto rule_id = create_rule(rule_body("household", hh, "energy_wh_sum", "1m", 10, hook.port()));
+  wait_feed_cycles(2);
+  stop_app();
+  reading(dev, hh, 100, 25, "date_trunc('minute', now()) - interval '150 seconds'");
+  start_app();
+  ASSERT_TRUE(eventually([&] { return hook.count() >= 1; })) << "the breach was lost";
+  auto p = json(hook.requests()[0].body);
+  EXPECT_EQ(std::string(p["rule_id"].GetString()), rule_id);
+  EXPECT_EQ(std::string(p["status"].GetString()), "firing");
+  EXPECT_EQ(p["observed"].GetDouble(), 25);
+}
+
 TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
   webhook_receiver hook;
   hook.answer_with(400);  // not retried: failed at once
