@@ -142,6 +142,26 @@ TEST_F(Receivers, TwelveDevicesOfOneHouseholdAreOneSignedPostOfTwelveAlerts) {
   }));
 }
 
+TEST_F(Receivers, ARotatedSecretSignsWhatIsStillPending) {
+  webhook_receiver hook;
+  auto receiver = create_receiver(webhook_receiver_body(hook.port(), "\"group_wait_sec\":3"));
+  auto [dev, hh] = new_device();
+  create_rule(routed_rule(dev, receiver));
+  wait_feed_cycles(2);
+  reading(dev, hh, 5000, 1);
+  // Stored and waiting for its group (group_wait 3 s): rotate the secret now.
+  ASSERT_TRUE(eventually([&] {
+    return db->scalar("SELECT count(*) FROM alert_notifications WHERE receiver_id = '" +
+                      receiver + "' AND delivery = 'pending'") == "1";
+  }));
+  auto rotated = webhook_receiver_body(hook.port(), "\"group_wait_sec\":3");
+  rotated.replace(rotated.find(receiver_secret), receiver_secret.size(), "rotated-secret");
+  ASSERT_EQ(http_request(port, "PUT", "/alerts/receivers/" + receiver, rotated).status, 200);
+  ASSERT_TRUE(eventually([&] { return hook.count() >= 1; }));
+  EXPECT_TRUE(signed_with(hook.requests()[0], "rotated-secret"));
+  EXPECT_FALSE(signed_with(hook.requests()[0], receiver_secret));
+}
+
 // Against a real Prometheus Alertmanager started by scripts/test (JOULE_TEST_ALERTMANAGER_URL).
 TEST_F(Receivers, AlertmanagerShowsTheAlertWithItsLabelsAndResolvesIt) {
   const char* am = std::getenv("JOULE_TEST_ALERTMANAGER_URL");
