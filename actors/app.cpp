@@ -27,6 +27,7 @@
 #include "http/ingest_routes.hpp"
 #include "http/routes.hpp"
 #include "http/system_routes.hpp"
+#include "http/ui_routes.hpp"
 #include "http/server.hpp"
 #include "rules/alert_routes.hpp"
 #include "rules/alerts_module.hpp"
@@ -59,6 +60,9 @@ struct app::impl {
   std::shared_ptr<db::watermark_board> watermarks = std::make_shared<db::watermark_board>();
   /// Verified tokens: filled by the auth actor, read by every request (outlives restarts).
   std::shared_ptr<auth::token_cache> tokens;
+  /// The near cache: filled by the cache broker, read by the analytics routes without a
+  /// message (outlives broker restarts).
+  std::shared_ptr<cache::near_cache> near;
   supervisor_actor root;
   std::unique_ptr<http::server> server;
   std::uint16_t port = 0;
@@ -76,8 +80,9 @@ std::vector<child_spec> app::impl::children() {
   out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
     return db::spawn_auth_actor(sys, s, cache);
   }));
-  out.push_back(supervise<cache_actor>(
-      "cache", [s](caf::actor_system& sys) { return cache::spawn_cache_broker(sys, s); }));
+  out.push_back(supervise<cache_actor>("cache", [s, near = near](caf::actor_system& sys) {
+    return cache::spawn_cache_broker(sys, s, near);
+  }));
   // One refresh actor per rollup definition (config/rollups.cpp).
   for (auto& r : db::rollups()) {
     auto name = r.name;
@@ -108,6 +113,7 @@ void app::start() {
     throw std::runtime_error(err);
   d.tokens = std::make_shared<auth::token_cache>(
       static_cast<std::size_t>(d.settings.auth_cache_max_entries));
+  d.near = cache::make_near_cache(d.settings);
   if (!d.settings.auth_required)
     log(log_level::warn, "auth",
         "auth.required = false: requests without a token act as admin (loopback only)");
@@ -138,11 +144,13 @@ void app::start() {
   auto env = std::make_shared<http::route_env>();
   env->registry = d.registry;
   env->settings = d.settings;
+  env->near = d.near;
   auto table = std::make_shared<http::route_table>();
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);
   http::add_ingest_routes(*table, env);
   http::add_admin_routes(*table, env);
+  http::add_ui_routes(*table);
   if (d.settings.alerts_enabled)
     rules::add_alert_routes(*table, env);
   http::auth_settings as;

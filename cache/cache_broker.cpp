@@ -27,8 +27,6 @@ struct cache_metrics {
       metrics::global().get_counter("joule_cache_redis_errors_total", "Failed Redis commands");
   metrics::counter& coalesced = metrics::global().get_counter(
       "joule_cache_coalesced_total", "Reads that joined an in-flight computation of their key");
-  metrics::counter& local_hits = metrics::global().get_counter(
-      "joule_cache_local_hits_total", "Hits answered by the in-process near cache (part of hit)");
   metrics::gauge& breaker_open = metrics::global().get_gauge(
       "joule_cache_breaker_open", "1 while the circuit breaker bypasses Redis");
 };
@@ -59,13 +57,9 @@ std::chrono::milliseconds redis_deadline(const cache_config& cfg) {
   return std::max(cfg.redis_timeout * 5, std::chrono::milliseconds{250});
 }
 
+// `key` without the Redis prefix.
 void remember(self_ptr self, const std::string& key, const std::string& body) {
-  auto& st = self->state;
-  if (st.cfg.local_ttl.count() == 0)
-    return;
-  if (st.local.size() >= st.cfg.local_max_entries)
-    st.local.clear();  // crude but bounded; entries live one second anyway
-  st.local[key] = {body, self->clock().now() + st.cfg.local_ttl};
+  self->state.near->put(key, body, self->clock().now());
 }
 
 void open_breaker(self_ptr self) {
@@ -181,7 +175,13 @@ cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::st
   return sys.spawn(cache_broker, std::move(cfg), spawn_worker);
 }
 
-cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s) {
+std::shared_ptr<near_cache> make_near_cache(const config::settings& s) {
+  return std::make_shared<near_cache>(s.cache_local_ttl,
+                                      static_cast<std::size_t>(s.cache_local_max_entries));
+}
+
+cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s,
+                               std::shared_ptr<near_cache> near) {
   cache_config cc;
   cc.enabled = !s.redis_url.empty();
   cc.workers = s.redis_workers;
@@ -195,6 +195,7 @@ cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s
   cc.max_inflight = s.cache_max_inflight;
   cc.local_ttl = s.cache_local_ttl;
   cc.local_max_entries = static_cast<std::size_t>(s.cache_local_max_entries);
+  cc.near = near ? std::move(near) : make_near_cache(s);
   // A computing caller answers within the pool deadline; past that its waiters are released.
   cc.flight_timeout = s.db_request_deadline + std::chrono::seconds(1);
   std::string host;
@@ -208,6 +209,7 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
                                         redis_worker_factory spawn_worker) {
   auto& st = self->state;
   st.cfg = cfg;
+  st.near = cfg.near ? cfg.near : std::make_shared<near_cache>(cfg.local_ttl, cfg.local_max_entries);
   m();  // register the metrics now, so /metrics lists them from the start
   if (cfg.enabled)
     for (int i = 0; i < cfg.workers; ++i) {
@@ -220,16 +222,13 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
       [self](get_atom, std::string& key) -> caf::typed_response_promise<cache_lookup> {
         auto& st = self->state;
         auto rp = self->make_response_promise<cache_lookup>();
-        key = st.cfg.key_prefix + key;
-        if (auto it = st.local.find(key); it != st.local.end()) {
-          if (it->second.expires > self->clock().now()) {
-            count(cache_outcome::hit);
-            m().local_hits.inc();
-            rp.deliver(answer(cache_outcome::hit, it->second.body));
-            return rp;
-          }
-          st.local.erase(it);
+        // The HTTP side looks here first too; this covers callers that do not.
+        if (auto body = st.near->find(key, self->clock().now())) {
+          rp.deliver(answer(cache_outcome::hit, std::move(*body)));
+          return rp;
         }
+        auto plain = key;
+        key = st.cfg.key_prefix + key;
         // A key already being computed: wait for that answer instead of asking Redis.
         if (st.flights.count(key)) {
           compute_or_wait(self, key, rp, cache_outcome::miss);
@@ -243,12 +242,12 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
         ++st.redis_in_flight;
         self->request(pick_worker(self), redis_deadline(st.cfg), get_atom::value, key)
             .then(
-                [self, key, rp](redis_reply& r) mutable {
+                [self, key, plain, rp](redis_reply& r) mutable {
                   --self->state.redis_in_flight;
                   if (r.kind == redis_reply::hit) {
                     redis_ok(self);
                     count(cache_outcome::hit);
-                    remember(self, key, r.value);
+                    remember(self, plain, r.value);
                     rp.deliver(answer(cache_outcome::hit, std::move(r.value)));
                   } else if (r.kind == redis_reply::miss) {
                     redis_ok(self);
@@ -265,8 +264,8 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
                 });
         return rp;
       },
-      [self](put_atom, std::string& key, std::string& body, bool live) {
-        key = self->state.cfg.key_prefix + key;
+      [self](put_atom, std::string& plain, std::string& body, bool live) {
+        auto key = self->state.cfg.key_prefix + plain;
         auto f = land(self, key);
         if (f)
           for (auto& w : f->waiters) {
@@ -277,7 +276,7 @@ cache_actor::behavior_type cache_broker(self_ptr self, cache_config cfg,
         // failing or saturated right now.
         if (f && f->outcome == cache_outcome::miss) {
           store(self, key, body, live);
-          remember(self, key, body);
+          remember(self, plain, body);
         }
       },
       [self](drop_atom, std::string& key, caf::error& err) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 
 #include <caf/typed_response_promise.hpp>
 
+#include "cache/near_cache.hpp"
 #include "config/settings.hpp"
 #include "core/interfaces.hpp"
 
@@ -33,6 +35,9 @@ struct cache_config {
   /// In-process near cache in front of Redis (0 disables): hot keys skip the Redis round trip.
   std::chrono::milliseconds local_ttl{1000};
   std::size_t local_max_entries = 20000;
+  /// The near cache to fill; shared with the HTTP handlers, which read it without a message.
+  /// Null: the broker makes a private one from local_ttl and local_max_entries.
+  std::shared_ptr<near_cache> near;
   std::string key_prefix = "joule:v1:";
   /// Longest a computing caller may take before the callers waiting for the key are released
   /// with a timeout (a caller that vanished must not hold them forever).
@@ -58,12 +63,9 @@ struct cache_broker_state {
   breaker_state breaker = breaker_state::closed;
   int consecutive_failures = 0;
   int redis_in_flight = 0;
-  struct local_entry {
-    std::string body;
-    caf::actor_clock::time_point expires;
-  };
-  /// The near cache: answers held for at most local_ttl (never longer than in Redis).
-  std::unordered_map<std::string, local_entry> local;
+  /// The near cache: answers held for at most local_ttl (never longer than in Redis), keyed
+  /// without the Redis key prefix.
+  std::shared_ptr<near_cache> near;
   /// Keys being computed.
   std::unordered_map<std::string, flight> flights;
   std::uint64_t next_flight = 1;
@@ -80,7 +82,12 @@ cache_actor::behavior_type cache_broker(cache_actor::stateful_pointer<cache_brok
 cache_actor spawn_cache_broker(caf::actor_system& sys, cache_config cfg, std::string host,
                                std::uint16_t port);
 /// The same from the server settings (redis.*, cache.*); no Redis when redis.url is empty.
-cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s);
+/// `near` is the near cache shared with the HTTP side (see make_near_cache).
+cache_actor spawn_cache_broker(caf::actor_system& sys, const config::settings& s,
+                               std::shared_ptr<near_cache> near = nullptr);
+
+/// The near cache as configured by cache.local_ttl and cache.local_max_entries.
+std::shared_ptr<near_cache> make_near_cache(const config::settings& s);
 
 /// TTL in ms for an answer: live answers get live_ttl, settled ones ttl; both stretched by a
 /// random jitter in [min_pct, max_pct] so that entries made together do not expire together.

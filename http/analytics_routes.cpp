@@ -33,6 +33,11 @@ constexpr auto no_timeout = caf::infinite;
 template <class Query, class Result, class Render>
 void cached(caf::event_based_actor* self, const env_ptr& env, std::string key, Query query,
             Render render, reply_fn reply) {
+  // A hot answer is served on this session actor's thread: no message to the broker and back
+  // (two actor hops, which cost about a third more CPU per answer than the whole lookup).
+  if (env->near)
+    if (auto body = env->near->find(key, self->clock().now()))
+      return reply(ok(std::move(*body), cache_outcome::hit));
   auto pool = env->registry->get<db_pool_actor>();
   if (!pool)
     return reply(starting_response());

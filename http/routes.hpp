@@ -14,6 +14,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "cache/near_cache.hpp"
 #include "config/settings.hpp"
 #include "core/auth.hpp"
 #include "core/registry.hpp"
@@ -39,6 +40,9 @@ using route_handler =
 struct route_env {
   std::shared_ptr<service_registry> registry;
   config::settings settings;
+  /// The cache broker's near cache, read directly by cached routes (null: always ask the
+  /// broker).
+  std::shared_ptr<cache::near_cache> near;
 };
 
 struct route {

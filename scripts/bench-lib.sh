@@ -101,14 +101,15 @@ http_status() {  # http_status PORT PATH -> prints the status code, fails when n
 }
 
 # start_bench_server BINARY NAME PORT LOG ENV... -> appends its PID to started_pids and waits
-# (≤ 30 s) until /readyz answers 200; returns 1 if it does not.
+# (≤ 90 s: a loaded box, or a catch-up after a top-up) until /readyz answers 200; returns 1 if
+# it does not.
 start_bench_server() {
   local bin=$1 name=$2 port=$3 logfile=$4; shift 4
   env JOULE_DB_URL="$db_url" JOULE_HTTP_LISTEN="127.0.0.1:$port" "$@" \
     "$bin" serve >"$logfile" 2>&1 &
   started_pids+=($!)
   local i
-  for i in $(seq 100); do
+  for i in $(seq 300); do
     [ "$(http_status "$port" /readyz 2>/dev/null)" = 200 ] && { log "server $name on :$port"; return 0; }
     kill -0 "${started_pids[-1]}" 2>/dev/null || break
     sleep 0.3

@@ -5,7 +5,7 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps curl ninja-build prometheus-alertmanager)
+  redis-server procps iproute2 curl ninja-build chromium prometheus-alertmanager)
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 
@@ -14,12 +14,33 @@ ensure_packages() {
   for p in "${JOULE_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
+  # Node.js and npm build the dashboard (uPlot) and run the web tests; a machine that has a
+  # Node.js of its own (which bundles npm) keeps it.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+# ensure_web_tools DIR: the npm packages of the web tests (tests/web/package-lock.json:
+# puppeteer-core, ajv, @redocly/cli) in DIR/node_modules, reinstalled only when the lock file
+# changed. npm's own cache makes a reinstall quick and offline.
+ensure_web_tools() {
+  local dir=$1 src=$JOULE_ROOT/tests/web
+  mkdir -p "$dir"
+  (
+    flock 9  # ctest -j: one install at a time
+    if [ -f "$dir/.installed" ] && cmp -s "$src/package-lock.json" "$dir/.installed"; then
+      exit 0
+    fi
+    log "npm ci: web test tools into $dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
+    cp "$src/package-lock.json" "$dir/.installed"
+  ) 9>"$dir/.lock"
 }
 
 # build DIR [cmake args...]
@@ -38,13 +59,22 @@ build_joule() {
 }
 
 # A port derived from the checkout path, then probed upwards until free, so two
-# checkouts on one machine never collide.
+# checkouts on one machine never collide. Ports stay below the kernel's ephemeral range
+# (32768+ on Debian), where the outgoing connections of every client on the box take their
+# source ports: such a port refuses connections (so a connect probe calls it free) yet cannot
+# be bound. `ss` also sees sockets that use a port without listening on it.
 free_port() {
   local salt=$1
-  local base=$(( 20000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % 30000 + ${2:-0} ))
+  local lo; lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  local span=$(( lo - 10000 - 600 )); ((span > 1000)) || span=1000
+  local base=$(( 10000 + $(printf '%s' "$JOULE_ROOT:$salt" | cksum | cut -d' ' -f1) % span + ${2:-0} ))
   local p
   for ((p = base; p < base + 500; p++)); do
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && continue
+    if command -v ss >/dev/null && [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+      continue
+    fi
+    echo "$p"; return
   done
   log "no free port near $base"; return 1
 }
@@ -91,11 +121,22 @@ stop_postgres() {
 start_redis() {
   local name=$1
   local root; root=$(data_root)
-  REDIS_DIR=$root/redis-$name; mkdir -p "$REDIS_DIR"
-  REDIS_PORT=$(free_port "redis-$name")
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-    --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
-  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  REDIS_DIR=$root/redis-$name; mkdir -p "$REDIS_DIR"; REDIS_DIR=$(realpath "$REDIS_DIR")
+  # Another process may take the probed port before Redis binds it (then a ping would even
+  # reach someone else's server): try further ports until OUR server answers, by its dir.
+  local attempt
+  for attempt in 0 1 2 3 4; do
+    REDIS_PORT=$(free_port "redis-$name" $((attempt * 41)))
+    rm -f "$REDIS_DIR/redis.pid"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+      --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" || true
+    for _ in $(seq 50); do
+      [ "$(redis-cli -p "$REDIS_PORT" config get dir 2>/dev/null | sed -n 2p)" = "$REDIS_DIR" ] &&
+        break 2
+      sleep 0.1
+    done
+    ((attempt < 4)) || { log "Redis did not start (see $REDIS_DIR/redis.log)"; return 1; }
+  done
   export REDIS_PORT REDIS_DIR
   log "Redis on 127.0.0.1:$REDIS_PORT"
 }

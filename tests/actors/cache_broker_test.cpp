@@ -1,6 +1,9 @@
 // The cache broker under the deterministic scheduler: single-flight, hits, the breaker. Each
 // read is played by a client actor doing what the HTTP side does: get; on a miss compute the
 // answer on the (mock) pool and put it back.
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include <caf/event_based_actor.hpp>
@@ -289,3 +292,56 @@ TEST(CacheTtl, JitterStaysWithinTheConfiguredBand) {
 }
 
 } // namespace
+
+TEST_F(CacheBroker, TheSharedNearCacheIsFilledUnderTheCallersKeySoHandlersCanReadItDirectly) {
+  auto cfg = local_off();
+  cfg.local_ttl = std::chrono::milliseconds(1000);
+  cfg.near = std::make_shared<cache::near_cache>(cfg.local_ttl, 100);
+  start(cfg);
+  read("k");
+  run();
+  answer_pool("v1");
+  auto now = sched->clock().now();
+  auto body = cfg.near->find("k", now);
+  ASSERT_TRUE(body.has_value()) << "keyed without the Redis prefix, as the HTTP side asks";
+  EXPECT_EQ(*body, "v1");
+  EXPECT_FALSE(cfg.near->find(cfg.key_prefix + "k", now).has_value());
+  EXPECT_FALSE(cfg.near->find("k", now + std::chrono::milliseconds(1001)).has_value());
+}
+
+TEST(NearCache, ExpiresDisablesAndStaysBounded) {
+  using namespace std::chrono_literals;
+  cache::near_cache::time_point t0{};
+  cache::near_cache off{0ms, 100};
+  off.put("k", "v", t0);
+  EXPECT_FALSE(off.find("k", t0).has_value());
+  cache::near_cache c{1000ms, 64};
+  c.put("k", "v", t0);
+  EXPECT_EQ(c.find("k", t0 + 999ms).value_or(""), "v");
+  EXPECT_FALSE(c.find("k", t0 + 1000ms).has_value());
+  for (int i = 0; i < 10000; ++i)
+    c.put("key" + std::to_string(i), "v", t0);
+  EXPECT_LE(c.size(), 64u);
+}
+
+TEST(NearCache, ManyThreadsReadAndWriteTheSameKeys) {
+  using namespace std::chrono_literals;
+  cache::near_cache c{1000ms, 1000};
+  cache::near_cache::time_point t0{};
+  std::vector<std::thread> threads;
+  std::atomic<long> wrong{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&c, &wrong, t0, t] {
+      for (int i = 0; i < 20000; ++i) {
+        auto key = "k" + std::to_string(i % 50);
+        if ((i + t) % 3 == 0)
+          c.put(key, "body-" + key, t0);
+        else if (auto b = c.find(key, t0); b && *b != "body-" + key)
+          ++wrong;
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(c.size(), 50u);
+}

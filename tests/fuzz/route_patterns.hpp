@@ -40,6 +40,9 @@ inline constexpr route_pattern route_patterns[] = {
     {"POST", "/admin/tokens", "admin_tokens"},
     {"GET", "/admin/tokens", "admin_tokens"},
     {"DELETE", "/admin/tokens/{id}", "admin_token"},
+    {"GET", "/ui", "ui"},
+    {"GET", "/ui/{id}", "ui_asset"},
+    {"GET", "/openapi.json", "openapi"},
 };
 
 } // namespace joule::fuzz

@@ -19,6 +19,7 @@
 #include "http/analytics_routes.hpp"
 #include "http/ingest_routes.hpp"
 #include "http/system_routes.hpp"
+#include "http/ui_routes.hpp"
 #include "rules/alert_routes.hpp"
 #include "rules/rule.hpp"
 #include "tests/support/api_fixture.hpp"
@@ -138,7 +139,8 @@ void expect_unauthorized(const http_result& r, const std::string& what) {
 
 // What the issue says each route needs, independently of what the routes declare.
 std::optional<scope> expected_scope(const std::string& method, const std::string& pattern) {
-  if (pattern == "/healthz" || pattern == "/readyz")
+  if (pattern == "/healthz" || pattern == "/readyz" || pattern == "/ui" ||
+      pattern == "/ui/{id}" || pattern == "/openapi.json")
     return scope::none;
   if (pattern == "/metrics" || pattern.rfind("/admin/", 0) == 0)
     return scope::admin;
@@ -161,6 +163,7 @@ std::vector<http::route> all_routes() {
   http::add_ingest_routes(t, env);
   http::add_admin_routes(t, env);
   rules::add_alert_routes(t, env);
+  http::add_ui_routes(t);
   return t.routes();
 }
 
@@ -203,7 +206,9 @@ TEST_F(Auth, EveryRouteAndScope401403OrServed) {
     // Targets and bodies that a permitted caller gets served (or a domain 4xx) for.
     std::string target = r.pattern, body;
     auto id = r.pattern.find("{id}");
-    if (id != std::string::npos)
+    if (r.pattern == "/ui/{id}")
+      target = "/ui/app.js";  // an embedded file: open routes answer 200
+    else if (id != std::string::npos)
       target.replace(id, 4, r.pattern.find("/households/") != std::string::npos ? h1
                             : r.pattern.find("/devices/") != std::string::npos ? d1
                                                                                 : random_uuid());

@@ -18,6 +18,7 @@
 #include "http/ingest_routes.hpp"
 #include "http/json_numbers.hpp"
 #include "http/system_routes.hpp"
+#include "http/ui_routes.hpp"
 #include "rules/alert_routes.hpp"
 #include "rules/rule.hpp"
 #include "tests/fuzz/route_patterns.hpp"
@@ -160,6 +161,7 @@ TEST(RoutePatterns, FuzzListMatchesServer) {
   http::add_system_routes(table, env);
   rules::add_alert_routes(table, env);
   http::add_admin_routes(table, env);
+  http::add_ui_routes(table);
   std::set<std::tuple<std::string, std::string, std::string>> server, fuzz;
   for (auto& r : table.routes())
     server.emplace(r.method, r.pattern, r.name);
