@@ -309,6 +309,28 @@ expect('silence delete', (await call('silence', 'DELETE', '/alerts/silences/' + 
 expect('silence unknown', (await call('silence', 'GET', '/alerts/silences/' + uuid0, { token: admin })).status, 404);
 expect('silence invalid', (await call('silences', 'POST', '/alerts/silences', { token: admin, body: { matchers: {} } })).status, 400);
 expect('redeliver unknown', (await call('redeliver', 'POST', '/alerts/events/' + uuid0 + '/redeliver', { token: admin })).status, 404);
+{
+  // A receiver answering 400 fails a notification at once: redeliver it.
+  const { createServer } = await import('node:http');
+  const refusing = createServer((req, res) => { res.statusCode = 400; res.end(); });
+  const refusingPort = await new Promise((resolve) => refusing.listen(0, '127.0.0.1', () => resolve(refusing.address().port)));
+  r = await call('silent rule', 'POST', '/alerts/rules', { token: admin, body: { scope: 'device', scope_id: device, metric: 'silence_sec', op: '>=', value: 0, cooldown_sec: 0, webhook_url: `http://127.0.0.1:${refusingPort}/h`, webhook_secret: 's' } });
+  expect('silent rule', r.status, 201);
+  const silentId = r.status === 201 ? r.json().id : uuid0;
+  let failed = null;
+  for (let i = 0; i < 75 && !failed; ++i) {
+    const ev = await call('events', 'GET', '/alerts/events?rule_id=' + silentId, { token: admin });
+    const e = ev.status === 200 ? ev.json().events.find((x) => x.delivery.status === 'failed') : null;
+    if (e) failed = e.alert_id;
+    else await new Promise((res) => setTimeout(res, 200));
+  }
+  if (!failed)
+    failures.push('alerts: no failed notification within 15 s to redeliver');
+  else
+    expect('redeliver', (await call('redeliver', 'POST', '/alerts/events/' + failed + '/redeliver', { token: admin })).status, 202);
+  expect('silent rule delete', (await call('rule', 'DELETE', '/alerts/rules/' + silentId, { token: admin })).status, 204);
+  refusing.close();
+}
 
 // --- tokens ------------------------------------------------------------------------------------
 r = await call('token create', 'POST', '/admin/tokens', { token: admin, body: { scopes: ['read'], households: [household], expires_in: '1h', name: 'validation' } });
