@@ -345,6 +345,18 @@ std::vector<option> build_options() {
                           &settings::alerts_allow_private_targets));
   o.push_back(int_option("alerts.delivery_workers", "Concurrent webhook deliveries",
                          &settings::alerts_delivery_workers, 1, 1024));
+  o.push_back(duration_option("alerts.catch_up",
+                              "At start, buckets that closed while the server was down are "
+                              "evaluated in order, at most this far back (0: none)",
+                              JOULE_FIELD(alerts_catch_up), millis(0), day));
+  o.push_back(duration_option("alerts.retention",
+                              "Notifications (delivered, failed, silenced) older than this are "
+                              "deleted by the cleanup actor",
+                              JOULE_FIELD(alerts_retention), millis(60000), day * 3650));
+  o.push_back(duration_option("alerts.alertmanager_resend",
+                              "How often firing alerts are posted again to Alertmanager "
+                              "receivers (below Alertmanager's resolve_timeout, default 5m)",
+                              JOULE_FIELD(alerts_alertmanager_resend), millis(1000), day));
   o.push_back(bool_option("auth.required",
                           "Every route but /healthz and /readyz needs a Bearer token; false is "
                           "refused unless http.listen is a loopback address (then requests "

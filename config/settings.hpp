@@ -85,6 +85,9 @@ struct settings {
   bool live_enabled = true;
   millis live_interval{1000};
   int live_settled_max_entries = 50000;
+  millis alerts_catch_up{15 * 60 * 1000};
+  millis alerts_retention{30LL * 24 * 3600 * 1000};
+  millis alerts_alertmanager_resend{60 * 1000};
   // --- auth (API tokens)
   bool auth_required = true;
   double auth_rate_limit = 1000;   // requests/s per token; 0: unlimited

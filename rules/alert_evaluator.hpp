@@ -3,10 +3,15 @@
 // persists every meaningful change (with its notifications) through the store before it
 // counts. While a save is in flight, feed batches are dropped: the feed re-sends the latest
 // buckets every cycle, so nothing is lost, and the order of state changes stays simple.
+// A firing alert with repeat_interval_sec is notified again by a timer (same incident id,
+// new alert id, "repeat": n); the time of the latest notification is persisted, so a restart
+// keeps the rhythm.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -27,6 +32,8 @@ struct batch_result {
   /// only last_bucket needs no write: re-evaluating such a bucket after a restart gives the
   /// same state again.)
   bool must_persist = false;
+  /// The newest observation (for repeat notifications): its bucket and value.
+  std::optional<std::pair<std::int64_t, double>> last_observation;
 };
 
 /// Runs `batch` through evaluate_bucket; `new_id` names firing/resolved notifications.
@@ -48,6 +55,11 @@ struct alert_evaluator_state {
   std::uint64_t conflicts = 0;
   std::uint64_t save_failures = 0;
   metrics::histogram* lag = nullptr;
+  /// Names the current repeat timer; older timers carry another number and are ignored.
+  std::uint64_t repeat_timer = 0;
+  std::uint64_t repeats_sent = 0;
+  /// Bucket and value of the newest observation (repeat notifications show them).
+  std::optional<std::pair<std::int64_t, double>> last_observation;
 };
 
 /// `initial` is the persisted state; `store` persists changes; a save not answered within

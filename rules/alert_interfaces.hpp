@@ -9,6 +9,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,19 @@ using rule_drop_atom = caf::atom_constant<caf::atom("ruledrop")>;
 using subscribe_atom = caf::atom_constant<caf::atom("feedsub")>;
 using unsubscribe_atom = caf::atom_constant<caf::atom("feedunsub")>;
 using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
+using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
+using resend_atom = caf::atom_constant<caf::atom("amresend")>;
+using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
   std::vector<bucket_value> buckets;  // ascending
   std::int64_t db_now = 0;
+  /// Buckets ending at or before this instant are closed (db_now - grace); 0: unknown (no
+  /// no_data decisions).
+  std::int64_t closed_before = 0;
+  /// silence_sec rules: the scope's newest reading (µs), nullopt when it never reported.
+  std::optional<std::int64_t> last_seen;
 };
 
 /// A state change to persist: the new state, valid only if the stored one still has
@@ -66,6 +75,7 @@ struct attempt_done {
   std::string error;    // failure class (webhook_response::error), stored and shown
   int attempts = 0;     // this attempt's number
   std::string detail;   // the underlying reason: server log only
+  std::vector<std::string> alert_ids;  // the outbox rows the attempt delivered
 };
 
 } // namespace joule::rules
@@ -90,6 +100,8 @@ using alert_evaluator_actor = caf::typed_actor<
   caf::reacts_to<feed_batch>,
   /// A new definition of the same rule (PUT); state is kept.
   caf::reacts_to<rule_set_atom, alert_rule>,
+  /// Internal: the repeat timer of the open firing (the number tells stale timers apart).
+  caf::reacts_to<repeat_atom, std::uint64_t>,
   /// Rule, phase and counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
@@ -100,6 +112,10 @@ struct feed_subscription {
   std::string scope_id;
   std::int64_t window_us = minute_us;
   alert_evaluator_actor evaluator;
+  /// silence_sec: the feed tracks the scope's newest reading and sends it every cycle.
+  bool silence = false;
+  /// Sent a batch every cycle, buckets or not (no_data policies decide on absent buckets).
+  bool every_cycle = false;
 };
 
 } // namespace joule::rules
@@ -115,6 +131,10 @@ using bucket_feed_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, feed_subscription>,
   /// Removes the subscription of a rule (by id).
   caf::reacts_to<unsubscribe_atom, std::string>,
+  /// The start-up load is subscribed: the next cycle also reads the buckets that closed in
+  /// the last `µs` (alerts.catch_up), so those closed while the server was down are
+  /// evaluated, in order, before live ones.
+  caf::reacts_to<catch_up_atom, std::int64_t>,
   /// Internal: time for the next cycle.
   caf::reacts_to<tick_atom>,
   /// Subscriptions, cycles, last cycle duration as JSON.
@@ -133,6 +153,14 @@ using alert_manager_actor = caf::typed_actor<
   /// Rules and evaluators as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
+/// Housekeeping of the alert tables: releases alerts whose silence ended (one notification
+/// each), and deletes notifications past alerts.retention.
+using alert_janitor_actor = caf::typed_actor<
+  /// Internal: time to release silenced alerts (and, now and then, to clean up).
+  caf::reacts_to<tick_atom>,
+  /// Releases, deletions and failures as JSON.
+  caf::replies_to<status_atom>::with<std::string>>;
+
 /// Delivers notifications from the durable outbox.
 using notifier_actor = caf::typed_actor<
   /// New rows may be due: claim now instead of at the next poll.
@@ -141,6 +169,9 @@ using notifier_actor = caf::typed_actor<
   caf::reacts_to<tick_atom>,
   /// Internal: a delivery attempt ended.
   caf::reacts_to<attempt_done>,
+  /// Internal: post the firing alerts of Alertmanager receivers again (before its
+  /// resolve_timeout ends them).
+  caf::reacts_to<resend_atom>,
   /// In-flight deliveries per destination, outbox depth, counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "rules/alert_evaluator.hpp"
+#include "rules/alert_metrics.hpp"
 #include "rules/alert_store.hpp"
 #include "rules/rule_sql.hpp"
 
@@ -37,10 +38,12 @@ void stop_evaluator(self_ptr self, const std::string& rule_id) {
   update_gauge(self);
 }
 
-void subscribe(self_ptr self, const alert_manager_state::running_rule& rr) {
+void subscribe(self_ptr self, const std::string& rule_id,
+               const alert_manager_state::running_rule& rr) {
+  const bool silence = !def_of(rr.metric).per_bucket;
   self->send(self->state.feed, subscribe_atom::value,
-             feed_subscription{rr.rule.id, rr.rule.scope, rr.rule.scope_id, rr.rule.window_us,
-                               rr.evaluator});
+             feed_subscription{rule_id, rr.scope, rr.scope_id, rr.window_us, rr.evaluator,
+                               silence, silence || rr.no_data != no_data_policy::keep});
 }
 
 // Applies a rule definition (with `state` as the persisted state for a new evaluator).
@@ -56,20 +59,19 @@ void apply(self_ptr self, alert_rule rule, const eval_state& state) {
   }
   auto it = st.running.find(rule.id);
   if (it != st.running.end()) {
-    bool moved = it->second.rule.scope != rule.scope || it->second.rule.scope_id != rule.scope_id ||
-                 it->second.rule.window_us != rule.window_us;
-    it->second.rule = rule;
+    bool moved = !it->second.subscribed_like(rule);
+    it->second.take(rule);
     self->send(it->second.evaluator, rule_set_atom::value, std::move(rule));
     if (moved)
-      subscribe(self, it->second);
+      subscribe(self, it->first, it->second);
     return;
   }
   auto id = rule.id;
-  auto ev = self->spawn<caf::linked>(alert_evaluator, rule, state, st.store, st.cfg.save_timeout);
   auto& rr = st.running[id];
-  rr.rule = std::move(rule);
-  rr.evaluator = ev;
-  subscribe(self, rr);
+  rr.take(rule);
+  rr.evaluator = self->spawn<caf::linked>(alert_evaluator, std::move(rule), state, st.store,
+                                          st.cfg.save_timeout);
+  subscribe(self, id, rr);
   update_gauge(self);
 }
 
@@ -131,6 +133,10 @@ alert_manager_actor::behavior_type alert_manager(self_ptr self, alert_manager_co
         // save (a conflict); rules loaded here start from their stored state directly.
         for (auto& [rule, state] : loaded.rules)
           apply(self, std::move(rule), state);
+        // Sent after every subscription, so the catch-up cycle covers all loaded rules.
+        if (st.cfg.catch_up.count() > 0)
+          self->send(st.feed, catch_up_atom::value,
+                     static_cast<std::int64_t>(st.cfg.catch_up.count()) * 1000);
         log(log_level::info, "alerts",
             "evaluating " + std::to_string(st.running.size()) + " enabled rules");
       },

@@ -21,13 +21,31 @@ struct alert_manager_config {
   bucket_feed_config feed;
   std::chrono::milliseconds save_timeout{5000};
   std::chrono::milliseconds load_retry{2000};
+  std::chrono::milliseconds catch_up{15 * 60 * 1000};  // alerts.catch_up (0: none)
 };
 
 struct alert_manager_state {
   static inline const char* name = "alert_manager";
+  /// What the manager needs of a running rule: its feed subscription. The definition
+  /// itself lives in the evaluator only (one copy per rule matters at 100,000 rules).
   struct running_rule {
-    alert_rule rule;
+    scope_kind scope = scope_kind::device;
+    std::string scope_id;
+    std::int64_t window_us = minute_us;
+    metric_kind metric = metric_kind::power_w_avg;
+    no_data_policy no_data = no_data_policy::keep;
     alert_evaluator_actor evaluator;
+    bool subscribed_like(const alert_rule& r) const {
+      return scope == r.scope && scope_id == r.scope_id && window_us == r.window_us &&
+             metric == r.metric && no_data == r.no_data;
+    }
+    void take(const alert_rule& r) {
+      scope = r.scope;
+      scope_id = r.scope_id;
+      window_us = r.window_us;
+      metric = r.metric;
+      no_data = r.no_data;
+    }
   };
   alert_manager_config cfg;
   std::function<db_pool_actor()> pool;

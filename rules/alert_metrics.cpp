@@ -13,6 +13,8 @@ std::optional<double> max_power(const bucket_value& b) { return b.power_max; }
 
 std::optional<double> energy(const bucket_value& b) { return b.energy_sum; }
 
+std::optional<double> not_from_buckets(const bucket_value&) { return std::nullopt; }
+
 } // namespace
 
 const std::vector<metric_def>& metric_defs() {
@@ -22,6 +24,8 @@ const std::vector<metric_def>& metric_defs() {
       {metric_kind::power_w_avg, "power_w_avg", true, true, false, average_power},
       {metric_kind::power_w_max, "power_w_max", true, false, true, max_power},
       {metric_kind::energy_wh_sum, "energy_wh_sum", true, true, true, energy},
+      // Seconds since the scope's last reading (any device of a household), per feed cycle.
+      {metric_kind::silence_sec, "silence_sec", true, true, false, not_from_buckets, false},
   };
   return defs;
 }

@@ -22,6 +22,9 @@ struct metric_def {
   bool grows = false;
   /// The observed value of a bucket; nullopt when the bucket has no data for it.
   std::optional<double> (*value)(const bucket_value&) = nullptr;
+  /// False for silence_sec: observed per feed cycle from the scope's last reading, not read
+  /// from buckets (so no window).
+  bool per_bucket = true;
 };
 
 const std::vector<metric_def>& metric_defs();

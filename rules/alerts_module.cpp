@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "rules/alert_janitor.hpp"
 #include "rules/alert_manager.hpp"
 #include "rules/notifier.hpp"
 
@@ -28,6 +29,7 @@ std::vector<child_spec> alert_children(const config::settings& s,
   nc.allowed_hosts = s.alerts_allowed_hosts;
   nc.allow_private_targets = s.alerts_allow_private_targets;
   nc.job_timeout = s.db_request_deadline;
+  nc.alertmanager_resend = s.alerts_alertmanager_resend;
   // Long enough for a full attempt plus the local queue ahead of it; short enough that a
   // crashed instance's deliveries resume quickly.
   nc.lease = 2 * s.alerts_webhook_timeout + std::chrono::seconds(5);
@@ -40,10 +42,18 @@ std::vector<child_spec> alert_children(const config::settings& s,
   mc.feed.live = std::move(live);
   mc.feed.job_timeout = std::max(s.db_request_deadline, s.alerts_feed_interval * 5);
   mc.save_timeout = s.db_request_deadline + std::chrono::seconds(1);
+  mc.catch_up = s.alerts_catch_up;
   auto nudge = [registry] {
     if (auto n = registry->get<notifier_actor>())
       caf::anon_send(n, nudge_atom::value);
   };
+  alert_janitor_config jc;
+  jc.retention = s.alerts_retention;
+  jc.job_timeout = std::max(s.db_request_deadline, std::chrono::milliseconds(30000));
+  out.push_back(supervise<alert_janitor_actor>(
+      "alerts.janitor", [jc, pool, nudge](caf::actor_system& sys) {
+        return sys.spawn(alert_janitor, jc, pool, nudge);
+      }));
   out.push_back(supervise<alert_manager_actor>(
       "alerts.manager",
       [mc, pool, nudge](caf::actor_system& sys) { return sys.spawn(alert_manager, mc, pool, nudge); }));

@@ -14,9 +14,22 @@ namespace {
 
 using self_ptr = bucket_feed_actor::stateful_pointer<bucket_feed_state>;
 
-feed_request build_request(const bucket_feed_state& st) {
-  std::set<std::string> dev1, dev5, hh1, hh5;
+template <class Map>
+void track(Map& seen, const std::set<std::string>& ids, std::vector<std::string>& known,
+           std::vector<std::string>& fresh) {
+  for (auto it = seen.begin(); it != seen.end();)
+    it = ids.count(it->first) ? std::next(it) : seen.erase(it);  // no longer watched
+  for (auto& id : ids)
+    (seen.count(id) ? known : fresh).push_back(id);
+}
+
+feed_request build_request(bucket_feed_state& st) {
+  std::set<std::string> dev1, dev5, hh1, hh5, silent_dev, silent_hh;
   for (auto& [id, sub] : st.subs) {
+    if (sub.silence) {
+      (sub.scope == scope_kind::device ? silent_dev : silent_hh).insert(sub.scope_id);
+      continue;
+    }
     bool five = sub.window_us != minute_us;
     if (sub.scope == scope_kind::device)
       (five ? dev5 : dev1).insert(sub.scope_id);
@@ -32,11 +45,29 @@ feed_request build_request(const bucket_feed_state& st) {
       req.device_1m_ids.push_back(id);
   req.household_1m_ids.assign(hh1.begin(), hh1.end());
   req.household_5m_ids.assign(hh5.begin(), hh5.end());
+  track(st.seen_device, silent_dev, req.silence_device_ids, req.silence_device_ids_new);
+  track(st.seen_household, silent_hh, req.silence_household_ids, req.silence_household_ids_new);
   return req;
 }
 
-void distribute(self_ptr self, const feed_data& data) {
+// Newest readings read this cycle, merged into what the feed knows.
+void update_seen(std::unordered_map<std::string, std::optional<std::int64_t>>& seen,
+                 const std::vector<std::string>& fresh,
+                 const std::unordered_map<std::string, std::int64_t>& read) {
+  for (auto& id : fresh)
+    seen.emplace(id, std::nullopt);  // looked up in full: absent means it never reported
+  for (auto& [id, t] : read) {
+    auto it = seen.find(id);
+    if (it != seen.end() && (!it->second || *it->second < t))
+      it->second = t;
+  }
+}
+
+void distribute(self_ptr self, const feed_request& req, const feed_data& data) {
+  const bool catching_up = req.catch_up_us > 0;
   auto& st = self->state;
+  update_seen(st.seen_device, req.silence_device_ids_new, data.last_seen_device);
+  update_seen(st.seen_household, req.silence_household_ids_new, data.last_seen_household);
   const auto closed_before = data.db_now - st.cfg.grace_us;
   const std::vector<bucket_value> none;
   auto find = [&none](const auto& map, const std::string& id) -> const std::vector<bucket_value>& {
@@ -48,6 +79,17 @@ void distribute(self_ptr self, const feed_data& data) {
   for (auto& [rule_id, sub] : st.subs) {
     feed_batch batch;
     batch.db_now = data.db_now;
+    batch.closed_before = closed_before;
+    if (sub.silence) {
+      auto& seen = sub.scope == scope_kind::device ? st.seen_device : st.seen_household;
+      auto it = seen.find(sub.scope_id);
+      if (it == seen.end())
+        continue;  // subscribed after this cycle's request: its lookup runs next cycle
+      batch.last_seen = it->second;
+      self->send(sub.evaluator, std::move(batch));
+      ++sent;
+      continue;
+    }
     if (sub.scope == scope_kind::device) {
       if (sub.window_us == minute_us) {
         batch.buckets = find(data.device_1m, sub.scope_id);
@@ -65,7 +107,7 @@ void distribute(self_ptr self, const feed_data& data) {
                            sub.scope_id);
     }
     // Only 1m device buckets are read for 5m device rules, whose lookback is the longer one.
-    if (sub.scope == scope_kind::device && sub.window_us == minute_us) {
+    if (sub.scope == scope_kind::device && sub.window_us == minute_us && !catching_up) {
       auto lo = feed_lookback(data.db_now, minute_us, st.cfg.grace_us);
       std::vector<bucket_value> recent;
       for (auto& b : batch.buckets)
@@ -73,7 +115,7 @@ void distribute(self_ptr self, const feed_data& data) {
           recent.push_back(b);
       batch.buckets.swap(recent);
     }
-    if (batch.buckets.empty())
+    if (batch.buckets.empty() && !sub.every_cycle)
       continue;
     self->send(sub.evaluator, std::move(batch));
     ++sent;
@@ -99,8 +141,15 @@ void run_cycle(self_ptr self) {
     // One feed, two consumers: the live tail read every bucket already.
     auto snap = st.cfg.live->fresh(std::max<std::chrono::steady_clock::duration>(
         st.cfg.interval * 3, std::chrono::seconds(3)));
-    bool usable = snap && snap->devices_ok &&
-                  (snap->households_ok || build_request(st).household_5m_ids.empty());
+    auto req = build_request(st);
+    // silence_sec rules need each scope's newest reading and a catch-up needs 15 min of
+    // buckets: the snapshot holds neither, so those cycles read the database as before.
+    const bool needs_db = st.catch_up_us > 0 || !req.silence_device_ids.empty() ||
+                          !req.silence_device_ids_new.empty() ||
+                          !req.silence_household_ids.empty() ||
+                          !req.silence_household_ids_new.empty();
+    bool usable = snap && !needs_db && snap->devices_ok &&
+                  (snap->households_ok || req.household_5m_ids.empty());
     if (usable) {
       if (snap->seq != st.last_snapshot) {
         auto started = std::chrono::steady_clock::now();
@@ -112,7 +161,7 @@ void run_cycle(self_ptr self) {
                          "Bucket feed cycles served from the live tail's snapshot (no query)")
             .inc();
         st.last_db_now = snap->db_now;
-        distribute(self, feed_from_snapshot(*snap, build_request(st)));
+        distribute(self, req, feed_from_snapshot(*snap, req));
         st.last_duration_ms = std::chrono::duration<double, std::milli>(
                                   std::chrono::steady_clock::now() - started)
                                   .count();
@@ -126,6 +175,7 @@ void run_cycle(self_ptr self) {
     return;
   st.running = true;
   auto req = std::make_shared<feed_request>(build_request(st));
+  req->catch_up_us = st.catch_up_us;
   auto data = std::make_shared<feed_data>();
   db_job job;
   job.label = "alerts.feed";
@@ -137,7 +187,7 @@ void run_cycle(self_ptr self) {
   auto started = std::chrono::steady_clock::now();
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, data, started](db_done&) {
+          [self, req, data, started](db_done&) {
             auto& st = self->state;
             st.running = false;
             ++st.cycles;
@@ -147,7 +197,13 @@ void run_cycle(self_ptr self) {
                     .count();
             record_cycle(st.last_duration_ms);
             st.last_db_now = data->db_now;
-            distribute(self, *data);
+            if (req->catch_up_us > 0) {
+              st.catch_up_us = 0;  // done: live cycles read only the newest buckets again
+              log(log_level::info, "alerts",
+                  "caught up on buckets closed in the last " +
+                      std::to_string(req->catch_up_us / 1'000'000) + " s");
+            }
+            distribute(self, *req, *data);
           },
           [self](caf::error& err) {
             auto& st = self->state;
@@ -181,6 +237,7 @@ bucket_feed_actor::behavior_type bucket_feed(self_ptr self, bucket_feed_config c
             .get_gauge("joule_alert_feed_subscriptions", "Evaluators fed by the bucket feed")
             .set(static_cast<double>(self->state.subs.size()));
       },
+      [self](catch_up_atom, std::int64_t us) { self->state.catch_up_us = us; },
       [self](tick_atom) {
         self->delayed_send(self, self->state.cfg.interval, tick_atom::value);
         run_cycle(self);

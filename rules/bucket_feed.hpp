@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -32,7 +33,11 @@ struct bucket_feed_state {
   bucket_feed_config cfg;
   std::function<db_pool_actor()> pool;
   std::unordered_map<std::string, feed_subscription> subs;  // by rule id
+  /// silence_sec: newest reading by scope id (nullopt: never reported); an id is present once
+  /// its full lookup ran.
+  std::unordered_map<std::string, std::optional<std::int64_t>> seen_device, seen_household;
   bool running = false;
+  std::int64_t catch_up_us = 0;  // > 0: the next cycle reads back this far (once)
   std::uint64_t cycles = 0;
   std::uint64_t failures = 0;
   double last_duration_ms = 0;

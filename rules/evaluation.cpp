@@ -70,6 +70,7 @@ rule_params params_of(const alert_rule& r) {
   p.for_buckets = r.for_buckets;
   p.cooldown_us = r.cooldown_sec * micros_per_second;
   p.window_us = r.window_us;
+  p.no_data = r.no_data;
   return p;
 }
 
@@ -99,27 +100,14 @@ bool breach_is_final_early(const rule_params& p) {
   return def_of(p.metric).grows && (p.op == compare_op::gt || p.op == compare_op::ge);
 }
 
-step_result evaluate_bucket(const rule_params& p, const eval_state& s, const bucket_value& b,
-                            std::int64_t now) {
+step_result observe(const rule_params& p, const eval_state& s, bool breach, bool recover,
+                    std::int64_t now) {
   step_result r;
   r.next = s;
-  if (s.last_bucket && b.start <= *s.last_bucket)
-    return r;  // already final for this rule
-  auto v = metric_value(p.metric, b);
-  if (!v)
-    return r;  // no data is neither a breach nor a recovery
-  const bool breach = breaches(p, *v);
-  if (!b.closed && !(breach && breach_is_final_early(p)))
-    return r;  // wait until the bucket closes
   r.evaluated = true;
-  r.observed = *v;
   auto& n = r.next;
-  // `for_buckets` counts adjacent buckets: a bucket without data in between starts over.
-  if (s.last_bucket && b.start > *s.last_bucket + p.window_us)
-    n.breaches = 0;
-  n.last_bucket = b.start;
   if (s.current == phase::firing) {
-    if (recovered(p, *v)) {
+    if (recover) {
       n.current = phase::resolved;
       n.breaches = 0;
       r.event = transition::resolved;
@@ -138,12 +126,64 @@ step_result evaluate_bucket(const rule_params& p, const eval_state& s, const buc
     n.current = phase::firing;
     n.fired_at = now;
     n.cooldown_until = now + p.cooldown_us;
+    n.last_notified_at = now;
+    n.repeats = 0;
     r.event = transition::fired;
   } else {
     // Not enough consecutive buckets yet, or inside the cooldown of the previous firing:
     // pending until both allow a firing (a breach that ends inside the cooldown is dropped).
     n.current = phase::pending;
   }
+  return r;
+}
+
+step_result evaluate_silence(const rule_params& p, const eval_state& s, double observed,
+                             std::int64_t now) {
+  // One observation per feed cycle: for_buckets counts cycles, which says nothing useful, so
+  // a silence fires on the first observation past the threshold.
+  auto q = p;
+  q.for_buckets = 1;
+  auto r = observe(q, s, breaches(q, observed), recovered(q, observed), now);
+  r.observed = observed;
+  return r;
+}
+
+std::int64_t newest_closed_bucket(std::int64_t closed_before, std::int64_t width) {
+  return floor_to(closed_before, width) - width;
+}
+
+step_result evaluate_no_data(const rule_params& p, const eval_state& s,
+                             std::int64_t bucket_start, std::int64_t now) {
+  step_result r;
+  r.next = s;
+  if (p.no_data == no_data_policy::keep || (s.last_bucket && bucket_start <= *s.last_bucket))
+    return r;
+  const bool alerting = p.no_data == no_data_policy::alerting;
+  // Under `alerting` the buckets of a gap were no-data breaches too: the count goes on.
+  r = observe(p, s, alerting, !alerting, now);
+  r.next.last_bucket = bucket_start;
+  return r;
+}
+
+step_result evaluate_bucket(const rule_params& p, const eval_state& s, const bucket_value& b,
+                            std::int64_t now) {
+  step_result r;
+  r.next = s;
+  if (s.last_bucket && b.start <= *s.last_bucket)
+    return r;  // already final for this rule
+  auto v = metric_value(p.metric, b);
+  if (!v)
+    return r;  // no data: the caller applies the no_data policy to closed buckets
+  const bool breach = breaches(p, *v);
+  if (!b.closed && !(breach && breach_is_final_early(p)))
+    return r;  // wait until the bucket closes
+  auto base = s;
+  // `for_buckets` counts adjacent buckets: a bucket without data in between starts over.
+  if (s.last_bucket && b.start > *s.last_bucket + p.window_us)
+    base.breaches = 0;
+  r = observe(p, base, breach, recovered(p, *v), now);
+  r.observed = *v;
+  r.next.last_bucket = b.start;
   return r;
 }
 

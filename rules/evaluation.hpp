@@ -43,6 +43,8 @@ struct eval_state {
   std::int64_t cooldown_until = 0;          // µs; no new firing before this instant
   std::string incident_id;                  // alert id of the open firing, empty otherwise
   std::int64_t fired_at = 0;                // µs, when the open firing fired
+  std::int64_t last_notified_at = 0;        // µs, the open firing's latest notification
+  int repeats = 0;                          // repeat notifications of the open firing
   std::int64_t seq = 0;                     // optimistic-concurrency version of the row
 };
 
@@ -55,6 +57,7 @@ struct rule_params {
   int for_buckets = 1;
   std::int64_t cooldown_us = 300'000'000;
   std::int64_t window_us = minute_us;
+  no_data_policy no_data = no_data_policy::keep;
 };
 rule_params params_of(const alert_rule& r);
 
@@ -75,6 +78,26 @@ struct step_result {
   bool evaluated = false;  // false: the bucket was skipped (old, open, or without data)
   double observed = 0;
 };
+
+/// Evaluates one observation that is final (a closed bucket, a final-early breach, or a
+/// silence_sec reading of the clock): the transitions shared by every kind of rule.
+/// `breach` and `recover` say what the observation means for this rule.
+step_result observe(const rule_params& p, const eval_state& s, bool breach, bool recover,
+                    std::int64_t now);
+
+/// silence_sec: `observed` seconds since the scope's last reading, at database time `now`.
+/// Every feed cycle is an observation (no buckets, no gaps).
+step_result evaluate_silence(const rule_params& p, const eval_state& s, double observed,
+                             std::int64_t now);
+
+/// A closed bucket starting at `bucket_start` without data for the rule's metric, under the
+/// rule's no_data policy: keep changes nothing (not even last_bucket), resolve resolves a
+/// firing alert (pending → ok), alerting counts it as a breach.
+step_result evaluate_no_data(const rule_params& p, const eval_state& s,
+                             std::int64_t bucket_start, std::int64_t now);
+
+/// Start of the newest closed bucket of `width` when buckets close at `closed_before`.
+std::int64_t newest_closed_bucket(std::int64_t closed_before, std::int64_t width);
 
 /// Evaluates one bucket at database time `now` (µs). Buckets at or before `last_bucket` are
 /// skipped; open buckets are skipped unless a final-early breach; a gap since `last_bucket`

@@ -1,5 +1,7 @@
 #include "rules/feed_sql.hpp"
 
+#include <algorithm>
+
 #include <pqxx/pqxx>
 
 #include "core/timefmt.hpp"
@@ -53,6 +55,69 @@ void copy_buckets(const std::unordered_map<std::string, std::vector<db::live_buc
       b.closed = b.start + width <= closed_before;
       into[id].push_back(b);
     }
+  }
+}
+
+void keep_newest(std::unordered_map<std::string, std::int64_t>& into, const pqxx::result& res) {
+  for (auto row : res) {
+    if (row[1].is_null())
+      continue;
+    auto t = row[1].as<std::int64_t>();
+    auto [it, fresh] = into.emplace(row[0].as<std::string>(), t);
+    if (!fresh && it->second < t)
+      it->second = t;
+  }
+}
+
+// silence_sec: the newest reading of each tracked device or household.
+void read_last_seen(pqxx::nontransaction& q, const feed_request& req,
+                    const std::optional<std::int64_t>& wm_device_1m, feed_data& out) {
+  if (!req.silence_device_ids_new.empty()) {
+    // Telemetry has no (device_id, ts) index: the 1m rollup's primary key finds the minute of
+    // the newest rolled-up reading, one minute of raw rows gives its time, and the raw tail
+    // above the watermark has whatever came after.
+    auto ids = uuid_array(req.silence_device_ids_new);
+    keep_newest(out.last_seen_device,
+                q.exec_params(
+                    "SELECT x.id::text, (extract(epoch from COALESCE((SELECT max(t.ts) FROM "
+                    "telemetry t WHERE t.device_id = x.id AND t.ts >= lb.b AND t.ts < lb.b + "
+                    "interval '1 minute'), lb.b)) * 1000000)::bigint "
+                    "  FROM unnest($1::uuid[]) AS x(id) "
+                    " CROSS JOIN LATERAL (SELECT max(r.bucket) AS b FROM rollup_device_1m r "
+                    "                      WHERE r.device_id = x.id) lb",
+                    ids));
+    keep_newest(out.last_seen_device,
+                q.exec_params("SELECT device_id::text, (extract(epoch from max(ts)) * 1000000)"
+                              "::bigint FROM telemetry WHERE device_id = ANY($1::uuid[]) "
+                              "AND ts >= $2::timestamptz GROUP BY 1",
+                              ids, ts_or_minus_inf(wm_device_1m)));
+    out.queries += 2;
+  }
+  if (!req.silence_household_ids_new.empty()) {
+    // (household_id, ts) is indexed: one backward probe per household and partition.
+    keep_newest(out.last_seen_household,
+                q.exec_params("SELECT x.id::text, (extract(epoch from (SELECT max(t.ts) FROM "
+                              "telemetry t WHERE t.household_id = x.id)) * 1000000)::bigint "
+                              "FROM unnest($1::uuid[]) AS x(id)",
+                              uuid_array(req.silence_household_ids_new)));
+    ++out.queries;
+  }
+  const auto tail = format_rfc3339(out.db_now - silence_tail_us);
+  if (!req.silence_device_ids.empty()) {
+    keep_newest(out.last_seen_device,
+                q.exec_params("SELECT device_id::text, (extract(epoch from max(ts)) * 1000000)"
+                              "::bigint FROM telemetry WHERE device_id = ANY($1::uuid[]) "
+                              "AND ts >= $2::timestamptz GROUP BY 1",
+                              uuid_array(req.silence_device_ids), tail));
+    ++out.queries;
+  }
+  if (!req.silence_household_ids.empty()) {
+    keep_newest(out.last_seen_household,
+                q.exec_params("SELECT household_id::text, (extract(epoch from max(ts)) * 1000000)"
+                              "::bigint FROM telemetry WHERE household_id = ANY($1::uuid[]) "
+                              "AND ts >= $2::timestamptz GROUP BY 1",
+                              uuid_array(req.silence_household_ids), tail));
+    ++out.queries;
   }
 }
 
@@ -115,8 +180,12 @@ feed_data read_feed(db::session& s, const feed_request& req) {
   }
   const auto now = out.db_now;
   const auto closed_before = now - req.grace_us;
-  const auto lo1 = feed_lookback(now, minute_us, req.grace_us);
-  const auto lo5 = feed_lookback(now, five_min, req.grace_us);
+  auto lo1 = feed_lookback(now, minute_us, req.grace_us);
+  auto lo5 = feed_lookback(now, five_min, req.grace_us);
+  if (req.catch_up_us > 0) {
+    lo1 = std::min(lo1, floor_to(now - req.catch_up_us, minute_us));
+    lo5 = std::min(lo5, floor_to(now - req.catch_up_us, five_min));
+  }
 
   if (!req.device_1m_ids.empty() || !req.device_5m_ids.empty()) {
     // 1m state for every device; 5m rules merge it (sums of sums, max of maxes).
@@ -186,6 +255,7 @@ feed_data read_feed(db::session& s, const feed_request& req) {
     ++out.queries;
     collect(res, minute_us, closed_before, out.household_1m);
   }
+  read_last_seen(q, req, wm_device_1m, out);
   return out;
 }
 

@@ -25,7 +25,17 @@ struct feed_request {
   std::vector<std::string> household_1m_ids;
   std::vector<std::string> household_5m_ids;
   std::int64_t grace_us = 2'000'000;
+  /// > 0: read back this far (µs) instead of only the newest buckets (start-up catch-up).
+  std::int64_t catch_up_us = 0;
+  // silence_sec: whose newest reading to track. `*_new` ids are read in full once (an index
+  // probe per id); the others only over the recent raw tail (silence_tail_us).
+  std::vector<std::string> silence_device_ids, silence_device_ids_new;
+  std::vector<std::string> silence_household_ids, silence_household_ids_new;
 };
+
+/// How far back each cycle looks for the newest reading of a tracked scope. Readings that
+/// commit later than this after their own timestamp do not end a silence.
+constexpr std::int64_t silence_tail_us = 2 * 60'000'000;
 
 /// Buckets by scope id, each list ascending. `closed` is set relative to db_now - grace.
 struct feed_data {
@@ -33,6 +43,9 @@ struct feed_data {
   std::unordered_map<std::string, std::vector<bucket_value>> device_1m;  // 1m state
   std::unordered_map<std::string, std::vector<bucket_value>> household_1m;
   std::unordered_map<std::string, std::vector<bucket_value>> household_5m;
+  /// silence_sec: newest reading (µs) by scope id; a `*_new` id without an entry never
+  /// reported, other ids are missing when nothing arrived within the tail.
+  std::unordered_map<std::string, std::int64_t> last_seen_device, last_seen_household;
   int queries = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -35,7 +36,7 @@ void start_delivery(self_ptr self, outbox_item item) {
   auto& st = self->state;
   ++st.in_flight;
   ++st.in_flight_by_destination[item.destination];
-  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts, {}};
+  attempt_done base{item.alert_id, item.destination, 0, {}, item.attempts, {}, item.alert_ids};
   auto target = parse_webhook_url(item.webhook_url);
   // The allow-list may have changed since the rule was stored: check on every attempt. The
   // addresses are checked by the client, after resolving, on every attempt too.
@@ -49,7 +50,8 @@ void start_delivery(self_ptr self, outbox_item item) {
   webhook_request req;
   req.url = item.webhook_url;
   req.body = item.payload;
-  req.headers = webhook_headers(item, now_micros() / micros_per_second);
+  if (item.sign)
+    req.headers = webhook_headers(item, now_micros() / micros_per_second);
   req.timeout = st.cfg.webhook_timeout;
   req.allow_private_targets = st.cfg.allow_private_targets;
   auto me = caf::actor_cast<notifier_actor>(self);
@@ -154,6 +156,9 @@ void claim(self_ptr self) {
           });
 }
 
+// The held-set key of a delivery: the id its claim was held under.
+std::string done_key(const attempt_record& rec) { return rec.held_key; }
+
 void record(self_ptr self, attempt_record rec) {
   auto pool = self->state.pool();
   if (!pool)
@@ -165,7 +170,7 @@ void record(self_ptr self, attempt_record rec) {
     record_attempt(s, rec);
     return std::any{};
   };
-  auto id = rec.alert_id;
+  auto id = done_key(rec);
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
           [self, id](db_done&) {
@@ -188,11 +193,13 @@ void on_attempt(self_ptr self, attempt_done& done) {
     st.in_flight_by_destination.erase(done.destination);
   auto d = decide(done.http_status, done.attempts, st.cfg, jitter());
   attempt_record rec;
-  rec.alert_id = done.alert_id;
+  rec.alert_ids = done.alert_ids.empty() ? std::vector<std::string>{done.alert_id}
+                                         : done.alert_ids;
   rec.kind = d.kind;
   rec.http_status = std::max(0, done.http_status);
   rec.error = failure_class(done.http_status, done.error);
   rec.retry_in_ms = d.retry_in_ms;
+  rec.held_key = done.alert_id;
   switch (d.kind) {
     case attempt_record::delivered:
       ++st.delivered;
@@ -213,6 +220,56 @@ void on_attempt(self_ptr self, attempt_done& done) {
   }
   record(self, std::move(rec));
   start_queued(self);
+}
+
+// Alertmanager ends an alert it has not heard of for resolve_timeout: post every firing
+// alert of an Alertmanager receiver again. Idempotent on Alertmanager's side (same labels,
+// same startsAt), so a lost re-post is simply made up by the next one.
+void resend_alertmanager(self_ptr self) {
+  auto& st = self->state;
+  auto pool = st.pool();
+  if (!pool)
+    return;
+  auto out = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+  db_job job;
+  job.label = "alerts.alertmanager_firing";
+  job.timeout = st.cfg.job_timeout;
+  job.run = [out](db::session& s) {
+    *out = firing_for_alertmanager(s);
+    return std::any{};
+  };
+  self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
+      .then(
+          [self, out](db_done&) {
+            auto& st = self->state;
+            std::map<std::string, std::vector<std::string>> by_url;
+            for (auto& [url, payload] : *out)
+              by_url[url].push_back(std::move(payload));
+            for (auto& [url, payloads] : by_url) {
+              auto base = url;
+              while (!base.empty() && base.back() == '/')
+                base.pop_back();
+              webhook_request req;
+              req.url = base + "/api/v2/alerts";
+              req.body = alertmanager_body(payloads);
+              req.timeout = st.cfg.webhook_timeout;
+              req.allow_private_targets = st.cfg.allow_private_targets;
+              auto target = parse_webhook_url(req.url);
+              if (!target || !host_allowed(target->host, st.cfg.allowed_hosts))
+                continue;
+              ++st.resent;
+              st.send(std::move(req), [url](webhook_response r) {
+                if (r.status < 200 || r.status >= 300)
+                  log(log_level::warn, "alerts",
+                      "re-posting firing alerts to Alertmanager " + url + " failed: " +
+                          failure_class(r.status, r.error));
+              });
+            }
+          },
+          [](caf::error& err) {
+            log(log_level::warn, "alerts",
+                "reading firing Alertmanager alerts failed: " + failure_of(err).message);
+          });
 }
 
 } // namespace
@@ -269,6 +326,7 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
     };
   }
   self->send(self, tick_atom::value);
+  self->delayed_send(self, st.cfg.alertmanager_resend, resend_atom::value);
   return {
       [self](nudge_atom) { claim(self); },
       [self](tick_atom) {
@@ -276,6 +334,10 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
         claim(self);
       },
       [self](attempt_done& done) { on_attempt(self, done); },
+      [self](resend_atom) {
+        self->delayed_send(self, self->state.cfg.alertmanager_resend, resend_atom::value);
+        resend_alertmanager(self);
+      },
       [self](status_atom) -> std::string {
         auto& st = self->state;
         std::string dests = "{";
@@ -289,7 +351,8 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
                ",\"outbox_depth\":" + std::to_string(st.outbox_depth) +
                ",\"delivered\":" + std::to_string(st.delivered) +
                ",\"retried\":" + std::to_string(st.retried) +
-               ",\"failed\":" + std::to_string(st.failed) + "}";
+               ",\"failed\":" + std::to_string(st.failed) +
+               ",\"alertmanager_resent\":" + std::to_string(st.resent) + "}";
       },
   };
 }

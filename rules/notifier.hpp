@@ -32,6 +32,7 @@ struct notifier_config {
   std::string allowed_hosts;
   bool allow_private_targets = false;  // see target_policy.hpp
   std::chrono::milliseconds job_timeout{3000};
+  std::chrono::milliseconds alertmanager_resend{60000};  // alerts.alertmanager_resend
 };
 
 /// The failure class stored for an attempt (what /alerts/events shows): `error` when the
@@ -66,6 +67,7 @@ struct notifier_state {
   bool claiming = false;
   bool claim_again = false;
   std::uint64_t delivered = 0, retried = 0, failed = 0;
+  std::uint64_t resent = 0;  // Alertmanager re-posts of firing alerts
   std::int64_t outbox_depth = 0;
 };
 

@@ -35,13 +35,15 @@ std::string lower(std::string s) {
 // Fields a client may send back unchanged from a GET (PUT of a fetched rule): ignored.
 bool read_only_field(const std::string& k) {
   return k == "id" || k == "created_at" || k == "updated_at" || k == "version" ||
-         k == "webhook_secret_set";
+         k == "webhook_secret_set" || k == "household_id";
 }
 
 bool known_field(const std::string& k) {
-  static const char* fields[] = {"scope",        "scope_id",      "metric",      "window",
-                                 "op",           "value",         "cooldown_sec", "for_buckets",
-                                 "recover_value", "webhook_url",  "webhook_secret", "enabled"};
+  static const char* fields[] = {"scope",         "scope_id",    "metric",         "window",
+                                 "op",            "value",       "cooldown_sec",   "for_buckets",
+                                 "recover_value", "webhook_url", "webhook_secret", "enabled",
+                                 "no_data",       "repeat_interval_sec", "name",   "labels",
+                                 "receiver_id"};
   for (auto* f : fields)
     if (k == f)
       return true;
@@ -75,14 +77,29 @@ void write_rule(writer& w, const alert_rule& r) {
   field(w, "scope", to_string(r.scope));
   field(w, "scope_id", r.scope_id);
   field(w, "metric", to_string(r.metric));
-  field(w, "window", window_name(r.window_us));
+  if (def_of(r.metric).per_bucket) {
+    field(w, "window", window_name(r.window_us));
+  } else {
+    w.Key("window");
+    w.Null();
+  }
   field(w, "op", to_string(r.op));
   field(w, "value", r.threshold);
   field(w, "cooldown_sec", r.cooldown_sec);
   field(w, "for_buckets", r.for_buckets);
   field(w, "recover_value", r.recover_value);
-  field(w, "webhook_url", r.webhook_url);
+  field(w, "no_data", to_string(r.no_data));
+  field(w, "repeat_interval_sec", r.repeat_interval_sec);
+  text_or_null(w, "name", r.name);
+  w.Key("labels");
+  w.StartObject();
+  for (auto& [k, v] : r.labels)
+    field(w, k.c_str(), v);
+  w.EndObject();
+  text_or_null(w, "receiver_id", r.receiver_id);
+  text_or_null(w, "webhook_url", r.webhook_url);
   field(w, "webhook_secret_set", !r.webhook_secret.empty());
+  text_or_null(w, "household_id", r.household_id);
   field(w, "enabled", r.enabled);
   field(w, "version", r.version);
   time_field(w, "created_at", r.created_at);
@@ -105,6 +122,42 @@ const char* to_string(compare_op o) {
   }
   return ">";
 }
+
+const char* to_string(no_data_policy p) {
+  switch (p) {
+    case no_data_policy::keep: return "keep";
+    case no_data_policy::resolve: return "resolve";
+    case no_data_policy::alerting: return "alerting";
+  }
+  return "keep";
+}
+
+std::optional<no_data_policy> no_data_from(const std::string& s) {
+  for (auto p : {no_data_policy::keep, no_data_policy::resolve, no_data_policy::alerting})
+    if (s == to_string(p))
+      return p;
+  return std::nullopt;
+}
+
+namespace {
+
+bool label_name_valid(const std::string& k) {
+  if (k.empty() || k.size() > 128)
+    return false;
+  for (std::size_t i = 0; i < k.size(); ++i) {
+    auto c = static_cast<unsigned char>(k[i]);
+    bool ok = std::isalpha(c) || c == '_' || (i > 0 && std::isdigit(c));
+    if (!ok)
+      return false;
+  }
+  // The labels every alert already carries (Alertmanager, silences) cannot be redefined.
+  for (auto* reserved : {"alertname", "rule_id", "scope", "scope_id", "household_id", "metric"})
+    if (k == reserved)
+      return false;
+  return k.rfind("__", 0) != 0;  // Prometheus reserves the __ prefix
+}
+
+} // namespace
 
 std::string window_name(std::int64_t width_us) {
   return std::to_string(width_us / minute_us) + "m";
@@ -263,13 +316,20 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
                           " for " + (household ? "households" : "devices")};
   }
 
-  auto window = string_field(doc, "window");
-  if (window && *window == "1m")
+  if (!def->per_bucket) {
+    // silence_sec is observed every feed cycle from the last reading: a window means nothing.
+    if (doc.HasMember("window"))
+      return bad("window", std::string("window is not allowed with ") + def->name);
     r.window_us = minute_us;
-  else if (window && *window == "5m")
-    r.window_us = 5 * minute_us;
-  else
-    return bad("window", "window must be \"1m\" or \"5m\"");
+  } else {
+    auto window = string_field(doc, "window");
+    if (window && *window == "1m")
+      r.window_us = minute_us;
+    else if (window && *window == "5m")
+      r.window_us = 5 * minute_us;
+    else
+      return bad("window", "window must be \"1m\" or \"5m\"");
+  }
 
   auto op = string_field(doc, "op");
   if (op && *op == ">")
@@ -288,6 +348,8 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
       !std::isfinite(value->value.GetDouble()))
     return bad("value", "value must be a finite number");
   r.threshold = value->value.GetDouble();
+  if (!def->per_bucket && r.threshold < 0)
+    return bad("value", "value must be a number of seconds (>= 0) for silence_sec");
 
   if (auto it = doc.FindMember("cooldown_sec"); it != doc.MemberEnd()) {
     auto n = integer_of(it->value);
@@ -313,9 +375,65 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     r.recover_value = rv;
   }
 
+  if (auto it = doc.FindMember("no_data"); it != doc.MemberEnd()) {
+    auto p = it->value.IsString() ? no_data_from(it->value.GetString()) : std::nullopt;
+    if (!p)
+      return bad("no_data", "no_data must be \"keep\", \"resolve\" or \"alerting\"");
+    // A silent scope is what silence_sec measures: "no data" is its observation, not a gap.
+    if (!def->per_bucket && *p != no_data_policy::keep)
+      return bad("no_data", std::string("no_data does not apply to ") + def->name);
+    r.no_data = *p;
+  }
+  if (auto it = doc.FindMember("repeat_interval_sec"); it != doc.MemberEnd()) {
+    auto n = integer_of(it->value);
+    if (!n || *n < 0 || *n > 30 * 86400)
+      return bad("repeat_interval_sec",
+                 "repeat_interval_sec must be an integer between 0 (never) and 2592000");
+    r.repeat_interval_sec = *n;
+  }
+  if (auto it = doc.FindMember("name"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsString() || it->value.GetStringLength() == 0 ||
+        it->value.GetStringLength() > 200)
+      return bad("name", "name must be a non-empty string of at most 200 bytes, or null");
+    r.name.assign(it->value.GetString(), it->value.GetStringLength());
+  }
+  if (auto it = doc.FindMember("labels"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject() || it->value.MemberCount() > 32)
+      return bad("labels", "labels must be an object of at most 32 string values");
+    for (auto m = it->value.MemberBegin(); m != it->value.MemberEnd(); ++m) {
+      std::string k(m->name.GetString(), m->name.GetStringLength());
+      if (!label_name_valid(k))
+        return bad("labels", "label name '" + k + "' must match [a-zA-Z_][a-zA-Z0-9_]* and "
+                             "not be one of alertname, rule_id, scope, scope_id, household_id, "
+                             "metric");
+      if (!m->value.IsString() || m->value.GetStringLength() > 256)
+        return bad("labels", "label '" + k + "' must be a string of at most 256 bytes");
+      r.labels[k] = std::string(m->value.GetString(), m->value.GetStringLength());
+    }
+  }
+
+  if (auto it = doc.FindMember("enabled"); it != doc.MemberEnd()) {
+    if (!it->value.IsBool())
+      return bad("enabled", "enabled must be true or false");
+    r.enabled = it->value.GetBool();
+  }
+  if (auto it = doc.FindMember("receiver_id"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    auto id = it->value.IsString() ? http::normalize_uuid(it->value.GetString()) : std::nullopt;
+    if (!id)
+      return bad("receiver_id", "receiver_id must be a UUID");
+    // One destination per rule: a named receiver, or the rule's own webhook.
+    for (auto* f : {"webhook_url", "webhook_secret"})
+      if (auto w = doc.FindMember(f); w != doc.MemberEnd() && !w->value.IsNull())
+        return bad("receiver_id", std::string("receiver_id and ") + f +
+                                      " exclude each other (a rule has one destination)");
+    r.receiver_id = *id;
+    return r;
+  }
+
   auto url = string_field(doc, "webhook_url");
   if (!url || url->size() > 2048)
-    return bad("webhook_url", "webhook_url must be an http:// or https:// URL");
+    return bad("webhook_url", "webhook_url must be an http:// or https:// URL (or name a "
+                              "receiver_id)");
   auto target = parse_webhook_url(*url);
   if (!target)
     return bad("webhook_url", "webhook_url must be an http:// or https:// URL with a host");
@@ -328,11 +446,6 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     return bad("webhook_secret", "webhook_secret must be a non-empty string (at most 512 bytes)");
   r.webhook_secret = *secret;
 
-  if (auto it = doc.FindMember("enabled"); it != doc.MemberEnd()) {
-    if (!it->value.IsBool())
-      return bad("enabled", "enabled must be true or false");
-    r.enabled = it->value.GetBool();
-  }
   return r;
 }
 

@@ -3,6 +3,7 @@
 // stored rule. Pure functions (no I/O); the domain types never see RapidJSON.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -11,12 +12,20 @@
 namespace joule::rules {
 
 enum class scope_kind : std::uint8_t { device, household };
-enum class metric_kind : std::uint8_t { power_w_avg, power_w_max, energy_wh_sum };
+enum class metric_kind : std::uint8_t { power_w_avg, power_w_max, energy_wh_sum, silence_sec };
+/// What a threshold rule does with a closed bucket that holds no reading of its metric.
+enum class no_data_policy : std::uint8_t {
+  keep,      // neither a breach nor a recovery (the state stays as it is)
+  resolve,   // a firing alert resolves, a pending one goes back to ok
+  alerting,  // counts as a breach
+};
 enum class compare_op : std::uint8_t { gt, ge, lt, le };
 
 const char* to_string(scope_kind s);
 const char* to_string(metric_kind m);
 const char* to_string(compare_op o);
+const char* to_string(no_data_policy p);
+std::optional<no_data_policy> no_data_from(const std::string& s);
 /// "1m" or "5m" from a width in µs.
 std::string window_name(std::int64_t width_us);
 
@@ -28,14 +37,21 @@ struct alert_rule {
   scope_kind scope = scope_kind::device;
   std::string scope_id;                 // lower-case UUID
   metric_kind metric = metric_kind::power_w_avg;
-  std::int64_t window_us = minute_us;   // 1 or 5 minutes
+  std::int64_t window_us = minute_us;   // 1 or 5 minutes (silence_sec: unused, stored as 1)
   compare_op op = compare_op::gt;
   double threshold = 0;                 // JSON field "value"
   std::int64_t cooldown_sec = 300;
   int for_buckets = 1;
   std::optional<double> recover_value;  // hysteresis: resolve only past this value
-  std::string webhook_url;
+  no_data_policy no_data = no_data_policy::keep;
+  /// A still-firing alert is notified again after this long (0: never).
+  std::int64_t repeat_interval_sec = 0;
+  std::string name;                          // optional; Alertmanager's alertname
+  std::map<std::string, std::string> labels;  // optional, matched by silences
+  std::string webhook_url;               // a private receiver (when receiver_id is empty)
   std::string webhook_secret;
+  std::string receiver_id;               // a named receiver (rules/receiver.hpp), or empty
+  std::string household_id;              // derived: the scope's household (read-only)
   bool enabled = true;
   std::int64_t version = 0;             // bumped by every update (orders live changes)
   std::int64_t created_at = 0;          // µs

@@ -4,14 +4,20 @@
 #include "rules/alert_metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 
 #include <pqxx/pqxx>
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "core/timefmt.hpp"
 #include "db/session.hpp"
+#include "rules/receiver.hpp"
+
+#include <tuple>
 
 namespace joule::rules {
 namespace {
@@ -21,12 +27,41 @@ const char* rule_columns =
     "r.id::text, r.scope, r.scope_id::text, r.metric, r.window_minutes, r.op, r.threshold, "
     "r.recover_value, r.cooldown_sec, r.for_buckets, r.webhook_url, r.webhook_secret, "
     "r.enabled, r.version, (extract(epoch from r.created_at) * 1000000)::bigint, "
-    "(extract(epoch from r.updated_at) * 1000000)::bigint";
+    "(extract(epoch from r.updated_at) * 1000000)::bigint, r.no_data, r.repeat_interval_sec, "
+    "COALESCE(r.name, ''), r.labels::text, COALESCE(r.receiver_id::text, ''), "
+    "COALESCE(CASE WHEN r.scope = 'household' THEN r.scope_id END, "
+    "         (SELECT d.household_id FROM devices d WHERE d.id = r.scope_id))::text";
+constexpr int rule_column_count = 22;
 
 const char* state_columns =
     "s.phase, s.breaches, (extract(epoch from s.last_bucket) * 1000000)::bigint, "
     "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
-    "(extract(epoch from s.fired_at) * 1000000)::bigint, s.seq";
+    "(extract(epoch from s.fired_at) * 1000000)::bigint, s.seq, "
+    "(extract(epoch from COALESCE(s.last_notified_at, s.fired_at)) * 1000000)::bigint, "
+    "s.repeats";
+
+// Labels are stored as a jsonb object of strings (validated on the way in).
+std::map<std::string, std::string> labels_from(const std::string& text) {
+  std::map<std::string, std::string> out;
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  if (d.HasParseError() || !d.IsObject())
+    return out;
+  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m)
+    if (m->value.IsString())
+      out[m->name.GetString()] = m->value.GetString();
+  return out;
+}
+
+std::string labels_json(const std::map<std::string, std::string>& labels) {
+  rapidjson::StringBuffer buf;
+  http::json::writer w{buf};
+  w.StartObject();
+  for (auto& [k, v] : labels)
+    http::json::field(w, k.c_str(), v);
+  w.EndObject();
+  return buf.GetString();
+}
 
 alert_rule rule_from(const pqxx::row& row, int c = 0) {
   alert_rule r;
@@ -51,6 +86,13 @@ alert_rule rule_from(const pqxx::row& row, int c = 0) {
   r.version = row[c + 13].as<std::int64_t>();
   r.created_at = row[c + 14].as<std::int64_t>();
   r.updated_at = row[c + 15].as<std::int64_t>();
+  r.no_data = no_data_from(row[c + 16].as<std::string>()).value_or(no_data_policy::keep);
+  r.repeat_interval_sec = row[c + 17].as<std::int64_t>();
+  r.name = row[c + 18].as<std::string>();
+  r.labels = labels_from(row[c + 19].as<std::string>());
+  r.receiver_id = row[c + 20].as<std::string>();
+  if (!row[c + 21].is_null())
+    r.household_id = row[c + 21].as<std::string>();
   return r;
 }
 
@@ -67,6 +109,9 @@ eval_state state_from(const pqxx::row& row, int c) {
   if (!row[c + 5].is_null())
     s.fired_at = row[c + 5].as<std::int64_t>();
   s.seq = row[c + 6].as<std::int64_t>();
+  if (!row[c + 7].is_null())
+    s.last_notified_at = row[c + 7].as<std::int64_t>();
+  s.repeats = row[c + 8].as<int>();
   return s;
 }
 
@@ -108,6 +153,18 @@ bool scope_allowed(pqxx::work& tx, const alert_rule& r, const std::vector<std::s
               .empty();
 }
 
+// A rule may name only a receiver its caller can see (receiver_sql.cpp has the same rule).
+bool receiver_usable(pqxx::work& tx, const alert_rule& r,
+                     const std::vector<std::string>& households) {
+  if (r.receiver_id.empty())
+    return true;
+  return !tx.exec_params("SELECT 1 FROM alert_receivers WHERE id = $1::uuid AND "
+                         "(cardinality($2::uuid[]) = 0 OR (cardinality(owner_households) > 0 "
+                         "AND owner_households <@ $2::uuid[]))",
+                         r.receiver_id, uuid_array(households))
+              .empty();
+}
+
 bool scope_exists(pqxx::work& tx, const alert_rule& r) {
   const char* sql = r.scope == scope_kind::device
                         ? "SELECT 1 FROM devices WHERE id = $1::uuid"
@@ -129,15 +186,22 @@ rule_write create_rule(db::session& s, const alert_rule& r,
     out.scope_missing = true;
     return out;
   }
+  if (!receiver_usable(tx, r, households)) {
+    out.receiver_missing = true;
+    return out;
+  }
   auto res = tx.exec_params(
       std::string("INSERT INTO alert_rules AS r (scope, scope_id, metric, window_minutes, op, "
                   "threshold, recover_value, cooldown_sec, for_buckets, webhook_url, "
-                  "webhook_secret, enabled) VALUES ($1, $2::uuid, $3, $4::int, $5, "
+                  "webhook_secret, enabled, no_data, repeat_interval_sec, name, labels, "
+                  "receiver_id) VALUES ($1, $2::uuid, $3, $4::int, $5, "
                   "$6::double precision, NULLIF($7, '')::double precision, $8::int, $9::int, "
-                  "$10, $11, $12::boolean) RETURNING ") + rule_columns,
+                  "$10, $11, $12::boolean, $13, $14::int, NULLIF($15, ''), $16::jsonb, "
+                  "NULLIF($17, '')::uuid) RETURNING ") + rule_columns,
       to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
-      r.webhook_url, r.webhook_secret, r.enabled);
+      r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
+      r.name, labels_json(r.labels), r.receiver_id);
   out.stored = rule_from(res[0]);
   tx.exec_params("INSERT INTO alert_rule_state (rule_id) VALUES ($1::uuid)", out.stored->id);
   tx.commit();
@@ -163,17 +227,30 @@ rule_write update_rule(db::session& s, const std::string& id, const alert_rule& 
     out.scope_missing = true;
     return out;
   }
+  if (!receiver_usable(tx, r, households)) {
+    out.receiver_missing = true;
+    return out;
+  }
   auto res = tx.exec_params(
       std::string("UPDATE alert_rules AS r SET scope = $2, scope_id = $3::uuid, metric = $4, "
                   "window_minutes = $5::int, op = $6, threshold = $7::double precision, "
                   "recover_value = NULLIF($8, '')::double precision, cooldown_sec = $9::int, "
                   "for_buckets = $10::int, webhook_url = $11, webhook_secret = $12, "
-                  "enabled = $13::boolean, version = version + 1, updated_at = now() "
-                  "WHERE r.id = $1::uuid RETURNING ") + rule_columns,
+                  "enabled = $13::boolean, no_data = $14, repeat_interval_sec = $15::int, "
+                  "name = NULLIF($16, ''), labels = $17::jsonb, "
+                  "receiver_id = NULLIF($18, '')::uuid, version = version + 1, "
+                  "updated_at = now() WHERE r.id = $1::uuid RETURNING ") + rule_columns,
       id, to_string(r.scope), r.scope_id, to_string(r.metric), r.window_us / minute_us,
       to_string(r.op), r.threshold, opt_double(r.recover_value), r.cooldown_sec, r.for_buckets,
-      r.webhook_url, r.webhook_secret, r.enabled);
+      r.webhook_url, r.webhook_secret, r.enabled, to_string(r.no_data), r.repeat_interval_sec,
+      r.name, labels_json(r.labels), r.receiver_id);
   out.stored = rule_from(res[0]);
+  // Secret rotation: notifications still waiting for the rule's own webhook are signed with
+  // the new secret (a receiver's secret is read at every claim anyway).
+  if (r.receiver_id.empty())
+    tx.exec_params("UPDATE alert_notifications SET webhook_secret = $2 WHERE rule_id = $1::uuid "
+                   "AND delivery = 'pending' AND receiver_id IS NULL AND webhook_url = $3",
+                   id, r.webhook_secret, r.webhook_url);
   tx.commit();
   return out;
 }
@@ -216,14 +293,106 @@ std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s
   auto res = q.exec(std::string("SELECT ") + rule_columns + ", COALESCE(s.phase, 'ok'), "
                     "COALESCE(s.breaches, 0), (extract(epoch from s.last_bucket) * 1000000)::bigint, "
                     "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
-                    "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0) "
+                    "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0), "
+                    "(extract(epoch from COALESCE(s.last_notified_at, s.fired_at)) * 1000000)"
+                    "::bigint, COALESCE(s.repeats, 0) "
                     "FROM alert_rules r LEFT JOIN alert_rule_state s ON s.rule_id = r.id "
                     "WHERE r.enabled");
   out.reserve(res.size());
   for (auto row : res)
-    out.emplace_back(rule_from(row), state_from(row, 16));
+    out.emplace_back(rule_from(row), state_from(row, rule_column_count));
   return out;
 }
+
+namespace {
+
+// The labels silences match: rule_id, scope_id, household_id and the rule's own labels.
+std::string silence_labels(const notification& n) {
+  auto all = n.labels;
+  all["rule_id"] = n.rule_id;
+  all["scope_id"] = n.scope_id;
+  if (!n.household_id.empty())
+    all["household_id"] = n.household_id;
+  return labels_json(all);
+}
+
+bool is_silenced(pqxx::work& tx, const notification& n) {
+  return !tx.exec_params("SELECT 1 FROM alert_silences WHERE starts_at <= now() AND "
+                         "ends_at > now() AND matchers <@ $1::jsonb LIMIT 1",
+                         silence_labels(n))
+              .empty();
+}
+
+// Inserts notifications into the outbox: silenced ones as history, grouped ones with their
+// group's flush time. Returns whether the last firing notification was silenced (nullopt:
+// there was none).
+std::optional<bool> insert_notes(pqxx::work& tx, const std::vector<notification>& notes) {
+  std::optional<bool> firing_silenced;
+  struct grouping {
+    std::vector<std::string> group_by;
+    std::int64_t wait = 0, interval = 0;
+  };
+  std::map<std::string, grouping> receivers;
+  for (auto& n : notes) {
+    std::string key, flush_at;
+    const bool silenced = is_silenced(tx, n);
+    if (n.status == "firing")
+      firing_silenced = silenced;
+    if (!n.receiver_id.empty()) {
+      auto it = receivers.find(n.receiver_id);
+      if (it == receivers.end()) {
+        grouping g;
+        auto rc = tx.exec_params("SELECT array_to_string(group_by, ','), group_wait_sec, "
+                                 "group_interval_sec FROM alert_receivers WHERE id = $1::uuid",
+                                 n.receiver_id);
+        if (!rc.empty()) {
+          auto by = rc[0][0].as<std::string>();
+          for (std::size_t i = 0; i < by.size();) {
+            auto j = by.find(',', i);
+            if (j == std::string::npos)
+              j = by.size();
+            g.group_by.push_back(by.substr(i, j - i));
+            i = j + 1;
+          }
+          g.wait = rc[0][1].as<std::int64_t>();
+          g.interval = rc[0][2].as<std::int64_t>();
+        }
+        it = receivers.emplace(n.receiver_id, g).first;
+      }
+      key = group_key(n.receiver_id, it->second.group_by,
+                      group_labels{n.household_id, n.rule_id, n.scope_id});
+      if (!silenced) {
+        // Join the group's scheduled flush; otherwise wait group_interval after its last
+        // flush, or group_wait for a group that is new (or quiet for longer than that).
+        flush_at = tx.exec_params(
+                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
+                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
+                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
+                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
+                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
+                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
+                         "  ELSE now() + $3::int * interval '1 second' END "
+                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
+                       .as<std::string>();
+      }
+    }
+    tx.exec_params(
+        "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
+        "observed, payload, webhook_url, webhook_secret, destination, receiver_id, group_key, "
+        "next_attempt_at, delivery) VALUES ($1::uuid, "
+        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10, "
+        "NULLIF($11, '')::uuid, NULLIF($12, ''), COALESCE(NULLIF($13, '')::timestamptz, now()), "
+        "$14)",
+        n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
+        n.payload, n.webhook_url, n.webhook_secret, n.destination, n.receiver_id, key, flush_at,
+        silenced ? "silenced" : "pending");
+  }
+  return firing_silenced;
+}
+
+} // namespace
 
 save_result save_state(db::session& s, const std::string& rule_id, std::int64_t expected_seq,
                        const eval_state& next, const std::vector<notification>& notes) {
@@ -233,11 +402,14 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
       "UPDATE alert_rule_state SET phase = $3, breaches = $4::int, "
       "last_bucket = NULLIF($5, '')::timestamptz, cooldown_until = NULLIF($6, '')::timestamptz, "
       "incident_id = NULLIF($7, '')::uuid, fired_at = NULLIF($8, '')::timestamptz, "
+      "last_notified_at = NULLIF($9, '')::timestamptz, repeats = $10::int, "
       "seq = seq + 1, updated_at = now() WHERE rule_id = $1::uuid AND seq = $2::bigint "
       "RETURNING seq",
       rule_id, expected_seq, to_string(next.current), next.breaches, opt_time(next.last_bucket),
       next.cooldown_until ? format_rfc3339(next.cooldown_until) : std::string{},
-      next.incident_id, next.fired_at ? format_rfc3339(next.fired_at) : std::string{});
+      next.incident_id, next.fired_at ? format_rfc3339(next.fired_at) : std::string{},
+      next.last_notified_at ? format_rfc3339(next.last_notified_at) : std::string{},
+      next.repeats);
   if (res.empty()) {
     // Someone else moved the state (another instance, or our own save that timed out but
     // committed): report what is stored so the evaluator continues from there.
@@ -248,13 +420,12 @@ save_result save_state(db::session& s, const std::string& rule_id, std::int64_t 
       out.current = state_from(cur[0], 0);
     return out;  // rolls back: nothing written
   }
-  for (auto& n : notes)
-    tx.exec_params(
-        "INSERT INTO alert_notifications (alert_id, incident_id, rule_id, status, bucket, "
-        "observed, payload, webhook_url, webhook_secret, destination) VALUES ($1::uuid, "
-        "$2::uuid, $3::uuid, $4, $5::timestamptz, $6::double precision, $7, $8, $9, $10)",
-        n.alert_id, n.incident_id, n.rule_id, n.status, format_rfc3339(n.bucket), n.observed,
-        n.payload, n.webhook_url, n.webhook_secret, n.destination);
+  auto firing_silenced = insert_notes(tx, notes);
+  // Remember a silenced firing of the open incident, so the end of the silence notifies it.
+  if (next.current != phase::firing || firing_silenced)
+    tx.exec_params("UPDATE alert_rule_state SET silenced_pending = $2::boolean "
+                   "WHERE rule_id = $1::uuid",
+                   rule_id, next.current == phase::firing && *firing_silenced);
   tx.commit();
   out.applied = true;
   out.current = next;
@@ -315,8 +486,15 @@ std::string render_events(const std::vector<event_row>& rows) {
     field(w, "incident_id", e.incident_id);
     field(w, "rule_id", e.rule_id);
     field(w, "status", e.status);
+    // Matched by a silence when it was produced: history only, never delivered.
+    field(w, "silenced", e.delivery == "silenced");
     time_field(w, "bucket", e.bucket);
-    field(w, "observed", e.observed);
+    if (std::isfinite(e.observed)) {
+      field(w, "observed", e.observed);
+    } else {
+      w.Key("observed");  // a no_data transition observed nothing
+      w.Null();
+    }
     time_field(w, "created_at", e.created_at);
     w.Key("delivery");
     w.StartObject();
@@ -354,6 +532,87 @@ std::string text_array(const std::vector<std::string>& v) {
   return out + "}";
 }
 
+// Every due row of up to `limit` groups, one outbox_item per group. The receiver (URL, kind,
+// secret) is read now, so a changed receiver — a rotated secret — applies to what is pending.
+void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
+                  std::vector<outbox_item>& out) {
+  auto res = tx.exec_params(
+      "WITH due_groups AS (SELECT DISTINCT receiver_id, group_key FROM alert_notifications "
+      "  WHERE delivery = 'pending' AND receiver_id IS NOT NULL AND next_attempt_at <= now() "
+      "    AND (lease_until IS NULL OR lease_until < now()) LIMIT $1::int), "
+      "picked AS (SELECT n.alert_id FROM alert_notifications n JOIN due_groups g "
+      "    ON g.receiver_id = n.receiver_id AND g.group_key = n.group_key "
+      "  WHERE n.delivery = 'pending' AND n.next_attempt_at <= now() "
+      "    AND (n.lease_until IS NULL OR n.lease_until < now()) FOR UPDATE OF n SKIP LOCKED) "
+      "UPDATE alert_notifications n SET lease_until = now() + $2::bigint * interval '1 ms', "
+      "       attempts = n.attempts + 1 FROM picked WHERE n.alert_id = picked.alert_id "
+      "RETURNING n.alert_id::text, n.receiver_id::text, n.group_key, n.payload, n.attempts, "
+      "          n.created_at",
+      limit, lease_ms);
+  if (res.empty())
+    return;
+  struct row_t {
+    std::string created, alert_id, payload;
+    int attempts = 0;
+  };
+  std::map<std::pair<std::string, std::string>, std::vector<row_t>> groups;
+  for (auto row : res)
+    groups[{row[1].as<std::string>(), row[2].as<std::string>()}].push_back(
+        {row[5].as<std::string>(), row[0].as<std::string>(), row[3].as<std::string>(),
+         row[4].as<int>()});
+  std::vector<std::string> receiver_ids;
+  for (auto& [k, rows] : groups)
+    receiver_ids.push_back(k.first);
+  struct receiver_row {
+    std::string kind, url, secret;
+  };
+  std::map<std::string, receiver_row> receivers;
+  for (auto row : tx.exec_params("SELECT id::text, kind, url, secret FROM alert_receivers "
+                                 "WHERE id = ANY($1::uuid[])",
+                                 uuid_array(receiver_ids)))
+    receivers[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>(),
+                                           row[3].as<std::string>()};
+  for (auto& [k, rows] : groups) {
+    std::sort(rows.begin(), rows.end(), [](const row_t& a, const row_t& b) {
+      return std::tie(a.created, a.alert_id) < std::tie(b.created, b.alert_id);
+    });
+    outbox_item item;
+    std::vector<std::string> payloads;
+    for (auto& r : rows) {
+      item.alert_ids.push_back(r.alert_id);
+      payloads.push_back(r.payload);
+      item.attempts = std::max(item.attempts, r.attempts);
+    }
+    auto rc = receivers.find(k.first);
+    if (rc == receivers.end()) {
+      // The receiver was deleted after its rule: nowhere to deliver.
+      tx.exec_params("UPDATE alert_notifications SET delivery = 'failed', lease_until = NULL, "
+                     "last_error = 'receiver_deleted' WHERE alert_id = ANY($1::uuid[])",
+                     uuid_array(item.alert_ids));
+      continue;
+    }
+    tx.exec_params("UPDATE alert_groups SET flush_at = NULL, last_flush_at = now() "
+                   "WHERE receiver_id = $1::uuid AND group_key = $2",
+                   k.first, k.second);
+    item.alert_id = random_uuid();
+    if (rc->second.kind == "alertmanager") {
+      auto base = rc->second.url;
+      while (!base.empty() && base.back() == '/')
+        base.pop_back();
+      item.webhook_url = base + "/api/v2/alerts";
+      item.payload = alertmanager_body(payloads);
+      item.sign = false;
+    } else {
+      item.webhook_url = rc->second.url;
+      item.webhook_secret = rc->second.secret;
+      item.payload = group_body(k.second, payloads);
+    }
+    if (auto t = parse_webhook_url(item.webhook_url))
+      item.destination = t->destination();
+    out.push_back(std::move(item));
+  }
+}
+
 } // namespace
 
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
@@ -361,7 +620,7 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
   pqxx::work tx{s.conn()};
   auto res = tx.exec_params(
       "WITH due AS (SELECT alert_id FROM alert_notifications "
-      " WHERE delivery = 'pending' AND next_attempt_at <= now() "
+      " WHERE delivery = 'pending' AND receiver_id IS NULL AND next_attempt_at <= now() "
       "   AND (lease_until IS NULL OR lease_until < now()) "
       "   AND NOT (destination = ANY($1::text[])) "
       " ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) "
@@ -371,11 +630,22 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
       "RETURNING n.alert_id::text, n.payload, n.webhook_url, n.webhook_secret, n.destination, "
       "          n.attempts",
       text_array(busy), limit, lease_ms);
-  tx.commit();
   std::vector<outbox_item> out;
-  for (auto row : res)
-    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>()});
+  for (auto row : res) {
+    outbox_item item;
+    item.alert_id = row[0].as<std::string>();
+    item.payload = row[1].as<std::string>();
+    item.webhook_url = row[2].as<std::string>();
+    item.webhook_secret = row[3].as<std::string>();
+    item.destination = row[4].as<std::string>();
+    item.attempts = row[5].as<int>();
+    item.alert_ids = {item.alert_id};
+    out.push_back(std::move(item));
+  }
+  const int groups_limit = limit - static_cast<int>(out.size());
+  if (groups_limit > 0)
+    claim_groups(tx, groups_limit, lease_ms, out);
+  tx.commit();
   return out;
 }
 
@@ -390,9 +660,95 @@ void record_attempt(db::session& s, const attempt_record& a) {
       "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + $5::bigint * interval '1 ms' "
       "                       ELSE next_attempt_at END, "
       "delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END "
-      "WHERE alert_id = $1::uuid AND delivery = 'pending'",
-      a.alert_id, delivery, a.http_status, a.error, a.retry_in_ms);
+      "WHERE alert_id = ANY($1::uuid[]) AND delivery = 'pending'",
+      uuid_array(a.alert_ids), delivery, a.http_status, a.error, a.retry_in_ms);
   tx.commit();
+}
+
+std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto row : q.exec("SELECT rc.url, n.payload FROM alert_rule_state s "
+                         "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
+                         "  JOIN alert_receivers rc ON rc.id = r.receiver_id "
+                         "   AND rc.kind = 'alertmanager' "
+                         "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
+                         " WHERE s.phase = 'firing' AND NOT s.silenced_pending"))
+    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  return out;
+}
+
+redeliver_result redeliver(db::session& s, const std::string& alert_id,
+                           const std::vector<std::string>& households) {
+  pqxx::work tx{s.conn()};
+  auto found = tx.exec_params(
+      "SELECT delivery FROM alert_notifications WHERE alert_id = $1::uuid "
+      "AND (cardinality($2::uuid[]) = 0 OR rule_id IN (SELECT r.id FROM alert_rules r WHERE " +
+          visible("$2") + ")) FOR UPDATE",
+      alert_id, uuid_array(households));
+  if (found.empty())
+    return redeliver_result::missing;
+  if (found[0][0].as<std::string>() != "failed")
+    return redeliver_result::not_failed;
+  tx.exec_params("UPDATE alert_notifications SET delivery = 'pending', attempts = 0, "
+                 "next_attempt_at = now(), lease_until = NULL, last_error = NULL, "
+                 "last_status = NULL WHERE alert_id = $1::uuid",
+                 alert_id);
+  tx.commit();
+  return redeliver_result::queued;
+}
+
+int release_silenced(db::session& s) {
+  pqxx::work tx{s.conn()};
+  auto res = tx.exec(std::string("SELECT ") + rule_columns +
+                     ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
+                     "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
+                     "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
+                     "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
+                     "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
+                     "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
+                     "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
+                     "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
+                     "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
+                     "FOR UPDATE OF s SKIP LOCKED");
+  int released = 0;
+  const int c = rule_column_count;
+  for (auto row : res) {
+    auto rule = rule_from(row);
+    auto incident = row[c].as<std::string>();
+    auto fired_at = row[c + 1].is_null() ? 0 : row[c + 1].as<std::int64_t>();
+    auto now = row[c + 3].as<std::int64_t>();
+    auto bucket = row[c + 4].is_null() ? fired_at : row[c + 4].as<std::int64_t>();
+    auto observed = row[c + 5].is_null() ? 0.0 : row[c + 5].as<double>();
+    // A new alert id under the same incident: what the receiver has not seen yet.
+    auto n = make_notification(rule, transition::fired, random_uuid(), incident, bucket, observed,
+                               fired_at, now, row[c + 2].as<int>());
+    if (is_silenced(tx, n))
+      continue;  // another silence still matches
+    insert_notes(tx, {n});
+    tx.exec_params("UPDATE alert_rule_state SET silenced_pending = false WHERE rule_id = $1::uuid",
+                   rule.id);
+    ++released;
+  }
+  tx.commit();
+  return released;
+}
+
+std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch) {
+  pqxx::work tx{s.conn()};
+  // Pending rows are never deleted (they still have to be delivered); batches keep the
+  // transaction and its locks short.
+  auto n = tx.exec_params("DELETE FROM alert_notifications WHERE alert_id IN (SELECT alert_id "
+                          "FROM alert_notifications WHERE created_at < now() - $1::bigint * "
+                          "interval '1 ms' AND delivery <> 'pending' LIMIT $2::int)",
+                          retention_ms, batch)
+               .affected_rows();
+  n += tx.exec_params("DELETE FROM alert_silences WHERE ends_at < now() - $1::bigint * "
+                      "interval '1 ms'",
+                      retention_ms)
+           .affected_rows();
+  tx.commit();
+  return static_cast<std::int64_t>(n);
 }
 
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s) {

@@ -25,6 +25,7 @@ struct rule_write {
   bool rule_missing = false;   // PUT/DELETE of an unknown rule id
   bool scope_missing = false;  // scope_id not in devices (id or household_id)
   bool forbidden = false;      // the scope lies outside the caller's households
+  bool receiver_missing = false;  // receiver_id unknown (or not visible to the caller)
 };
 
 // Tenancy: every function below takes the caller's households (sorted UUIDs; empty = all). A
@@ -76,10 +77,14 @@ std::vector<event_row> list_events(db::session& s, const std::optional<std::stri
                                    const std::vector<std::string>& households = {});
 std::string render_events(const std::vector<event_row>& rows);
 
-/// A claimed outbox row.
+/// A claimed delivery: one outbox row (a rule's own webhook), or every due row of one group
+/// of a named receiver in one POST.
 struct outbox_item {
-  std::string alert_id, payload, webhook_url, webhook_secret, destination;
+  std::string alert_id;  // names the POST (X-Joule-Alert-Id): the row's id, or a new group id
+  std::string payload, webhook_url, webhook_secret, destination;
   int attempts = 0;  // including this one
+  std::vector<std::string> alert_ids;  // the rows this POST delivers
+  bool sign = true;                    // false for Alertmanager (its API takes no signature)
 };
 
 /// Claims up to `limit` due rows whose destination is not in `busy`, leasing them for
@@ -90,13 +95,32 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
 
 /// How one attempt ended.
 struct attempt_record {
-  std::string alert_id;
+  std::vector<std::string> alert_ids;  // every row of the POST
   enum kind_t : std::uint8_t { delivered, retry, failed } kind = delivered;
   int http_status = 0;         // 0: no response
   std::string error;
   std::int64_t retry_in_ms = 0;  // for retry
+  std::string held_key;          // the notifier's id of the POST (not stored)
 };
 void record_attempt(db::session& s, const attempt_record& a);
+
+/// The firing incidents routed to Alertmanager receivers, as (receiver URL, the firing
+/// notification's payload): what is posted again before Alertmanager's resolve_timeout.
+std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s);
+
+enum class redeliver_result : std::uint8_t { queued, missing, not_failed };
+/// Puts a failed notification back into the outbox (due now, attempts from 0). Only failed
+/// ones: a pending one is on its way, a delivered one arrived. Tenancy as list_events.
+redeliver_result redeliver(db::session& s, const std::string& alert_id,
+                           const std::vector<std::string>& households);
+
+/// Firing incidents whose latest notification was silenced and that no silence matches any
+/// more: each gets one firing notification (same incident, new alert id). Returns how many.
+int release_silenced(db::session& s);
+
+/// Retention: deletes up to `batch` notifications older than `retention_ms` that are not
+/// pending, and silences that ended that long ago. Returns the rows deleted.
+std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch);
 
 /// Pending notifications (the outbox depth) and the age of the oldest due one (µs).
 std::pair<std::int64_t, std::int64_t> outbox_depth(db::session& s);

@@ -5,7 +5,7 @@ JOULE_ROOT=${JOULE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
-  redis-server procps iproute2 curl ninja-build chromium
+  redis-server procps iproute2 curl ninja-build chromium prometheus-alertmanager
   prometheus jq)  # prometheus: promtool and a real server for tests/ops/prometheus_test.sh
 
 log() { printf '[joule] %s\n' "$*" >&2; }
@@ -144,6 +144,51 @@ start_redis() {
 
 stop_redis() {
   [ -n "${REDIS_PORT:-}" ] && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
+# start_alertmanager NAME -> sets ALERTMANAGER_PORT: a real Prometheus Alertmanager on
+# 127.0.0.1 with its own temporary storage, no cluster, and a receiver that sends nothing
+# (the tests read its API). resolve_timeout stays at its default (5m).
+start_alertmanager() {
+  local name=$1
+  local root; root=$(data_root)
+  ALERTMANAGER_DIR=$root/alertmanager-$name
+  rm -rf "$ALERTMANAGER_DIR"; mkdir -p "$ALERTMANAGER_DIR/data"
+  cat >"$ALERTMANAGER_DIR/alertmanager.yml" <<'YML'
+route:
+  receiver: blackhole
+  group_wait: 1s
+receivers:
+  - name: blackhole
+YML
+  local attempt
+  for attempt in 0 1 2 3 4; do
+    ALERTMANAGER_PORT=$(free_port "alertmanager-$name" $((attempt * 41)))
+    prometheus-alertmanager --config.file="$ALERTMANAGER_DIR/alertmanager.yml" \
+      --storage.path="$ALERTMANAGER_DIR/data" --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" \
+      --cluster.listen-address= >"$ALERTMANAGER_DIR/alertmanager.log" 2>&1 &
+    ALERTMANAGER_PID=$!
+    for _ in $(seq 100); do
+      curl -fs "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" >/dev/null 2>&1 && break
+      kill -0 "$ALERTMANAGER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if curl -fs "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" >/dev/null 2>&1; then
+      export ALERTMANAGER_PORT ALERTMANAGER_PID ALERTMANAGER_DIR
+      log "Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
+      return 0
+    fi
+    kill "$ALERTMANAGER_PID" 2>/dev/null || true
+    wait "$ALERTMANAGER_PID" 2>/dev/null || true
+  done
+  log "Alertmanager did not start (see $ALERTMANAGER_DIR/alertmanager.log)"; return 1
+}
+
+stop_alertmanager() {
+  if [ -n "${ALERTMANAGER_PID:-}" ]; then
+    kill "$ALERTMANAGER_PID" 2>/dev/null || true
+    wait "$ALERTMANAGER_PID" 2>/dev/null || true
+  fi
 }
 
 create_database() {  # create_database NAME

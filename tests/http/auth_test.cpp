@@ -469,6 +469,55 @@ TEST_F(Auth, AlertRulesOfAnotherHouseholdAreInvisibleAndCannotBeCreated) {
   EXPECT_EQ(call(tenant.secret, "GET", "/alerts/events?rule_id=" + id_of(theirs_h)).status, 200);
 }
 
+TEST_F(Auth, ReceiversAndSilencesOfAnotherHouseholdAreInvisible) {
+  auto admin = make_token("admin");
+  auto tenant = make_token("alerts", {h1});
+  auto other_tenant = make_token("alerts", {h2});
+  auto id_of = [](const http_result& r) -> std::string {
+    auto d = parse_json(r.body);
+    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+  };
+  const std::string receiver =
+      "{\"name\":\"mine\",\"kind\":\"webhook\",\"url\":\"http://127.0.0.1:9/h\",\"secret\":\"s\"}";
+  auto mine = call(tenant.secret, "POST", "/alerts/receivers", receiver);
+  ASSERT_EQ(mine.status, 201) << mine.body;
+  auto admins = call(admin.secret, "POST", "/alerts/receivers", receiver);
+  ASSERT_EQ(admins.status, 201) << admins.body;
+  // The other tenant sees neither; the tenant sees only its own; the admin sees both.
+  EXPECT_EQ(call(other_tenant.secret, "GET", "/alerts/receivers/" + id_of(mine)).status, 404);
+  EXPECT_EQ(call(other_tenant.secret, "DELETE", "/alerts/receivers/" + id_of(mine)).status, 404);
+  EXPECT_EQ(call(tenant.secret, "GET", "/alerts/receivers/" + id_of(admins)).status, 404);
+  auto listed = call(tenant.secret, "GET", "/alerts/receivers").body;
+  EXPECT_NE(listed.find(id_of(mine)), std::string::npos);
+  EXPECT_EQ(listed.find(id_of(admins)), std::string::npos);
+  EXPECT_EQ(call(admin.secret, "GET", "/alerts/receivers/" + id_of(mine)).status, 200);
+  // A rule may name only a receiver its token sees.
+  auto routed = [&](const std::string& receiver_id) {
+    return "{\"scope\":\"household\",\"scope_id\":\"" + h1 +
+           "\",\"metric\":\"energy_wh_sum\",\"window\":\"1m\",\"op\":\">\",\"value\":1,"
+           "\"receiver_id\":\"" + receiver_id + "\"}";
+  };
+  EXPECT_EQ(call(tenant.secret, "POST", "/alerts/rules", routed(id_of(admins))).status, 404);
+  EXPECT_EQ(call(tenant.secret, "POST", "/alerts/rules", routed(id_of(mine))).status, 201);
+
+  // Silences: a tenant must match on one of its households.
+  auto until = "\"ends_at\":\"2099-01-01T00:00:00Z\"";
+  auto none = call(tenant.secret, "POST", "/alerts/silences",
+                   std::string("{\"matchers\":{\"team\":\"x\"},") + until + "}");
+  EXPECT_EQ(none.status, 403) << none.body;
+  auto theirs = call(tenant.secret, "POST", "/alerts/silences",
+                     "{\"matchers\":{\"household_id\":\"" + h2 + "\"}," + until + "}");
+  EXPECT_EQ(theirs.status, 403) << theirs.body;
+  auto own = call(tenant.secret, "POST", "/alerts/silences",
+                  "{\"matchers\":{\"household_id\":\"" + h1 + "\"}," + until + "}");
+  ASSERT_EQ(own.status, 201) << own.body;
+  EXPECT_EQ(call(other_tenant.secret, "GET", "/alerts/silences/" + id_of(own)).status, 404);
+  EXPECT_EQ(call(other_tenant.secret, "DELETE", "/alerts/silences/" + id_of(own)).status, 404);
+  EXPECT_EQ(call(other_tenant.secret, "GET", "/alerts/silences").body.find(id_of(own)),
+            std::string::npos);
+  EXPECT_EQ(call(tenant.secret, "DELETE", "/alerts/silences/" + id_of(own)).status, 204);
+}
+
 // --- token administration, revocation, expiry -----------------------------------------------
 
 TEST_F(Auth, AdminTokensRestCreatesListsAndRevokes) {

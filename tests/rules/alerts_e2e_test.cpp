@@ -101,10 +101,11 @@ TEST_F(Alerts, BreachFiresOnceSignedAndWithinSeconds) {
   EXPECT_EQ(std::string(e["events"][0]["status"].GetString()), "firing");
   EXPECT_EQ(std::string(e["events"][0]["delivery"]["status"].GetString()), "delivered");
   EXPECT_EQ(e["events"][0]["delivery"]["attempts"].GetInt(), 1);
-  // Labelled by the rule's metric, not its id (bounded label set).
-  EXPECT_NE(http_request(port, "GET", "/metrics")
-                .body.find("joule_alerts_fired_total{metric=\"power_w_max\"}"),
+  // Counted by scope and metric: a series per rule would grow without bound.
+  auto metrics_text = http_request(port, "GET", "/metrics").body;
+  EXPECT_NE(metrics_text.find("joule_alerts_fired_total{scope=\"device\",metric=\"power_w_max\"}"),
             std::string::npos);
+  EXPECT_EQ(metrics_text.find("joule_alerts_fired_total{rule_id="), std::string::npos);
 }
 
 TEST_F(Alerts, EveryScopeAndWindowCombinationFires) {

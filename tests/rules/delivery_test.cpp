@@ -4,6 +4,8 @@
 #include "rules/notifier.hpp"
 #include "rules/payload.hpp"
 
+#include <rapidjson/document.h>
+
 namespace joule::rules {
 namespace {
 
@@ -16,7 +18,7 @@ TEST(Signature, MatchesAnIndependentHmac) {
 }
 
 TEST(Headers, CarryIdTimestampAndSignature) {
-  outbox_item item{"a1", "{\"x\":1}", "http://h/", "s3cret", "http://h:80", 3};
+  outbox_item item{"a1", "{\"x\":1}", "http://h/", "s3cret", "http://h:80", 3, {"a1"}, true};
   auto h = webhook_headers(item, 1700000000);
   std::map<std::string, std::string> m(h.begin(), h.end());
   EXPECT_EQ(m["X-Joule-Alert-Id"], "a1");
@@ -71,6 +73,45 @@ TEST(Decide, BackoffDoublesWithJitterAndIsCapped) {
   EXPECT_EQ(decide(503, 3, c, 0.0).retry_in_ms, 2000);
   EXPECT_EQ(decide(503, 10, c, 0.0).retry_in_ms, 4000);  // capped at 8 s, halved by jitter
   EXPECT_LT(decide(503, 60, c, 0.99).retry_in_ms, 8000);
+}
+
+} // namespace
+} // namespace joule::rules
+
+namespace joule::rules {
+namespace {
+
+TEST(AlertmanagerBody, LabelsAnnotationsAndNewestPerIncident) {
+  alert_rule rule;
+  rule.id = "r1";
+  rule.scope_id = "d1";
+  rule.household_id = "h1";
+  rule.metric = metric_kind::power_w_max;
+  rule.threshold = 1000;
+  rule.labels["team"] = "energy";
+  auto fired = make_notification(rule, transition::fired, "a1", "a1", 0, 5000, 1'000'000, 1'000'000);
+  auto resolved =
+      make_notification(rule, transition::resolved, "a2", "a1", 60'000'000, 10, 1'000'000, 90'000'000);
+  auto body = alertmanager_body({fired.payload, resolved.payload});
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  ASSERT_TRUE(d.IsArray()) << body;
+  ASSERT_EQ(d.Size(), 1u) << body;  // one incident: the newest notification wins
+  auto& a = d[0];
+  EXPECT_EQ(std::string(a["labels"]["alertname"].GetString()), "joule_power_w_max");
+  EXPECT_EQ(std::string(a["labels"]["rule_id"].GetString()), "r1");
+  EXPECT_EQ(std::string(a["labels"]["household_id"].GetString()), "h1");
+  EXPECT_EQ(std::string(a["labels"]["team"].GetString()), "energy");
+  EXPECT_EQ(std::string(a["startsAt"].GetString()), "1970-01-01T00:00:01Z");
+  EXPECT_EQ(std::string(a["endsAt"].GetString()), "1970-01-01T00:01:30Z");
+  auto only_firing = alertmanager_body({fired.payload});
+  EXPECT_EQ(only_firing.find("endsAt"), std::string::npos) << only_firing;
+  auto group = group_body("k{x=\"1\"}", {fired.payload, resolved.payload});
+  rapidjson::Document g;
+  g.Parse(group.c_str());
+  ASSERT_TRUE(g.IsObject()) << group;
+  EXPECT_EQ(std::string(g["group_key"].GetString()), "k{x=\"1\"}");
+  EXPECT_EQ(g["alerts"].Size(), 2u);
 }
 
 } // namespace

@@ -174,6 +174,86 @@ TEST(Evaluation, MergeCombinesOneMinuteStateExactly) {
   EXPECT_EQ(merged[1].power_count, 6 + 7);
 }
 
+TEST(Silence, FiresPastTheThresholdAndResolvesOnAReading) {
+  alert_rule rule;
+  rule.id = "r1";
+  rule.metric = metric_kind::silence_sec;
+  rule.threshold = 300;
+  rule.cooldown_sec = 0;
+  rule.webhook_url = "http://h/x";
+  int n = 0;
+  auto ids = [&n] { return "id" + std::to_string(++n); };
+  const std::int64_t seen = t0;
+  auto at = [&](std::int64_t now, std::optional<std::int64_t> last) {
+    feed_batch b;
+    b.db_now = now;
+    b.last_seen = last;
+    return b;
+  };
+  eval_state s;
+  auto r = evaluate_batch(rule, s, at(seen + 299'000'000, seen), ids);
+  EXPECT_TRUE(r.notes.empty());
+  r = evaluate_batch(rule, r.next, at(seen + 301'000'000, seen), ids);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].status, "firing");
+  EXPECT_NE(r.notes[0].payload.find("\"observed\":301.0"), std::string::npos)
+      << r.notes[0].payload;
+  EXPECT_NE(r.notes[0].payload.find("\"window\":null"), std::string::npos);
+  // Still silent: no second firing.
+  r = evaluate_batch(rule, r.next, at(seen + 400'000'000, seen), ids);
+  EXPECT_TRUE(r.notes.empty());
+  // A reading arrives: resolved.
+  r = evaluate_batch(rule, r.next, at(seen + 401'000'000, seen + 400'500'000), ids);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].status, "resolved");
+  EXPECT_EQ(r.notes[0].incident_id, "id1");
+  // A scope that never reported is silent since the rule was created.
+  rule.created_at = t0;
+  r = evaluate_batch(rule, eval_state{}, at(t0 + 10'000'000, std::nullopt), ids);
+  EXPECT_TRUE(r.notes.empty());
+  r = evaluate_batch(rule, eval_state{}, at(t0 + 302'000'000, std::nullopt), ids);
+  EXPECT_EQ(r.notes.size(), 1u);
+}
+
+TEST(NoData, ResolveAlertingAndKeep) {
+  alert_rule rule;
+  rule.id = "r1";
+  rule.threshold = 100;
+  rule.cooldown_sec = 0;
+  rule.webhook_url = "http://h/x";
+  int n = 0;
+  auto ids = [&n] { return "id" + std::to_string(++n); };
+  // Bucket t0 breaches and closes; the next minute closes without any reading.
+  feed_batch hot{{avg_bucket(t0, 500)}, t0 + min + 3'000'000, t0 + min + 1'000'000,
+                 std::nullopt};
+  feed_batch quiet{{}, t0 + 2 * min + 3'000'000, t0 + 2 * min + 1'000'000, std::nullopt};
+  for (auto policy : {no_data_policy::keep, no_data_policy::resolve}) {
+    rule.no_data = policy;
+    auto r = evaluate_batch(rule, eval_state{}, hot, ids);
+    ASSERT_EQ(r.next.current, phase::firing);
+    auto q = evaluate_batch(rule, r.next, quiet, ids);
+    if (policy == no_data_policy::keep) {
+      EXPECT_TRUE(q.notes.empty());
+      EXPECT_EQ(q.next.current, phase::firing);
+    } else {
+      ASSERT_EQ(q.notes.size(), 1u);
+      EXPECT_EQ(q.notes[0].status, "resolved");
+      EXPECT_NE(q.notes[0].payload.find("\"observed\":null"), std::string::npos);
+      EXPECT_EQ(*q.next.last_bucket, t0 + min);
+      // The same quiet bucket again (the feed re-sends every cycle): nothing more.
+      EXPECT_TRUE(evaluate_batch(rule, q.next, quiet, ids).notes.empty());
+    }
+  }
+  rule.no_data = no_data_policy::alerting;
+  rule.for_buckets = 2;
+  feed_batch quiet2{{}, t0 + 3 * min + 3'000'000, t0 + 3 * min + 1'000'000, std::nullopt};
+  auto r = evaluate_batch(rule, eval_state{}, quiet, ids);
+  EXPECT_EQ(r.next.current, phase::pending);
+  r = evaluate_batch(rule, r.next, quiet2, ids);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].status, "firing");
+}
+
 TEST(EvaluateBatch, AssignsIdsAndPersistsOnlyMeaningfulChanges) {
   alert_rule rule;
   rule.id = "r1";
@@ -182,12 +262,12 @@ TEST(EvaluateBatch, AssignsIdsAndPersistsOnlyMeaningfulChanges) {
   int n = 0;
   auto ids = [&n] { return "id" + std::to_string(++n); };
   eval_state s;
-  feed_batch calm{{avg_bucket(t0, 10)}, t0 + min + 5'000'000};
+  feed_batch calm{{avg_bucket(t0, 10)}, t0 + min + 5'000'000, 0, std::nullopt};
   auto r = evaluate_batch(rule, s, calm, ids);
   EXPECT_EQ(r.evaluated, 1);
   EXPECT_FALSE(r.must_persist);  // ok stays ok: only last_bucket moved
   feed_batch hot{{avg_bucket(t0 + min, 500), avg_bucket(t0 + 2 * min, 10)},
-                 t0 + 3 * min + 5'000'000};
+                 t0 + 3 * min + 5'000'000, 0, std::nullopt};
   r = evaluate_batch(rule, r.next, hot, ids);
   ASSERT_EQ(r.notes.size(), 2u);
   EXPECT_TRUE(r.must_persist);

@@ -90,7 +90,7 @@ protected:
     b.power_sum = avg;
     b.power_count = 1;
     b.closed = true;
-    return feed_batch{{b}, start + minute_us + 3'000'000};
+    return feed_batch{{b}, start + minute_us + 3'000'000, 0, std::nullopt};
   }
 
   void feed(feed_batch b) {
@@ -179,6 +179,54 @@ TEST_F(EvaluatorActor, ConflictAdoptsTheStoredState) {
   EXPECT_EQ(script->seen[1].expected_seq, 7);
   ASSERT_EQ(script->seen[1].notes.size(), 1u);
   EXPECT_EQ(script->seen[1].notes[0].incident_id, "other");
+}
+
+TEST_F(EvaluatorActor, RepeatTimerNotifiesAStillFiringAlertUnderTheSameIncident) {
+  auto repeating = rule;
+  repeating.repeat_interval_sec = 3600;
+  repeating.version = 2;
+  caf::anon_send(evaluator, rule_set_atom::value, repeating);
+  sched->run();
+  EXPECT_EQ(sched->trigger_timeouts(), 0u);  // nothing fires: nothing is firing
+  feed(batch(t0, 150));
+  ASSERT_EQ(script->seen.size(), 1u);
+  auto incident = script->seen[0].notes.at(0).alert_id;
+  // The hour passes at once: exactly one repeat, same incident, new alert id, "repeat": 1.
+  // (trigger_timeouts also fires the finished save's request timer: CAF 0.17 never cancels
+  // it, and an answered request ignores it.)
+  sched->trigger_timeouts();
+  sched->run();
+  ASSERT_EQ(script->seen.size(), 2u);
+  auto& rep = script->seen[1];
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0].status, "firing");
+  EXPECT_EQ(rep.notes[0].incident_id, incident);
+  EXPECT_NE(rep.notes[0].alert_id, incident);
+  EXPECT_EQ(rep.notes[0].repeat, 1);
+  EXPECT_NE(rep.notes[0].payload.find("\"repeat\":1"), std::string::npos);
+  EXPECT_EQ(rep.next.repeats, 1);
+  EXPECT_EQ(st().repeats_sent, 1u);
+  EXPECT_EQ(st().fired, 1u);  // a repeat is not a new firing
+  // The next hour: repeat 2.
+  sched->trigger_timeouts();
+  sched->run();
+  ASSERT_EQ(script->seen.size(), 3u);
+  EXPECT_EQ(script->seen[2].notes.at(0).repeat, 2);
+  // Resolved: the pending timer is stale and sends nothing.
+  feed(batch(t0 + minute_us, 10));
+  ASSERT_EQ(script->seen.size(), 4u);
+  EXPECT_EQ(script->seen[3].notes.at(0).status, "resolved");
+  sched->trigger_timeouts();
+  sched->run();
+  EXPECT_EQ(script->seen.size(), 4u);
+}
+
+TEST_F(EvaluatorActor, RepeatIsOffByDefault) {
+  feed(batch(t0, 150));
+  ASSERT_EQ(script->seen.size(), 1u);
+  sched->trigger_timeouts();
+  sched->run();
+  EXPECT_EQ(script->seen.size(), 1u);
 }
 
 TEST_F(EvaluatorActor, NewDefinitionAppliesFromTheNextBucket) {

@@ -57,6 +57,50 @@ TEST(RuleModel, ValidBodyGetsDefaults) {
   EXPECT_TRUE(rule.enabled);
 }
 
+TEST(RuleModel, SilenceSecHasNoWindow) {
+  auto silent = [](const std::string& extra = "") {
+    std::string b = body("\"metric\":\"silence_sec\"" + extra, "metric");
+    // body() always sends a window: take it out again for the valid case.
+    auto at = b.find("\"window\":\"1m\",");
+    return at == std::string::npos ? b : b.erase(at, std::string("\"window\":\"1m\",").size());
+  };
+  auto r = parse_rule(silent(), {});
+  ASSERT_TRUE(std::holds_alternative<alert_rule>(r)) << std::get<rule_error>(r).message;
+  EXPECT_EQ(std::get<alert_rule>(r).metric, metric_kind::silence_sec);
+  EXPECT_NE(render_rule(std::get<alert_rule>(r)).find("\"window\":null"), std::string::npos);
+  auto e = error_of(body("\"metric\":\"silence_sec\"", "metric"));
+  EXPECT_EQ(e.code, "invalid_window");
+  EXPECT_NE(e.message.find("not allowed"), std::string::npos);
+  EXPECT_EQ(error_of(silent(",\"no_data\":\"resolve\"")).code, "invalid_no_data");
+  auto hh = silent();
+  hh.replace(hh.find("\"device\""), 8, "\"household\"");
+  EXPECT_TRUE(std::holds_alternative<alert_rule>(parse_rule(hh, {})));
+}
+
+TEST(RuleModel, NoDataRepeatNameAndLabels) {
+  auto r = parse_rule(body("\"no_data\":\"resolve\",\"repeat_interval_sec\":600,"
+                           "\"name\":\"Fridge hot\",\"labels\":{\"team\":\"energy\"}"),
+                      {});
+  ASSERT_TRUE(std::holds_alternative<alert_rule>(r));
+  auto& rule = std::get<alert_rule>(r);
+  EXPECT_EQ(rule.no_data, no_data_policy::resolve);
+  EXPECT_EQ(rule.repeat_interval_sec, 600);
+  EXPECT_EQ(rule.name, "Fridge hot");
+  EXPECT_EQ(rule.labels.at("team"), "energy");
+  auto text = render_rule(rule);
+  EXPECT_NE(text.find("\"labels\":{\"team\":\"energy\"}"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"no_data\":\"resolve\""), std::string::npos) << text;
+  auto defaults = std::get<alert_rule>(parse_rule(body(), {}));
+  EXPECT_EQ(defaults.no_data, no_data_policy::keep);
+  EXPECT_EQ(defaults.repeat_interval_sec, 0);
+  EXPECT_EQ(error_of(body("\"no_data\":\"maybe\"")).code, "invalid_no_data");
+  EXPECT_EQ(error_of(body("\"repeat_interval_sec\":-1")).code, "invalid_repeat_interval_sec");
+  EXPECT_EQ(error_of(body("\"labels\":{\"rule_id\":\"x\"}")).code, "invalid_labels");
+  EXPECT_EQ(error_of(body("\"labels\":{\"9x\":\"x\"}")).code, "invalid_labels");
+  EXPECT_EQ(error_of(body("\"labels\":{\"team\":1}")).code, "invalid_labels");
+  EXPECT_EQ(error_of(body("\"name\":\"\"")).code, "invalid_name");
+}
+
 TEST(RuleModel, UpperCaseUuidIsNormalised) {
   auto b = body("\"scope_id\":\"AAAAAAAA-1111-4111-8111-111111111111\"", "scope_id");
   auto ok = parse_rule(b, {});

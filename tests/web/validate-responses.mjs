@@ -287,6 +287,52 @@ expect('events bad limit', (await call('events', 'GET', '/alerts/events?limit=0'
 expect('events bad rule', (await call('events', 'GET', '/alerts/events?rule_id=x', { token: admin })).status, 400);
 expect('rule delete', (await call('rule', 'DELETE', '/alerts/rules/' + ruleId, { token: admin })).status, 204);
 expect('rule delete again', (await call('rule', 'DELETE', '/alerts/rules/' + ruleId, { token: admin })).status, 404);
+// Receivers, silences, redelivery (issue 10).
+r = await call('receiver create', 'POST', '/alerts/receivers', { token: admin, body: { name: 'ops', kind: 'webhook', url: `http://127.0.0.1:${closedPort}/g`, secret: 's', group_by: ['household_id'] } });
+expect('receiver create', r.status, 201);
+const receiverId = r.status === 201 ? r.json().id : uuid0;
+expect('receivers list', (await call('receivers', 'GET', '/alerts/receivers', { token: admin })).status, 200);
+expect('receiver get', (await call('receiver', 'GET', '/alerts/receivers/' + receiverId, { token: admin })).status, 200);
+expect('receiver put', (await call('receiver', 'PUT', '/alerts/receivers/' + receiverId, { token: admin, body: { name: 'ops2', kind: 'webhook', url: `http://127.0.0.1:${closedPort}/g`, secret: 't' } })).status, 200);
+r = await call('routed rule', 'POST', '/alerts/rules', { token: admin, body: { scope: 'device', scope_id: device, metric: 'silence_sec', op: '>', value: 600, receiver_id: receiverId, name: 'quiet', labels: { team: 'energy' } } });
+expect('routed rule', r.status, 201);
+const routedId = r.status === 201 ? r.json().id : uuid0;
+expect('receiver in use', (await call('receiver', 'DELETE', '/alerts/receivers/' + receiverId, { token: admin })).status, 409);
+expect('routed rule delete', (await call('rule', 'DELETE', '/alerts/rules/' + routedId, { token: admin })).status, 204);
+expect('receiver delete', (await call('receiver', 'DELETE', '/alerts/receivers/' + receiverId, { token: admin })).status, 204);
+expect('receiver unknown', (await call('receiver', 'GET', '/alerts/receivers/' + uuid0, { token: admin })).status, 404);
+expect('receiver invalid', (await call('receivers', 'POST', '/alerts/receivers', { token: admin, body: { name: 'x', kind: 'pager', url: 'http://127.0.0.1/' } })).status, 400);
+r = await call('silence create', 'POST', '/alerts/silences', { token: admin, body: { matchers: { household_id: household, team: 'energy' }, ends_at: iso(Date.now() + 3600e3), comment: 'validation' } });
+expect('silence create', r.status, 201);
+const silenceId = r.status === 201 ? r.json().id : uuid0;
+expect('silences list', (await call('silences', 'GET', '/alerts/silences', { token: admin })).status, 200);
+expect('silence get', (await call('silence', 'GET', '/alerts/silences/' + silenceId, { token: admin })).status, 200);
+expect('silence delete', (await call('silence', 'DELETE', '/alerts/silences/' + silenceId, { token: admin })).status, 204);
+expect('silence unknown', (await call('silence', 'GET', '/alerts/silences/' + uuid0, { token: admin })).status, 404);
+expect('silence invalid', (await call('silences', 'POST', '/alerts/silences', { token: admin, body: { matchers: {} } })).status, 400);
+expect('redeliver unknown', (await call('redeliver', 'POST', '/alerts/events/' + uuid0 + '/redeliver', { token: admin })).status, 404);
+{
+  // A receiver answering 400 fails a notification at once: redeliver it.
+  const { createServer } = await import('node:http');
+  const refusing = createServer((req, res) => { res.statusCode = 400; res.end(); });
+  const refusingPort = await new Promise((resolve) => refusing.listen(0, '127.0.0.1', () => resolve(refusing.address().port)));
+  r = await call('silent rule', 'POST', '/alerts/rules', { token: admin, body: { scope: 'device', scope_id: device, metric: 'silence_sec', op: '>=', value: 0, cooldown_sec: 0, webhook_url: `http://127.0.0.1:${refusingPort}/h`, webhook_secret: 's' } });
+  expect('silent rule', r.status, 201);
+  const silentId = r.status === 201 ? r.json().id : uuid0;
+  let failed = null;
+  for (let i = 0; i < 75 && !failed; ++i) {
+    const ev = await call('events', 'GET', '/alerts/events?rule_id=' + silentId, { token: admin });
+    const e = ev.status === 200 ? ev.json().events.find((x) => x.delivery.status === 'failed') : null;
+    if (e) failed = e.alert_id;
+    else await new Promise((res) => setTimeout(res, 200));
+  }
+  if (!failed)
+    failures.push('alerts: no failed notification within 15 s to redeliver');
+  else
+    expect('redeliver', (await call('redeliver', 'POST', '/alerts/events/' + failed + '/redeliver', { token: admin })).status, 202);
+  expect('silent rule delete', (await call('rule', 'DELETE', '/alerts/rules/' + silentId, { token: admin })).status, 204);
+  refusing.close();
+}
 
 // --- tokens ------------------------------------------------------------------------------------
 r = await call('token create', 'POST', '/admin/tokens', { token: admin, body: { scopes: ['read'], households: [household], expires_in: '1h', name: 'validation' } });
