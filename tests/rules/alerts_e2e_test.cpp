@@ -62,12 +62,14 @@ TEST_F(Alerts, BreachFiresOnceSignedAndWithinSeconds) {
   std::printf("reading committed -> webhook received: %.0f ms\n",
               std::chrono::duration<double, std::milli>(latency).count());
   EXPECT_LT(latency, std::chrono::seconds(3));
-  // One feed, two consumers: the evaluators were fed from the live tail's snapshots.
-  EXPECT_GT(metrics::global()
-                .get_counter("joule_alert_feed_live_cycles_total",
-                             "Bucket feed cycles served from the live tail's snapshot (no query)")
-                .value(),
-            0u);
+  // One feed, two consumers: once the start-up catch-up (read from the database) is done,
+  // the evaluators are fed from the live tail's snapshots.
+  EXPECT_TRUE(eventually([] {
+    return metrics::global()
+               .get_counter("joule_alert_feed_live_cycles_total",
+                            "Bucket feed cycles served from the live tail's snapshot (no query)")
+               .value() > 0u;
+  }));
 
   auto w = hook.requests()[0];
   EXPECT_TRUE(signature_valid(w, secret)) << w.signature;
