@@ -21,8 +21,17 @@ ensure_packages() {
   if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The packages' own services (PostgreSQL, Redis, Prometheus, Alertmanager) must not start
+    # system-wide (some listen on every address): the scripts run private ones on 127.0.0.1.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+    fi
+    local rc=0
+    { apt-get update -qq &&
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+    if ((own_policy)); then rm -f "$policy"; fi
+    return $rc
   fi
 }
 
