@@ -348,7 +348,8 @@ std::vector<option> build_options() {
   o.push_back(duration_option("alerts.catch_up",
                               "At start, buckets that closed while the server was down are "
                               "evaluated in order, at most this far back (0: none)",
-                              JOULE_FIELD(alerts_catch_up), millis(0), day));
+                              // One query holds every bucket of the span in memory.
+                              JOULE_FIELD(alerts_catch_up), millis(0), millis(2 * 3600 * 1000)));
   o.push_back(duration_option("alerts.retention",
                               "Notifications (delivered, failed, silenced) older than this are "
                               "deleted by the cleanup actor",

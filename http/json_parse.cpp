@@ -2,6 +2,8 @@
 
 #include "http/json_numbers.hpp"
 
+#include <cstring>
+
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
@@ -20,6 +22,7 @@ struct depth_capped {
   int max_depth;
   int depth = 0;
   bool too_deep = false;
+  bool nul_in_string = false;
 
   bool open() {
     if (++depth > max_depth) {
@@ -41,8 +44,18 @@ struct depth_capped {
   bool RawNumber(const char* s, SizeType n, bool) {
     return forward_json_number(doc, std::string_view(s, n));
   }
-  bool String(const char* s, SizeType n, bool copy) { return doc.String(s, n, copy); }
-  bool Key(const char* s, SizeType n, bool copy) { return doc.Key(s, n, copy); }
+  // "\u0000" is valid JSON, but no text column (PostgreSQL text and jsonb refuse it) nor C
+  // string can hold it: refused here, for every endpoint, as malformed input.
+  bool no_nul(const char* s, SizeType n) {
+    if (std::memchr(s, 0, n) == nullptr)
+      return true;
+    nul_in_string = true;
+    return false;
+  }
+  bool String(const char* s, SizeType n, bool copy) {
+    return no_nul(s, n) && doc.String(s, n, copy);
+  }
+  bool Key(const char* s, SizeType n, bool copy) { return no_nul(s, n) && doc.Key(s, n, copy); }
   bool StartObject() { return open() && doc.StartObject(); }
   bool EndObject(SizeType members) {
     --depth;
@@ -65,7 +78,10 @@ std::optional<json_error> parse_json(std::string_view body, rapidjson::Document&
                                      int max_depth) {
   // Iterative: the parser keeps its state on a heap stack instead of recursing per level.
   // Strict JSON: NaN and Infinity literals are parse errors, as the standard says.
-  constexpr unsigned flags = rapidjson::kParseIterativeFlag | exact_numbers_flags;
+  // Invalid UTF-8 is refused too: the database is UTF8 and would answer the insert with an
+  // error (a 500) instead of this 400.
+  constexpr unsigned flags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag | exact_numbers_flags;
   doc.SetNull();
   // RapidJSON's streams read a NUL byte as the end of input, so "{}\0anything" would pass.
   // A raw NUL is never valid JSON (inside strings it must be escaped): refuse it outright.
@@ -93,6 +109,8 @@ std::optional<json_error> parse_json(std::string_view body, rapidjson::Document&
   if (handler.too_deep) {
     e.kind = json_error::kind_t::too_deep;
     reason = "nesting deeper than " + std::to_string(max_depth) + " levels";
+  } else if (handler.nul_in_string) {
+    reason = "strings must not contain U+0000";
   } else {
     auto rest = e.offset < body.size() ? body.substr(e.offset, 9) : std::string_view{};
     bool non_finite =

@@ -258,10 +258,11 @@ void resend_alertmanager(self_ptr self) {
               if (!target || !host_allowed(target->host, st.cfg.allowed_hosts))
                 continue;
               ++st.resent;
-              st.send(std::move(req), [url](webhook_response r) {
+              // Only scheme://host:port reaches the log: a path or query may carry a token.
+              st.send(std::move(req), [dest = target->destination()](webhook_response r) {
                 if (r.status < 200 || r.status >= 300)
                   log(log_level::warn, "alerts",
-                      "re-posting firing alerts to Alertmanager " + url + " failed: " +
+                      "re-posting firing alerts to Alertmanager " + dest + " failed: " +
                           failure_class(r.status, r.error));
               });
             }

@@ -32,8 +32,9 @@ std::optional<std::int64_t> seconds(const rapidjson::Value& v, std::int64_t max)
   std::optional<std::int64_t> n;
   if (v.IsInt64())
     n = v.GetInt64();
-  else if (v.IsDouble() && std::isfinite(v.GetDouble()) && v.GetDouble() == std::floor(v.GetDouble()))
-    n = static_cast<std::int64_t>(v.GetDouble());
+  else if (v.IsDouble() && std::isfinite(v.GetDouble()) &&
+           v.GetDouble() == std::floor(v.GetDouble()) && std::fabs(v.GetDouble()) <= 9e15)
+    n = static_cast<std::int64_t>(v.GetDouble());  // guarded: a larger double is UB to convert
   if (!n || *n < 0 || *n > max)
     return std::nullopt;
   return n;

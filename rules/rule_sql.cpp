@@ -738,9 +738,13 @@ std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch
   pqxx::work tx{s.conn()};
   // Pending rows are never deleted (they still have to be delivered); batches keep the
   // transaction and its locks short.
-  auto n = tx.exec_params("DELETE FROM alert_notifications WHERE alert_id IN (SELECT alert_id "
-                          "FROM alert_notifications WHERE created_at < now() - $1::bigint * "
-                          "interval '1 ms' AND delivery <> 'pending' LIMIT $2::int)",
+  // Nor the first notification of an incident still open: Alertmanager re-posts and silence
+  // releases read the incident from it (a device dead for a month still fires).
+  auto n = tx.exec_params("DELETE FROM alert_notifications WHERE alert_id IN (SELECT n.alert_id "
+                          "FROM alert_notifications n WHERE n.created_at < now() - $1::bigint * "
+                          "interval '1 ms' AND n.delivery <> 'pending' AND NOT EXISTS (SELECT 1 "
+                          "FROM alert_rule_state s WHERE s.incident_id = n.alert_id "
+                          "AND s.phase = 'firing') LIMIT $2::int)",
                           retention_ms, batch)
                .affected_rows();
   n += tx.exec_params("DELETE FROM alert_silences WHERE ends_at < now() - $1::bigint * "

@@ -161,3 +161,19 @@ TEST(IngestParse, TooDeepIsInvalidJsonAndOtherSyntaxErrorsStayInvalidReadings) {
 }
 
 } // namespace
+
+// PostgreSQL text and jsonb cannot store U+0000 and the database is UTF8: such bodies are
+// malformed input (400), not a database error (500) when they reach an INSERT.
+TEST(JsonParse, EscapedNulAndInvalidUtf8AreRefused) {
+  rapidjson::Document doc;
+  auto nul_value = parse_json(R"({"team":"a\u0000b"})", doc, 32);
+  ASSERT_TRUE(nul_value);
+  EXPECT_NE(nul_value->message.find("U+0000"), std::string::npos) << nul_value->message;
+  EXPECT_TRUE(parse_json(R"({"a\u0000":"b"})", doc, 32));
+  EXPECT_TRUE(parse_json("{\"name\":\"\xff\xfe\"}", doc, 32));
+  EXPECT_TRUE(parse_json("{\"name\":\"\xc3\x28\"}", doc, 32));
+  // Valid UTF-8 and other escapes still pass.
+  EXPECT_FALSE(parse_json("{\"name\":\"K\xc3\xbc" "che \\u00e9 \\n\"}", doc, 32));
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(std::string(doc["name"].GetString()), "K\xc3\xbc" "che \xc3\xa9 \n");
+}
