@@ -22,8 +22,10 @@ near_metrics& m() {
 
 } // namespace
 
-near_cache::near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits)
+near_cache::near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits,
+                       std::size_t max_bytes)
     : ttl_(ttl), max_per_shard_(std::max<std::size_t>(1, max_entries / shard_count)),
+      max_bytes_per_shard_(std::max<std::size_t>(1, max_bytes / shard_count)),
       count_hits_(count_hits) {
   m();
 }
@@ -43,6 +45,7 @@ std::optional<std::string> near_cache::find(const std::string& key, time_point n
     if (it == s.entries.end())
       return std::nullopt;
     if (it->second.expires <= now) {
+      s.bytes -= key.size() + it->second.body.size();
       s.entries.erase(it);
       return std::nullopt;
     }
@@ -63,11 +66,21 @@ void near_cache::put(const std::string& key, const std::string& body, time_point
                      std::chrono::milliseconds ttl) {
   if (!enabled())
     return;
+  const std::size_t size = key.size() + body.size();
+  if (size > max_bytes_per_shard_)
+    return;  // larger than a shard's whole budget: not worth holding
   auto& s = shard_of(key);
   std::lock_guard<std::mutex> g{s.mtx};
-  if (s.entries.size() >= max_per_shard_ && !s.entries.count(key))
-    s.entries.clear();  // crude but bounded; entries live about a second anyway
+  if (auto it = s.entries.find(key); it != s.entries.end()) {
+    s.bytes -= key.size() + it->second.body.size();
+    s.entries.erase(it);
+  }
+  if (s.entries.size() >= max_per_shard_ || s.bytes + size > max_bytes_per_shard_) {
+    s.entries.clear();  // crude but bounded; entries are cheap to recompute
+    s.bytes = 0;
+  }
   s.entries[key] = entry{body, now + ttl};
+  s.bytes += size;
 }
 
 std::size_t near_cache::erase_if(const std::function<bool(const std::string&)>& pred) {
@@ -76,6 +89,7 @@ std::size_t near_cache::erase_if(const std::function<bool(const std::string&)>& 
     std::lock_guard<std::mutex> g{s.mtx};
     for (auto it = s.entries.begin(); it != s.entries.end();)
       if (pred(it->first)) {
+        s.bytes -= it->first.size() + it->second.body.size();
         it = s.entries.erase(it);
         ++n;
       } else {
@@ -89,6 +103,7 @@ void near_cache::clear() {
   for (auto& s : shards_) {
     std::lock_guard<std::mutex> g{s.mtx};
     s.entries.clear();
+    s.bytes = 0;
   }
 }
 

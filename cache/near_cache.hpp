@@ -23,9 +23,12 @@ class near_cache {
 public:
   using time_point = caf::actor_clock::time_point;
 
-  /// ttl 0 disables the cache (find never hits, put stores nothing); max_entries bounds memory.
-  /// `count_hits` false: hits are not counted as answer-cache hits (a store of answer parts).
-  near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits = true);
+  /// ttl 0 disables the cache (find never hits, put stores nothing). max_entries and
+  /// max_bytes (keys plus bodies) bound memory: a client choosing many distinct windows must
+  /// not grow it by entry count times body size. `count_hits` false: hits are not counted as
+  /// answer-cache hits (a store of answer parts).
+  near_cache(std::chrono::milliseconds ttl, std::size_t max_entries, bool count_hits = true,
+             std::size_t max_bytes = std::size_t{256} << 20);
 
   bool enabled() const { return ttl_.count() > 0; }
 
@@ -55,12 +58,14 @@ private:
   struct shard {
     mutable std::mutex mtx;
     std::unordered_map<std::string, entry> entries;
+    std::size_t bytes = 0;  // keys plus bodies held
   };
   static constexpr std::size_t shard_count = 16;
   shard& shard_of(const std::string& key);
 
   std::chrono::milliseconds ttl_;
   std::size_t max_per_shard_;
+  std::size_t max_bytes_per_shard_;
   bool count_hits_;
   std::array<shard, shard_count> shards_;
 };

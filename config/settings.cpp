@@ -157,7 +157,7 @@ std::string check_redis_url(const std::string& v) {
   auto rest = v.substr(prefix.size());
   if (!rest.empty() && rest.back() == '/')
     rest.pop_back();
-  if (!split_host_port(rest, host, port))
+  if (rest.find('@') != std::string::npos || !split_host_port(rest, host, port))
     return "expected redis://host:port (no user or password)";
   return {};
 }

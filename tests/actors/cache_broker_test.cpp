@@ -324,6 +324,23 @@ TEST(NearCache, ExpiresDisablesAndStaysBounded) {
   EXPECT_LE(c.size(), 64u);
 }
 
+TEST(NearCache, ABytesBudgetBoundsMemoryWhateverTheEntryCount) {
+  using namespace std::chrono_literals;
+  cache::near_cache::time_point t0{};
+  // 16 shards of 64 KiB: bodies of 10 KiB fit six to a shard at most.
+  cache::near_cache c{1000ms, 1000000, true, 16 * 65536};
+  const std::string body(10240, 'x');
+  for (int i = 0; i < 5000; ++i)
+    c.put("window:" + std::to_string(i), body, t0);
+  EXPECT_LE(c.size(), 16u * 6u) << "held bytes stay under the budget";
+  EXPECT_GT(c.size(), 0u);
+  c.put("huge", std::string(70000, 'y'), t0);  // larger than a shard's whole budget
+  EXPECT_FALSE(c.find("huge", t0).has_value());
+  c.put("k", "v1", t0);
+  c.put("k", "v2", t0);  // replacing an entry does not count its old body twice
+  EXPECT_EQ(c.find("k", t0).value_or(""), "v2");
+}
+
 TEST(NearCache, ManyThreadsReadAndWriteTheSameKeys) {
   using namespace std::chrono_literals;
   cache::near_cache c{1000ms, 1000};
