@@ -690,9 +690,14 @@ redeliver_result redeliver(db::session& s, const std::string& alert_id,
     return redeliver_result::missing;
   if (found[0][0].as<std::string>() != "failed")
     return redeliver_result::not_failed;
-  tx.exec_params("UPDATE alert_notifications SET delivery = 'pending', attempts = 0, "
+  // A notification to the rule's own webhook takes the rule's current secret: the usual
+  // reason to redeliver is a receiver fixed after the failure, often with a rotated secret.
+  tx.exec_params("UPDATE alert_notifications n SET delivery = 'pending', attempts = 0, "
                  "next_attempt_at = now(), lease_until = NULL, last_error = NULL, "
-                 "last_status = NULL WHERE alert_id = $1::uuid",
+                 "last_status = NULL, webhook_secret = COALESCE((SELECT r.webhook_secret "
+                 "FROM alert_rules r WHERE r.id = n.rule_id AND r.receiver_id IS NULL "
+                 "AND r.webhook_url = n.webhook_url), n.webhook_secret) "
+                 "WHERE n.alert_id = $1::uuid",
                  alert_id);
   tx.commit();
   return redeliver_result::queued;

@@ -259,6 +259,9 @@ TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
   })) << "the notification did not fail";
   ASSERT_EQ(hook.count(), 1u);
   hook.answer_with(200);
+  // The rule's secret was rotated after the failure: the redelivery is signed with the new one.
+  db->exec("UPDATE alert_rules SET webhook_secret = 'rotated-after-failure' WHERE id = '" +
+           rule_id + "'");
   auto r = http_request(port, "POST", "/alerts/events/" + alert_id + "/redeliver");
   ASSERT_EQ(r.status, 202) << r.body;
   ASSERT_TRUE(eventually([&] {
@@ -267,6 +270,9 @@ TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
   }));
   ASSERT_EQ(hook.count(), 2u);
   EXPECT_EQ(hook.requests()[1].alert_id, alert_id);  // the same notification, again
+  EXPECT_EQ(db->scalar("SELECT webhook_secret FROM alert_notifications WHERE alert_id = '" +
+                       alert_id + "'"),
+            "rotated-after-failure");
   // Only failed notifications: a delivered one is a 409, unknown ids 404, bad ids 400.
   r = http_request(port, "POST", "/alerts/events/" + alert_id + "/redeliver");
   EXPECT_EQ(r.status, 409) << r.body;
