@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -57,6 +58,30 @@ inline void time_field(writer& w, const char* k, const std::optional<std::int64_
 /// A string, or null when empty.
 inline void text_or_null(writer& w, const char* k, const std::string& v) {
   field(w, k, v.empty() ? std::nullopt : std::optional<std::string>(v));
+}
+
+/// The JSON text `write(w, value)` writes.
+template <class T, class Write>
+std::string render(const T& value, Write write) {
+  rapidjson::StringBuffer buf;
+  writer w{buf};
+  write(w, value);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+/// `{"<key>":[...]}`, each element written by `write(w, element)`.
+template <class T, class Write>
+std::string render_list(const char* key, const std::vector<T>& values, Write write) {
+  rapidjson::StringBuffer buf;
+  writer w{buf};
+  w.StartObject();
+  w.Key(key);
+  w.StartArray();
+  for (auto& v : values)
+    write(w, v);
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
 }
 
 } // namespace joule::http::json

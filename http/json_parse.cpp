@@ -2,6 +2,7 @@
 
 #include "http/json_numbers.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include <rapidjson/encodedstream.h>
@@ -73,6 +74,17 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 }
 
 } // namespace
+
+std::optional<std::int64_t> json_integer(const rapidjson::Value& v) {
+  if (v.IsInt64())
+    return v.GetInt64();
+  if (v.IsDouble()) {
+    double d = v.GetDouble();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
+      return static_cast<std::int64_t>(d);
+  }
+  return std::nullopt;
+}
 
 std::optional<json_error> parse_json(std::string_view body, rapidjson::Document& doc,
                                      int max_depth) {

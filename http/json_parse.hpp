@@ -7,6 +7,7 @@
 // request input.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,5 +34,9 @@ struct json_error {
 /// proportion to the input.
 std::optional<json_error> parse_json(std::string_view body, rapidjson::Document& doc,
                                      int max_depth);
+
+/// An integer given as a JSON number: 300 and 300.0 are accepted, 300.5, non-finite values and
+/// doubles beyond ±9e15 (where the conversion would lose digits or be undefined) are not.
+std::optional<std::int64_t> json_integer(const rapidjson::Value& v);
 
 } // namespace joule::http

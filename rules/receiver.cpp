@@ -29,12 +29,7 @@ bool known_field(const std::string& k) {
 }
 
 std::optional<std::int64_t> seconds(const rapidjson::Value& v, std::int64_t max) {
-  std::optional<std::int64_t> n;
-  if (v.IsInt64())
-    n = v.GetInt64();
-  else if (v.IsDouble() && std::isfinite(v.GetDouble()) &&
-           v.GetDouble() == std::floor(v.GetDouble()) && std::fabs(v.GetDouble()) <= 9e15)
-    n = static_cast<std::int64_t>(v.GetDouble());  // guarded: a larger double is UB to convert
+  auto n = http::json_integer(v);
   if (!n || *n < 0 || *n > max)
     return std::nullopt;
   return n;
@@ -146,23 +141,11 @@ std::variant<alert_receiver, rule_error> parse_receiver(const std::string& body,
 }
 
 std::string render_receiver(const alert_receiver& r) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  write_receiver(w, r);
-  return buf.GetString();
+  return http::json::render(r, write_receiver);
 }
 
 std::string render_receivers(const std::vector<alert_receiver>& rs) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  w.StartObject();
-  w.Key("receivers");
-  w.StartArray();
-  for (auto& r : rs)
-    write_receiver(w, r);
-  w.EndArray();
-  w.EndObject();
-  return buf.GetString();
+  return http::json::render_list("receivers", rs, write_receiver);
 }
 
 std::string group_key(const std::string& receiver_id, const std::vector<std::string>& group_by,

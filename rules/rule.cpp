@@ -58,18 +58,6 @@ std::optional<std::string> string_field(const Map& obj, const char* name) {
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
-// Integers arrive as JSON numbers; 300.0 is accepted, 300.5 is not.
-std::optional<std::int64_t> integer_of(const rapidjson::Value& v) {
-  if (v.IsInt64())
-    return v.GetInt64();
-  if (v.IsDouble()) {
-    double d = v.GetDouble();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
-      return static_cast<std::int64_t>(d);
-  }
-  return std::nullopt;
-}
-
 void write_rule(writer& w, const alert_rule& r) {
   using namespace http::json;
   w.StartObject();
@@ -352,13 +340,13 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     return bad("value", "value must be a number of seconds (>= 0) for silence_sec");
 
   if (auto it = doc.FindMember("cooldown_sec"); it != doc.MemberEnd()) {
-    auto n = integer_of(it->value);
+    auto n = http::json_integer(it->value);
     if (!n || *n < 0 || *n > 7 * 86400)
       return bad("cooldown_sec", "cooldown_sec must be an integer between 0 and 604800");
     r.cooldown_sec = *n;
   }
   if (auto it = doc.FindMember("for_buckets"); it != doc.MemberEnd()) {
-    auto n = integer_of(it->value);
+    auto n = http::json_integer(it->value);
     if (!n || *n < 1 || *n > 1000)
       return bad("for_buckets", "for_buckets must be an integer between 1 and 1000");
     r.for_buckets = static_cast<int>(*n);
@@ -385,7 +373,7 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
     r.no_data = *p;
   }
   if (auto it = doc.FindMember("repeat_interval_sec"); it != doc.MemberEnd()) {
-    auto n = integer_of(it->value);
+    auto n = http::json_integer(it->value);
     if (!n || *n < 0 || *n > 30 * 86400)
       return bad("repeat_interval_sec",
                  "repeat_interval_sec must be an integer between 0 (never) and 2592000");
@@ -449,24 +437,10 @@ std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
   return r;
 }
 
-std::string render_rule(const alert_rule& r) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  write_rule(w, r);
-  return buf.GetString();
-}
+std::string render_rule(const alert_rule& r) { return http::json::render(r, write_rule); }
 
 std::string render_rules(const std::vector<alert_rule>& rs) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  w.StartObject();
-  w.Key("rules");
-  w.StartArray();
-  for (auto& r : rs)
-    write_rule(w, r);
-  w.EndArray();
-  w.EndObject();
-  return buf.GetString();
+  return http::json::render_list("rules", rs, write_rule);
 }
 
 std::string random_uuid() {

@@ -115,30 +115,13 @@ std::variant<alert_silence, rule_error> parse_silence(const std::string& body, s
 }
 
 std::string matchers_json(const std::map<std::string, std::string>& m) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  write_matchers(w, m);
-  return buf.GetString();
+  return http::json::render(m, write_matchers);
 }
 
-std::string render_silence(const alert_silence& s) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  write_silence(w, s);
-  return buf.GetString();
-}
+std::string render_silence(const alert_silence& s) { return http::json::render(s, write_silence); }
 
 std::string render_silences(const std::vector<alert_silence>& ss) {
-  rapidjson::StringBuffer buf;
-  writer w{buf};
-  w.StartObject();
-  w.Key("silences");
-  w.StartArray();
-  for (auto& s : ss)
-    write_silence(w, s);
-  w.EndArray();
-  w.EndObject();
-  return buf.GetString();
+  return http::json::render_list("silences", ss, write_silence);
 }
 
 } // namespace joule::rules
