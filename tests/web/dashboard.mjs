@@ -4,17 +4,8 @@
 // device panel shows power and alert rules, that the operator view fills from /admin/status
 // and /metrics, that a wrong token gives a clear message, and that the console has no errors.
 // Screenshots go to $JOULE_WEB_OUT. Run by tests/web/run browser.
-import { createRequire } from 'node:module';
-import net from 'node:net';
-
-const require = createRequire(process.env.NODE_PATH + '/');
+import { closedPort as freeClosedPort, env, requireTool as require } from './common.mjs';
 const puppeteer = require('puppeteer-core');
-
-const env = (k) => {
-  if (!process.env[k])
-    throw new Error(k + ' is not set (run through tests/web/run)');
-  return process.env[k];
-};
 const base = env('JOULE_WEB_BASE');
 const household = env('JOULE_WEB_HOUSEHOLD');
 const device = env('JOULE_WEB_DEVICE');
@@ -40,12 +31,7 @@ async function api(path, token) {
 // Two alert rules on the device, so the device panel has something to list: one that never
 // fires, one that fires at once (any reading is over 0 W; its webhook goes to a closed port, so
 // the event shows a failed delivery attempt).
-const closedPort = await new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
+const closedPort = await freeClosedPort();
 async function createRule(metric, window, value) {
   const res = await fetch(base + '/alerts/rules', {
     method: 'POST',

@@ -3,18 +3,10 @@
 // its schema (JSON Schema 2020-12, ajv + ajv-formats), and documented headers present. Fails
 // when any answer deviates, when an operation got no validated 2xx answer, or when one of the
 // common error statuses was never seen. Run by tests/web/run responses.
-import { createRequire } from 'node:module';
+import { closedPort as freeClosedPort, env, requireTool as require } from './common.mjs';
 import net from 'node:net';
-
-const require = createRequire(process.env.NODE_PATH + '/');
 const Ajv2020 = require('ajv/dist/2020').default;
 const addFormats = require('ajv-formats').default;
-
-const env = (k) => {
-  if (!process.env[k])
-    throw new Error(k + ' is not set (run through tests/web/run)');
-  return process.env[k];
-};
 const base = env('JOULE_WEB_BASE');
 const household = env('JOULE_WEB_HOUSEHOLD');
 const otherHousehold = env('JOULE_WEB_OTHER_HOUSEHOLD');
@@ -250,12 +242,7 @@ expect('telemetry read token', (await call('telemetry', 'POST', '/telemetry', { 
 
 // --- alerts ------------------------------------------------------------------------------------
 // A closed loopback port: deliveries fail fast (connect_failed), so events carry delivery state.
-const closedPort = await new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
+const closedPort = await freeClosedPort();
 const rule = {
   scope: 'device', scope_id: device, metric: 'power_w_max', window: '1m', op: '>', value: 1,
   cooldown_sec: 0, webhook_url: `http://127.0.0.1:${closedPort}/hook`, webhook_secret: 's3cret',
