@@ -292,4 +292,18 @@ open_loop_run run_open_loop(const open_loop_options& o, const std::vector<load_r
   return run;
 }
 
+open_loop_options load_options(const cli_args& a, const http_url& url, double rate,
+                               std::chrono::nanoseconds duration, int connections) {
+  open_loop_options o;
+  o.url = url;
+  o.rate = rate;
+  o.duration = duration;
+  o.connections = static_cast<int>(a.get_int("connections", connections));
+  o.threads = static_cast<int>(a.get_int("threads", 1));
+  o.timeout = a.get_duration("timeout", std::chrono::seconds(2));
+  if (a.has("token"))
+    o.bearer = a.get("token", "");
+  return o;
+}
+
 } // namespace joule::bench

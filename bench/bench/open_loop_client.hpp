@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cli_args.hpp"
 #include "common/http_client.hpp"
 #include "common/url.hpp"
 
@@ -36,6 +37,11 @@ struct open_loop_options {
   std::chrono::milliseconds timeout{2000};   // per request, from the moment it is sent
   std::string bearer = bearer_token();       // API token sent with every request ("" = none)
 };
+
+/// The options every load scenario takes from its command line: --connections (default
+/// `connections`), --threads, --timeout and --token.
+open_loop_options load_options(const cli_args& a, const http_url& url, double rate,
+                               std::chrono::nanoseconds duration, int connections = 64);
 
 struct open_loop_run {
   std::vector<request_outcome> outcomes; // one per scheduled request

@@ -113,14 +113,7 @@ scenario_report run_ingest_scenario(const cli_args& a) {
 
   run_stats reads;
   if (read_rate > 0) {
-    open_loop_options o;
-    o.url = url;
-    o.rate = read_rate;
-    o.duration = duration;
-    o.connections = static_cast<int>(a.get_int("connections", 16));
-    o.timeout = a.get_duration("timeout", std::chrono::seconds(2));
-    if (a.has("token"))
-      o.bearer = a.get("token", "");
+    auto o = load_options(a, url, read_rate, duration, 16);
     open_loop_schedule schedule(read_rate, duration);
     auto run = run_open_loop(o, make_dashboard_mix(ids, schedule.count(),
                                                    static_cast<uint64_t>(a.get_int("seed", 1)),

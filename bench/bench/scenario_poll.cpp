@@ -84,15 +84,7 @@ std::vector<poll_run> sweep(const std::string& label, const http_url& url, const
   for (double rate : rates) {
     if (stop_requested())
       break;
-    open_loop_options o;
-    o.url = url;
-    o.rate = rate;
-    o.duration = duration;
-    o.connections = static_cast<int>(a.get_int("connections", 64));
-    o.threads = static_cast<int>(a.get_int("threads", 1));
-    o.timeout = a.get_duration("timeout", std::chrono::seconds(2));
-    if (a.has("token"))
-      o.bearer = a.get("token", "");
+    auto o = load_options(a, url, rate, duration);
     open_loop_schedule schedule(rate, duration);
     std::vector<load_request> requests;
     requests.reserve(schedule.count());

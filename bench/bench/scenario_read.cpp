@@ -56,15 +56,7 @@ std::vector<run_stats> sweep(const std::string& label, const http_url& url, cons
   for (double rate : rates) {
     if (stop_requested())
       break;
-    open_loop_options o;
-    o.url = url;
-    o.rate = rate;
-    o.duration = duration;
-    o.connections = static_cast<int>(a.get_int("connections", 64));
-    o.threads = static_cast<int>(a.get_int("threads", 1));
-    o.timeout = a.get_duration("timeout", std::chrono::seconds(2));
-    if (a.has("token"))
-      o.bearer = a.get("token", "");
+    auto o = load_options(a, url, rate, duration);
     open_loop_schedule schedule(rate, duration);
     auto requests = make_dashboard_mix(ids, schedule.count(), seed,
                                        static_cast<unix_seconds>(now_seconds()));
