@@ -6,7 +6,8 @@ PG_BIN=/usr/lib/postgresql/15/bin
 JOULE_PACKAGES=(build-essential cmake pkg-config ccache libcaf-dev libpqxx-dev libhiredis-dev
   rapidjson-dev libboost-dev libboost-system-dev libssl-dev libgtest-dev postgresql-15
   redis-server procps iproute2 curl ninja-build chromium prometheus-alertmanager
-  prometheus jq)  # prometheus: promtool and a real server for tests/ops/prometheus_test.sh
+  prometheus jq haproxy python3)  # prometheus: promtool and a real server for tests/ops/prometheus_test.sh
+# haproxy: scripts/cluster; python3: tests/cluster's webhook receiver and read load
 
 log() { printf '[joule] %s\n' "$*" >&2; }
 
