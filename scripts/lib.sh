@@ -145,8 +145,10 @@ start_postgres_standby() {
   local root; root=$(data_root)
   JOULE_PG_STANDBY_DIR=$root/pg-$name
   JOULE_PG_PRIMARY_PORT=$PGPORT
-  [ -f "$JOULE_PG_STANDBY_DIR/postmaster.pid" ] &&
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" -m immediate -w stop       >/dev/null 2>&1
+  if [ -f "$JOULE_PG_STANDBY_DIR/postmaster.pid" ]; then  # left over by an earlier run
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" -m immediate -w stop \
+      >/dev/null 2>&1 || true
+  fi
   rm -rf "$JOULE_PG_STANDBY_DIR"
   mkdir -p "$JOULE_PG_STANDBY_DIR"; chown postgres:postgres "$JOULE_PG_STANDBY_DIR"
   chmod 700 "$JOULE_PG_STANDBY_DIR"
