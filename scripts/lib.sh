@@ -128,6 +128,79 @@ stop_postgres() {
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_DIR" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# start_postgres_standby NAME [extra postgres -c options...]: a streaming standby of the
+# server start_postgres started last (its PGPORT and JOULE_PG_DIR), made fresh each time with
+# `pg_basebackup -R` (standby.signal + primary_conninfo) into its own data folder on a free
+# port. The primary needs nothing special: PostgreSQL 15's defaults are wal_level=replica,
+# max_wal_senders=10 and hot_standby=on, and initdb's pg_hba.conf (--auth=trust) already has
+# `host replication all 127.0.0.1/32 trust` for the superuser joule. No replication slot: a
+# standby a test forgets must not pin the shared primary's WAL forever.
+# Sets (and exports):
+#   JOULE_PG_STANDBY_PORT  its port on 127.0.0.1
+#   JOULE_PG_STANDBY_DIR   its data folder (server.log inside)
+#   JOULE_PG_PRIMARY_PORT  the primary's port it streams from (PGPORT at the time of the call)
+# PGPORT and JOULE_PG_DIR stay the primary's.
+start_postgres_standby() {
+  local name=$1; shift
+  : "${PGPORT:?start_postgres first}" "${JOULE_PG_DIR:?start_postgres first}"
+  local root; root=$(data_root)
+  JOULE_PG_STANDBY_DIR=$root/pg-$name
+  JOULE_PG_PRIMARY_PORT=$PGPORT
+  if [ -f "$JOULE_PG_STANDBY_DIR/postmaster.pid" ]; then  # left over by an earlier run
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" -m immediate -w stop \
+      >/dev/null 2>&1 || true
+  fi
+  rm -rf "$JOULE_PG_STANDBY_DIR"
+  mkdir -p "$JOULE_PG_STANDBY_DIR"; chown postgres:postgres "$JOULE_PG_STANDBY_DIR"
+  chmod 700 "$JOULE_PG_STANDBY_DIR"
+  # --checkpoint=fast: an empty test cluster copies in about a second.
+  # (It warns about the primary's socket files in its data folder: kept out of the output.)
+  local out=$root/pg-$name.basebackup.log
+  runuser -u postgres -- "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U joule \
+    -D "$JOULE_PG_STANDBY_DIR" -R -X stream --checkpoint=fast >"$out" 2>&1 ||
+    { cat "$out" >&2; log "pg_basebackup from 127.0.0.1:$PGPORT failed"; return 1; }
+  local attempt
+  for attempt in 0 1 2 3 4; do
+    JOULE_PG_STANDBY_PORT=$(free_port "pg-$name" $((attempt * 37)))
+    local opts="-c listen_addresses=127.0.0.1 -c port=$JOULE_PG_STANDBY_PORT"
+    opts+=" -c unix_socket_directories=$JOULE_PG_STANDBY_DIR -c max_connections=200"
+    opts+=" -c shared_buffers=128MB -c timezone=UTC -c hot_standby=on"
+    # Status replies every second keep the primary's pg_stat_replication current; feedback
+    # keeps the primary from removing rows a standby query still reads (no query cancels).
+    opts+=" -c wal_receiver_status_interval=1 -c hot_standby_feedback=on"
+    for o in "$@"; do opts+=" -c $o"; done
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" \
+      -l "$JOULE_PG_STANDBY_DIR/server.log" -o "$opts" -w -t 60 start >/dev/null && break
+    ((attempt < 4)) ||
+      { log "PostgreSQL standby did not start (see $JOULE_PG_STANDBY_DIR/server.log)"; return 1; }
+  done
+  export JOULE_PG_STANDBY_PORT JOULE_PG_STANDBY_DIR JOULE_PG_PRIMARY_PORT
+  log "PostgreSQL standby on 127.0.0.1:$JOULE_PG_STANDBY_PORT streaming from :$PGPORT" \
+    "(data $JOULE_PG_STANDBY_DIR)"
+}
+
+# promote_postgres_standby: `pg_ctl promote` the standby of start_postgres_standby and wait
+# until it accepts writes (pg_is_in_recovery() false). It keeps its port and data folder.
+promote_postgres_standby() {
+  : "${JOULE_PG_STANDBY_DIR:?start_postgres_standby first}"
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" -w -t 60 promote \
+    >/dev/null ||
+    { log "promotion failed (see $JOULE_PG_STANDBY_DIR/server.log)"; return 1; }
+  local _
+  for _ in $(seq 100); do
+    [ "$("$PG_BIN/psql" -h 127.0.0.1 -p "$JOULE_PG_STANDBY_PORT" -U joule -d postgres -qtAc \
+      'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+    sleep 0.1
+  done
+  log "the promoted standby still is in recovery"; return 1
+}
+
+stop_postgres_standby() {
+  [ -n "${JOULE_PG_STANDBY_DIR:-}" ] && [ -f "$JOULE_PG_STANDBY_DIR/postmaster.pid" ] &&
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$JOULE_PG_STANDBY_DIR" -m fast -w stop \
+      >/dev/null 2>&1 || true
+}
+
 # start_redis NAME -> sets REDIS_PORT
 start_redis() {
   local name=$1
