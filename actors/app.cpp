@@ -19,6 +19,7 @@
 #include "db/change_listener.hpp"
 #include "db/db_worker.hpp"
 #include "db/live_tail.hpp"
+#include "db/replica.hpp"
 #include "db/migrations.hpp"
 #include "db/partition_actor.hpp"
 #include "db/partitions.hpp"
@@ -63,6 +64,8 @@ struct app::impl {
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<service_registry> registry = std::make_shared<service_registry>();
   std::shared_ptr<db::watermark_board> watermarks = std::make_shared<db::watermark_board>();
+  /// The read standby's replay state (db.read_url): written by its monitor, read by the pool.
+  std::shared_ptr<db::replica_state> replica;
   /// Verified tokens: filled by the auth actor, read by every request (outlives restarts).
   std::shared_ptr<auth::token_cache> tokens;
   /// The near cache: filled by the cache broker, read by the analytics routes without a
@@ -86,8 +89,12 @@ struct app::impl {
 std::vector<child_spec> app::impl::children() {
   const auto s = settings;
   std::vector<child_spec> out;
-  out.push_back(supervise<db_pool_actor>("db_pool", [box = current, board = watermarks](caf::actor_system& sys) {
-    return db::spawn_db_pool(sys, box->get(), board);
+  out.push_back(supervise<db_pool_actor>("db_pool", [box = current, board = watermarks, replica = replica](caf::actor_system& sys) {
+    return db::spawn_db_pool(sys, box->get(), board, replica);
+  }));
+  // "db" in /admin/status: where analytics reads go and the standby's lag.
+  out.push_back(supervise<db::replica_monitor_actor>("db", [s, replica = replica](caf::actor_system& sys) {
+    return db::spawn_replica_monitor(sys, s, replica);
   }));
   out.push_back(supervise<auth_actor>("auth", [s, cache = tokens](caf::actor_system& sys) {
     return db::spawn_auth_actor(sys, s, cache);
@@ -145,6 +152,7 @@ void app::start() {
   d.tokens = std::make_shared<auth::token_cache>(
       static_cast<std::size_t>(d.settings.auth_cache_max_entries));
   d.near = cache::make_near_cache(d.settings);
+  d.replica = std::make_shared<db::replica_state>(d.settings.db_read_max_lag);
   if (d.settings.live_enabled) {
     d.live = std::make_shared<db::live_tail_holder>();
     d.settled = std::make_shared<cache::near_cache>(

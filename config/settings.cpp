@@ -201,6 +201,16 @@ std::vector<option> build_options() {
                               JOULE_FIELD(db_request_deadline), millis(10), day));
   o.push_back(duration_option("db.reconnect_backoff_max", "Upper bound of reconnect backoff",
                               JOULE_FIELD(db_reconnect_backoff_max), millis(10), day));
+  o.push_back(string_option(
+      "db.read_url",
+      "Streaming standby for analytics reads (libpq URI, may list several hosts, e.g. with "
+      "target_session_attrs=prefer-standby); empty: every read on the primary",
+      &settings::db_read_url, nullptr));
+  o.push_back(duration_option(
+      "db.read_max_lag",
+      "Replay lag above which analytics reads leave the standby for the primary (and come back "
+      "once it caught up)",
+      JOULE_FIELD(db_read_max_lag), millis(100), millis(3600000)));
   o.push_back(string_option("redis.url", "Redis for the answer cache; empty disables the cache",
                             &settings::redis_url, check_redis_url));
   o.push_back(int_option("redis.workers", "Redis connections (one detached actor each)",

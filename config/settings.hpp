@@ -25,6 +25,11 @@ struct settings {
   millis db_statement_timeout{2000};
   millis db_request_deadline{3000};
   millis db_reconnect_backoff_max{5000};
+  /// Streaming standby for analytics reads (libpq URI, may list several hosts); empty: every
+  /// read on the primary.
+  std::string db_read_url;
+  /// Longest replay lag at which the standby still serves reads.
+  millis db_read_max_lag{2000};
   // --- cache
   std::string redis_url = "redis://127.0.0.1:6379";
   int redis_workers = 2;

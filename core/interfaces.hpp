@@ -51,6 +51,11 @@ struct db_job {
   std::chrono::milliseconds timeout{3000};
   /// Safe to run again on a fresh connection when the first one broke mid-way (reads).
   bool retry_on_disconnect = true;
+  /// An analytics read a streaming standby may serve (db.read_url): the pool runs this instead
+  /// of `run` on a read worker while the standby is caught up (db/replica.hpp), and falls back
+  /// to `run` on the primary when it fails unavailable (unreachable, or too far behind for
+  /// this read). Empty: primary only (writes, maintenance, anything not read-only).
+  std::function<std::any(db::session&)> run_on_standby{};
 };
 
 /// What a successful db_job produced (`run`'s return value).

@@ -32,6 +32,16 @@ struct pool_metrics {
   metrics::counter& restarts = metrics::global().get_counter(
       "joule_actor_restarts_total", "Actors restarted by their supervisor",
       metrics::label("actor", "db_worker"));
+  // Analytics reads (jobs a standby may serve) by the server that answered them.
+  metrics::counter& reads_primary = metrics::global().get_counter(
+      "joule_db_reads_total", "Analytics reads answered, by the server that served them",
+      metrics::label("target", "primary"));
+  metrics::counter& reads_standby = metrics::global().get_counter(
+      "joule_db_reads_total", "Analytics reads answered, by the server that served them",
+      metrics::label("target", "standby"));
+  metrics::counter& fallbacks = metrics::global().get_counter(
+      "joule_db_standby_fallbacks_total",
+      "Standby reads run again on the primary (standby unreachable or behind for that read)");
 };
 
 pool_metrics& m() {
@@ -40,8 +50,28 @@ pool_metrics& m() {
 }
 
 void update_gauges(db_pool_state& st) {
-  m().queue_depth.set(static_cast<double>(st.queue.size()));
-  m().in_flight.set(static_cast<double>(st.workers.busy_count()));
+  m().queue_depth.set(static_cast<double>(st.queue.size() + st.read_queue.size()));
+  m().in_flight.set(static_cast<double>(st.workers.busy_count() + st.readers.busy_count()));
+}
+
+// A standby job that failed unavailable (standby unreachable, or standby_behind: not caught
+// up enough for this read) runs again on the primary, ahead of newer jobs; nothing else does.
+bool fall_back(pool_ptr self, std::uint64_t id, const caf::error& err) {
+  auto& st = self->state;
+  auto it = st.jobs.find(id);
+  if (it == st.jobs.end() || it->second.answered || !it->second.standby ||
+      err.category() != caf::atom("joule") || failure_of(err).code != errc::unavailable)
+    return false;
+  it->second.standby = false;
+  it->second.queued = true;
+  st.queue.push_front(id);
+  m().fallbacks.inc();
+  return true;
+}
+
+void count_read(const db_pool_state::pending& p, bool standby) {
+  if (p.job.run_on_standby)
+    (standby ? m().reads_standby : m().reads_primary).inc();
 }
 
 void finish(pool_ptr self, std::uint64_t id, caf::expected<db_done> outcome) {
@@ -54,52 +84,77 @@ void finish(pool_ptr self, std::uint64_t id, caf::expected<db_done> outcome) {
   st.jobs.erase(it);
 }
 
-void dispatch(pool_ptr self) {
+void dispatch(pool_ptr self);
+
+// Hands queued jobs to idle workers of one set: the primary's (`standby` false) or the read
+// workers on the standby (which run the job's run_on_standby).
+void dispatch_set(pool_ptr self, bool standby) {
   auto& st = self->state;
-  for (auto w = st.workers.idle(); w && !st.queue.empty(); w = st.workers.idle()) {
+  auto& workers = standby ? st.readers : st.workers;
+  auto& queue = standby ? st.read_queue : st.queue;
+  for (auto w = workers.idle(); w && !queue.empty(); w = workers.idle()) {
     // Skip jobs that timed out while queued.
-    while (!st.queue.empty() && st.jobs.count(st.queue.front()) == 0)
-      st.queue.pop_front();
-    if (st.queue.empty())
+    while (!queue.empty() && st.jobs.count(queue.front()) == 0)
+      queue.pop_front();
+    if (queue.empty())
       break;
-    auto id = st.queue.front();
-    st.queue.pop_front();
+    auto id = queue.front();
+    queue.pop_front();
     auto& p = st.jobs.at(id);
     p.queued = false;
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         p.deadline - self->clock().now());
     db_job job = p.job;
+    if (standby)
+      job.run = job.run_on_standby;
     job.timeout = std::max(std::chrono::milliseconds{1}, remaining);
     m().queries.inc();
-    auto worker = st.workers.acquire(*w);
+    auto worker = workers.acquire(*w);
     self->request(worker, caf::infinite, std::move(job))
         .then(
-            [self, w = *w, id, worker](db_done& d) {
-              self->state.workers.release(w, worker);
+            [self, w = *w, id, worker, standby](db_done& d) {
+              auto& st = self->state;
+              (standby ? st.readers : st.workers).release(w, worker);
+              if (auto it = st.jobs.find(id); it != st.jobs.end())
+                count_read(it->second, standby);
               finish(self, id, std::move(d));
               dispatch(self);
             },
-            [self, w = *w, id, worker](caf::error& err) {
-              self->state.workers.release(w, worker);
+            [self, w = *w, id, worker, standby](caf::error& err) {
+              auto& st = self->state;
+              (standby ? st.readers : st.workers).release(w, worker);
               // A domain or database error from the job, or the worker died under it.
               if (err.category() != caf::atom("joule")) {
                 log(log_level::warn, "db_pool", "worker failed: " + self->system().render(err));
                 err = make_error(errc::unavailable, "db_unavailable",
                                  "a database worker failed; retry");
               }
-              finish(self, id, std::move(err));
+              if (!fall_back(self, id, err)) {
+                if (auto it = st.jobs.find(id);
+                    it != st.jobs.end() && err.category() == caf::atom("joule") &&
+                    failure_of(err).code != errc::unavailable &&
+                    failure_of(err).code != errc::timeout)
+                  count_read(it->second, standby);  // answered (e.g. not found)
+                finish(self, id, std::move(err));
+              }
               dispatch(self);
             });
   }
-  update_gauges(st);
+}
+
+void dispatch(pool_ptr self) {
+  dispatch_set(self, false);
+  dispatch_set(self, true);
+  update_gauges(self->state);
 }
 
 void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.workers.all()[index]); }
+void watch_reader(pool_ptr self, size_t index) { self->monitor(self->state.readers.all()[index]); }
 
 // Queues `job`; `complete` gets its outcome exactly once (or the deadline's timeout error).
 void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete) {
   auto& st = self->state;
-  if (st.queue.size() >= st.cfg.queue_limit) {
+  if (st.queue.size() + st.read_queue.size() >= st.cfg.queue_limit) {
     ++st.rejected;
     m().rejected.inc();
     complete(make_error(errc::overloaded, "overloaded", "too many queued database requests"));
@@ -111,8 +166,10 @@ void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done
   p.job = std::move(job);
   p.complete = std::move(complete);
   p.deadline = self->clock().now() + timeout;
+  p.standby = p.job.run_on_standby && st.readers.size() > 0 && st.cfg.replica &&
+              st.cfg.replica->usable();
+  (p.standby ? st.read_queue : st.queue).push_back(id);
   st.jobs.emplace(id, std::move(p));
-  st.queue.push_back(id);
   self->delayed_send(self, timeout, deadline_atom::value, id);
   dispatch(self);
 }
@@ -130,6 +187,17 @@ std::function<void(caf::expected<db_done>)> deliver_as(caf::typed_response_promi
     else
       rp.deliver(make_error(errc::internal, "internal", "internal error"));
   };
+}
+
+// A standby answer: claims no more than the standby's replay horizon `bound`; a subject it
+// does not know may just not be replayed yet, so the primary answers that (no wrong 404).
+template <class Result>
+Result on_standby(Result r, std::optional<std::int64_t> bound) {
+  if (!r.meta.found)
+    throw failure_error{standby_behind("subject not replayed")};
+  if (bound)
+    r.meta.fresh_as_of = std::min(r.meta.fresh_as_of, *bound);
+  return r;
 }
 
 failure not_found(const char* what, const std::string& id) {
@@ -150,8 +218,16 @@ db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
 }
 
 db_pool_actor spawn_db_pool(caf::actor_system& sys, const config::settings& s,
-                            std::shared_ptr<watermark_board> watermarks) {
+                            std::shared_ptr<watermark_board> watermarks,
+                            std::shared_ptr<replica_state> replica) {
   db_pool_config pc;
+  if (replica && !s.db_read_url.empty()) {
+    pc.read_size = s.db_pool_size;
+    auto reader = worker_config(s, "standby", s.db_statement_timeout);
+    reader.url = s.db_read_url;
+    pc.spawn_reader = [&sys, reader](int) { return sys.spawn<caf::detached>(db_worker, reader); };
+    pc.replica = std::move(replica);
+  }
   pc.size = s.db_pool_size;
   pc.queue_limit = static_cast<std::size_t>(s.db_queue_limit);
   pc.query_deadline = s.db_request_deadline;
@@ -168,6 +244,9 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
   m();  // register the metrics now, so /metrics lists them from the start
   for (int i = 0; i < cfg.size; ++i)
     watch_worker(self, st.workers.add(st.spawn_worker(i)));
+  if (st.cfg.spawn_reader)
+    for (int i = 0; i < cfg.read_size; ++i)
+      watch_reader(self, st.readers.add(st.cfg.spawn_reader(i)));
   // A worker that dies is replaced at once; its job was already answered by the request's
   // error handler (request_receiver_down), so nothing queued is lost.
   self->set_down_handler([self](caf::down_msg& dm) {
@@ -186,11 +265,24 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
       dispatch(self);
       return;
     }
+    if (auto found = st.readers.index_of(dm.source)) {
+      auto w = *found;
+      if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::kill)
+        return;
+      log(log_level::warn, "db_pool", "read worker " + std::to_string(w) + " died, restarting");
+      st.readers.replace(w, st.cfg.spawn_reader(static_cast<int>(w)));
+      ++st.worker_restarts;
+      m().restarts.inc();
+      watch_reader(self, w);
+      dispatch(self);
+    }
   });
   // Stop the workers while the state still exists (an attach_functor would run after it is
   // gone), then stop.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& w : self->state.workers.all())
+      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+    for (auto& w : self->state.readers.all())
       caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
     self->quit(msg.reason);
   });
@@ -209,6 +301,14 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             throw failure_error{not_found(energy ? "household" : "device", q.id)};
           return r;
         };
+        if (st.cfg.replica)
+          job.run_on_standby = [q, energy, mode = st.cfg.mode,
+                                replica = st.cfg.replica](session& s) -> std::any {
+            auto bound = standby_read_bound(s, *replica);
+            // Not the primary's board: the standby may not have replayed those watermarks.
+            auto r = energy ? household_energy(s, q, mode) : device_power(s, q, mode);
+            return on_standby(std::move(r), bound);
+          };
         enqueue(self, std::move(job), deliver_as(rp));
         return rp;
       },
@@ -224,6 +324,12 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             throw failure_error{not_found("household", q.household_id)};
           return r;
         };
+        if (st.cfg.replica)
+          job.run_on_standby = [q, mode = st.cfg.mode,
+                                replica = st.cfg.replica](session& s) -> std::any {
+            auto bound = standby_read_bound(s, *replica);
+            return on_standby(top_devices(s, q, mode), bound);
+          };
         enqueue(self, std::move(job), deliver_as(rp));
         return rp;
       },
@@ -260,7 +366,9 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
                ",\"busy\":" + std::to_string(busy) + ",\"queued\":" +
                std::to_string(st.queue.size()) + ",\"timeouts\":" + std::to_string(st.timeouts) +
                ",\"rejected\":" + std::to_string(st.rejected) +
-               ",\"worker_restarts\":" + std::to_string(st.worker_restarts) + "}";
+               ",\"worker_restarts\":" + std::to_string(st.worker_restarts) +
+               ",\"read_workers\":" + std::to_string(st.readers.size()) +
+               ",\"read_queued\":" + std::to_string(st.read_queue.size()) + "}";
       },
   };
 }

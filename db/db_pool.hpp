@@ -16,6 +16,7 @@
 #include "core/interfaces.hpp"
 #include "db/analytics.hpp"
 #include "db/db_worker.hpp"
+#include "db/replica.hpp"
 #include "db/worker_set.hpp"
 
 namespace joule::db {
@@ -32,6 +33,11 @@ struct db_pool_config {
   read_mode mode = read_mode::rollups;
   /// Watermarks known in-process (lets an analytics answer take one round trip); may be null.
   std::shared_ptr<watermark_board> watermarks;
+  /// Read workers on the streaming standby (db.read_url; 0: none) and whether it is usable
+  /// now (its lag monitor's verdict). Jobs with `run_on_standby` go there while it is.
+  int read_size = 0;
+  worker_factory spawn_reader;
+  std::shared_ptr<replica_state> replica;
 };
 
 struct db_pool_state {
@@ -43,9 +49,12 @@ struct db_pool_state {
     caf::actor_clock::time_point deadline;
     bool answered = false;
     bool queued = true;  // false once a worker has it
+    bool standby = false;  // routed to the read workers (until it falls back)
   };
   worker_set workers;
   std::deque<std::uint64_t> queue;
+  worker_set readers;
+  std::deque<std::uint64_t> read_queue;
   std::unordered_map<std::uint64_t, pending> jobs;
   std::uint64_t next_id = 1;
   std::uint64_t timeouts = 0;
@@ -62,8 +71,10 @@ db_pool_actor::behavior_type db_pool(db_pool_actor::stateful_pointer<db_pool_sta
 db_pool_actor spawn_db_pool(caf::actor_system& sys, db_pool_config cfg,
                             const db_worker_config& worker);
 /// The same from the server settings (db.pool_size, db.queue_limit, db.request_deadline,
-/// db.statement_timeout, api.read_raw).
+/// db.statement_timeout, api.read_raw); with `replica` (db.read_url set) also db.pool_size
+/// read workers on the standby.
 db_pool_actor spawn_db_pool(caf::actor_system& sys, const config::settings& s,
-                            std::shared_ptr<watermark_board> watermarks);
+                            std::shared_ptr<watermark_board> watermarks,
+                            std::shared_ptr<replica_state> replica = nullptr);
 
 } // namespace joule::db

@@ -8,6 +8,7 @@
 #include "core/interfaces.hpp"
 #include "core/timefmt.hpp"
 #include "db/live_tail.hpp"
+#include "db/replica.hpp"
 #include "http/errors.hpp"
 #include "http/render.hpp"
 
@@ -198,12 +199,19 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   auto cache = env->registry->get<cache_actor>();
   // Not in memory: Redis next (the same versioned key, shared by every instance), then the
   // database. The broker's single-flight applies: one computation per key at a time.
-  auto compute = [self, env, pool, cache, q, step, split, key, finish, reply](cache_outcome outcome) {
+  auto compute = [self, env, pool, cache, q, step, split, key, finish, reply,
+                  expected = snap->version_text("household_5m", q.start, split)](
+                     cache_outcome outcome) {
     db_job job;
     job.label = "energy.settled";
     job.timeout = env->settings.db_request_deadline;
     job.run = [id = q.id, step = q.step, lo = q.start, hi = split](db::session& s) -> std::any {
       return db::settled_energy(s, id, step, lo, hi);
+    };
+    // On a standby (db.read_url) only with exactly the rows this snapshot names.
+    job.run_on_standby = [id = q.id, step = q.step, lo = q.start, hi = split,
+                          expected](db::session& s) -> std::any {
+      return db::settled_energy_on_standby(s, id, step, lo, hi, expected);
     };
     self->request(pool, no_timeout, std::move(job))
         .then(
