@@ -113,6 +113,7 @@ has_instance=$(status_of 0 | jq 'has("instance")')
 declare -A owner
 if [ "$has_instance" = true ]; then
   lease_sec=$(status_of 0 | jq -r '.instance.lease_sec')
+  lease_ms=$(jq -n --argjson s "$lease_sec" '$s * 1000 | floor')
   ok=0
   for _ in $(seq 60); do
     owner=() all=()
@@ -140,7 +141,7 @@ if [ "$has_instance" = true ]; then
   victim_rules=(); for r in "${rules[@]}"; do [ "${owner[$r]}" = "$victim" ] && victim_rules+=("$r"); done
 else
   echo "NOTE: /admin/status has no instance object in this build: ownership not checked" >&2
-  lease_sec=
+  lease_sec= lease_ms=
   victim=1 set_a=("${rules[@]:0:6}") set_b=("${rules[@]:6}") victim_rules=()
 fi
 
@@ -175,7 +176,7 @@ kill -9 "$vpid"
 spike "${set_b[@]}" || fail "spike after the kill (through HAProxy)"
 t_down= t_moved= t_delivered=
 [ "$has_instance" = true ] || t_moved=-
-limit_ms=$(( ${lease_sec:-10} * 2000 + 20000 ))
+limit_ms=$(( ${lease_ms:-10000} * 2 + 20000 ))
 while (( $(now_ms) - t_kill < limit_ms )); do
   if [ -z "$t_down" ] && curl -fs "${CLUSTER_STATS_URL};csv" |
       awk -F, -v s="$vid" '$1 == "joule_instances" && $2 == s && $18 ~ /^DOWN/' | grep -q .; then
@@ -222,8 +223,8 @@ echo "HAProxy marked $vid DOWN $t_down ms after kill -9 (detection window $detec
 if [ "$has_instance" = true ]; then
   [ -n "$t_moved" ] || fail "the rules of $vid (${victim_rules[*]}) did not move within $limit_ms ms"
   echo "rules of $vid (${#victim_rules[@]}) owned by the survivors $t_moved ms after kill -9" \
-    "(lease ${lease_sec} s, bound $((lease_sec * 2000)) ms)" >&2
-  ((t_moved <= lease_sec * 2000)) || fail "rules moved after $t_moved ms > 2 x lease"
+    "(lease ${lease_sec} s, bound $((lease_ms * 2)) ms)" >&2
+  ((t_moved <= lease_ms * 2)) || fail "rules moved after $t_moved ms > 2 x lease"
 fi
 [ -n "$t_delivered" ] || fail "alerts after the kill: $(fired "${set_b[@]}") of ${#set_b[@]} fired"
 echo "alerts fired after the kill (${#set_b[@]} rules, ${#victim_rules[@]} of the dead instance's" \
@@ -237,6 +238,22 @@ dups=$(jq -sc 'map(select(.body.status == "firing")) | group_by(.body.rule_id)
 jq -s -e 'all(.[]; .header_id == .body.alert_id)' "$work/deliveries.jsonl" >/dev/null ||
   fail "X-Joule-Alert-Id differs from the body's alert_id"
 echo "deliveries: $(wc -l <"$work/deliveries.jsonl") POSTs, one firing alert id per rule" >&2
+
+# --- reads from the standby (db.read_url), when this build has it
+if [ -n "$CLUSTER_STANDBY_PORT" ]; then
+  standby_reads=0
+  for i in $(seq 0 $((n - 1))); do
+    ((i == victim)) && continue
+    c=$(curl -fsS "${A[@]}" "http://127.0.0.1:${CLUSTER_INSTANCE_PORTS[$i]}/metrics" |
+      awk '/^joule_db_reads_total\{.*target="standby"/ { s += $NF } END { print s + 0 }')
+    standby_reads=$(( standby_reads + ${c%.*} ))
+  done
+  if curl -fsS "${A[@]}" "http://127.0.0.1:${CLUSTER_INSTANCE_PORTS[$(( (victim + 1) % n ))]}/metrics" |
+      grep -q '^joule_db_reads_total'; then
+    echo "reads served by the standby (survivors): $standby_reads" >&2
+    ((standby_reads > 0)) || fail "db.read_url is set but no read went to the standby"
+  fi
+fi
 
 # --- SIGTERM: everything scripts/cluster started stops, its folders go
 kill -TERM "$cluster_pid"
