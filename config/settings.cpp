@@ -368,6 +368,25 @@ std::vector<option> build_options() {
                               "How often firing alerts are posted again to Alertmanager "
                               "receivers (below Alertmanager's resolve_timeout, default 5m)",
                               JOULE_FIELD(alerts_alertmanager_resend), millis(1000), day));
+  o.push_back(duration_option("alerts.lease",
+                              "Rule ownership between instances on one database: an instance "
+                              "that misses its heartbeat this long loses its rules to the live "
+                              "ones (taken over within 2 x this after a crash)",
+                              // Heartbeats run three times per lease; below 1 s they would
+                              // cost more than they save.
+                              JOULE_FIELD(alerts_lease), millis(1000), millis(5 * 60 * 1000)));
+  o.push_back(string_option("cluster.instance_id",
+                            "This instance's id among the instances sharing the database "
+                            "(empty: host name, process id and a random suffix, new at every "
+                            "start); two live instances must never share one",
+                            &settings::cluster_instance_id, [](const std::string& v) {
+                              if (v.size() > 128)
+                                return std::string("at most 128 characters");
+                              for (unsigned char c : v)
+                                if (c < 0x21 || c > 0x7e)
+                                  return std::string("printable ASCII without spaces only");
+                              return std::string{};
+                            }));
   o.push_back(bool_option("auth.required",
                           "Every route but /healthz and /readyz needs a Bearer token; false is "
                           "refused unless http.listen is a loopback address (then requests "

@@ -93,6 +93,8 @@ struct settings {
   millis alerts_catch_up{15 * 60 * 1000};
   millis alerts_retention{30LL * 24 * 3600 * 1000};
   millis alerts_alertmanager_resend{60 * 1000};
+  millis alerts_lease{5000};          // rule ownership between instances (issue 11)
+  std::string cluster_instance_id;   // empty: hostname-pid-random, generated at start
   // --- auth (API tokens)
   bool auth_required = true;
   double auth_rate_limit = 1000;   // requests/s per token; 0: unlimited

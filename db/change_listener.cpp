@@ -15,14 +15,16 @@ namespace {
 
 using self_ptr = change_listener_actor::stateful_pointer<change_listener_state>;
 
-constexpr const char* change_channel = "joule_rollup_changes";
-
 class receiver : public pqxx::notification_receiver {
 public:
   receiver(pqxx::connection_base& c, change_listener_state& st)
-    : pqxx::notification_receiver(c, change_channel), st_(st) {}
+    : pqxx::notification_receiver(c, st.cfg.channel), st_(st) {}
   void operator()(const std::string& payload, int) override {
     ++st_.notifications;
+    if (st_.cfg.on_payload) {
+      st_.cfg.on_payload(payload);
+      return;
+    }
     metrics::global()
         .get_counter("joule_live_changes_total", "Rollup changes announced by NOTIFY and evicted")
         .inc();
@@ -118,6 +120,17 @@ bool parse_rollup_change(const std::string& payload, rollup_change& out) {
 
 change_listener_actor::behavior_type change_listener(self_ptr self, change_listener_config cfg) {
   self->state.cfg = std::move(cfg);
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (st.cfg.on_stop && st.conn) {
+      try {
+        st.cfg.on_stop(st.conn->conn);
+      } catch (const std::exception& e) {
+        log(log_level::warn, "live", std::string("change listener: last word failed: ") + e.what());
+      }
+    }
+    self->quit(msg.reason);
+  });
   self->send(self, tick_atom::value);
   return {
       [self](tick_atom) {
@@ -141,6 +154,10 @@ change_listener_actor spawn_change_listener(caf::actor_system& sys, const config
   cfg.backoff_max = s.db_reconnect_backoff_max;
   cfg.on_change = std::move(on_change);
   cfg.on_reset = std::move(on_reset);
+  return sys.spawn<caf::detached>(change_listener, std::move(cfg));
+}
+
+change_listener_actor spawn_change_listener(caf::actor_system& sys, change_listener_config cfg) {
   return sys.spawn<caf::detached>(change_listener, std::move(cfg));
 }
 

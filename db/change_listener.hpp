@@ -1,5 +1,6 @@
 #pragma once
-// LISTENs for joule_rollup_changes (migration 0009) on a dedicated connection, in its own
+// LISTENs for joule_rollup_changes (migration 0009; or another channel, see
+// change_listener_config::channel) on a dedicated connection, in its own
 // detached actor, and hands every announced change to `on_change` so the process evicts what
 // overlaps from memory. Notifications sent while the connection was down are lost, so after
 // every (re)connect `on_reset` runs: drop everything derived from settled data. Correctness
@@ -20,6 +21,10 @@
 
 #include "config/settings.hpp"
 #include "core/interfaces.hpp"
+
+namespace pqxx {
+class connection_base;
+} // namespace pqxx
 
 namespace joule::db {
 
@@ -43,10 +48,18 @@ using change_listener_actor = caf::typed_actor<
 
 struct change_listener_config {
   std::string url;
+  /// The channel LISTENed to; other users than the rollup changes (e.g. the alert rules,
+  /// joule_rule_changes) set it with `on_payload`.
+  std::string channel = "joule_rollup_changes";
+  /// When set, gets every payload as is (instead of `on_change`).
+  std::function<void(const std::string&)> on_payload;
   std::chrono::milliseconds wait{200};         // longest block per wait
   std::chrono::milliseconds backoff_max{5000};
   std::function<void(const rollup_change&)> on_change;
   std::function<void()> on_reset;
+  /// Runs on the listening connection (if connected) when the actor is told to stop: a last
+  /// word to the database, e.g. an instance leaving (this actor's own thread may block).
+  std::function<void(pqxx::connection_base&)> on_stop;
 };
 
 struct listening;  // the connection and its notification receiver (change_listener.cpp)
@@ -69,5 +82,8 @@ change_listener(change_listener_actor::stateful_pointer<change_listener_state> s
 change_listener_actor spawn_change_listener(caf::actor_system& sys, const config::settings& s,
                                             std::function<void(const rollup_change&)> on_change,
                                             std::function<void()> on_reset);
+
+/// A listener on any channel (`cfg.channel`, payloads to `cfg.on_payload`); spawned detached.
+change_listener_actor spawn_change_listener(caf::actor_system& sys, change_listener_config cfg);
 
 } // namespace joule::db

@@ -29,6 +29,10 @@ using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
 using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
 using resend_atom = caf::atom_constant<caf::atom("amresend")>;
 using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
+using rule_check_atom = caf::atom_constant<caf::atom("rulecheck")>;
+using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
+using instance_atom = caf::atom_constant<caf::atom("instance")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
@@ -61,12 +65,6 @@ struct save_outcome {
   std::string error;
 };
 
-/// All enabled rules and their states, read at start-up (internal to the manager).
-struct rules_loaded {
-  std::vector<std::pair<alert_rule, eval_state>> rules;
-  std::string error;  // non-empty: the load failed, retry later
-};
-
 /// One finished delivery attempt (internal to the notifier).
 struct attempt_done {
   std::string alert_id;
@@ -84,7 +82,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::alert_rule)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::feed_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::state_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::save_outcome)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::rules_loaded)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(joule::rules::attempt_done)
 
 namespace joule::rules {
@@ -146,12 +143,27 @@ using alert_manager_actor = caf::typed_actor<
   caf::reacts_to<rule_set_atom, alert_rule>,
   /// A rule was deleted: stop its evaluator.
   caf::reacts_to<rule_drop_atom, std::string>,
-  /// Internal: the start-up load finished.
-  caf::reacts_to<rules_loaded>,
-  /// Internal: retry the start-up load.
+  /// A rule changed in the database (NOTIFY joule_rule_changes, any instance or plain SQL):
+  /// re-read its version, apply what changed.
+  caf::reacts_to<rule_check_atom, std::string>,
+  /// Internal: read the versions of the rules announced since the last time.
+  caf::reacts_to<rule_check_atom>,
+  /// Compare every rule's version with the database (periodically, and after the listener
+  /// reconnected: notifications sent meanwhile are lost).
+  caf::reacts_to<reconcile_atom>,
+  /// Internal: renew this instance's heartbeat, fence itself if it could not.
+  caf::reacts_to<heartbeat_atom>,
+  /// Internal: retry the first full compare.
   caf::reacts_to<tick_atom>,
   /// Rules and evaluators as JSON.
-  caf::replies_to<status_atom>::with<std::string>>;
+  caf::replies_to<status_atom>::with<std::string>,
+  /// This instance as JSON: id, lease_sec, owned_rules (first 1,000), owned_rule_count, peers.
+  caf::replies_to<instance_atom>::with<std::string>>;
+
+/// Publishes the manager's instance view under /admin/status "instance".
+using instance_status_actor = caf::typed_actor<
+  caf::replies_to<status_atom>::with<std::string>,
+  caf::reacts_to<instance_atom>>;
 
 /// Housekeeping of the alert tables: releases alerts whose silence ended (one notification
 /// each), and deletes notifications past alerts.retention.

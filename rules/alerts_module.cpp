@@ -5,11 +5,35 @@
 
 #include <algorithm>
 
+#include "db/change_listener.hpp"
 #include "rules/alert_janitor.hpp"
 #include "rules/alert_manager.hpp"
+#include "rules/lease_sql.hpp"
 #include "rules/notifier.hpp"
+#include "rules/ownership.hpp"
 
 namespace joule::rules {
+namespace {
+
+// /admin/status "instance": the manager's view of this instance (id, owned rules, peers).
+instance_status_actor::behavior_type
+instance_status(instance_status_actor::pointer self, std::shared_ptr<service_registry> registry) {
+  return {
+      [self, registry](status_atom) -> caf::result<std::string> {
+        auto m = registry->get<alert_manager_actor>();
+        if (!m)
+          return std::string("null");
+        auto rp = self->make_response_promise<std::string>();
+        self->request(m, std::chrono::seconds(2), instance_atom::value)
+            .then([rp](std::string& s) mutable { rp.deliver(std::move(s)); },
+                  [rp](caf::error&) mutable { rp.deliver(std::string("null")); });
+        return rp;
+      },
+      [](instance_atom) {},
+  };
+}
+
+} // namespace
 
 std::vector<child_spec> alert_children(const config::settings& s,
                                        std::shared_ptr<service_registry> registry,
@@ -54,9 +78,35 @@ std::vector<child_spec> alert_children(const config::settings& s,
       "alerts.janitor", [jc, pool, nudge](caf::actor_system& sys) {
         return sys.spawn(alert_janitor, jc, pool, nudge);
       }));
+  mc.lease = s.alerts_lease;
+  // One id per process, kept across restarts of the manager: its leases stay its own.
+  mc.instance_id = s.cluster_instance_id.empty() ? generate_instance_id() : s.cluster_instance_id;
   out.push_back(supervise<alert_manager_actor>(
       "alerts.manager",
       [mc, pool, nudge](caf::actor_system& sys) { return sys.spawn(alert_manager, mc, pool, nudge); }));
+  // Rule changes made anywhere (another instance, plain SQL) reach this manager at once; what
+  // was announced while the connection was down is found by a full compare after reconnect.
+  db::change_listener_config lc;
+  lc.url = s.db_url;
+  lc.backoff_max = s.db_reconnect_backoff_max;
+  lc.channel = "joule_rule_changes";
+  lc.on_payload = [registry](const std::string& rule_id) {
+    if (auto m = registry->get<alert_manager_actor>())
+      caf::anon_send(m, rule_check_atom::value, rule_id);
+  };
+  lc.on_reset = [registry] {
+    if (auto m = registry->get<alert_manager_actor>())
+      caf::anon_send(m, reconcile_atom::value);
+  };
+  // A clean stop hands this instance's rules over at once (a crash: after the lease).
+  lc.on_stop = [me = mc.instance_id](pqxx::connection_base& c) { leave(c, me); };
+  out.push_back(supervise<db::change_listener_actor>(
+      "alerts.rule_listener",
+      [lc](caf::actor_system& sys) { return db::spawn_change_listener(sys, lc); }));
+  out.push_back(supervise<instance_status_actor>(
+      "instance", [registry](caf::actor_system& sys) {
+        return sys.spawn(instance_status, registry);
+      }));
   return out;
 }
 

@@ -304,6 +304,28 @@ std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s
   return out;
 }
 
+std::vector<std::pair<alert_rule, eval_state>>
+load_enabled_rules(db::session& s, const std::vector<std::string>& ids) {
+  pqxx::nontransaction q{s.conn()};
+  std::vector<std::pair<alert_rule, eval_state>> out;
+  if (ids.empty())
+    return out;
+  // A join with the unnested ids, not "= ANY": a hand-over may name 100,000 rules.
+  auto res = q.exec_params(std::string("SELECT ") + rule_columns + ", COALESCE(s.phase, 'ok'), "
+                           "COALESCE(s.breaches, 0), (extract(epoch from s.last_bucket) * 1000000)::bigint, "
+                           "(extract(epoch from s.cooldown_until) * 1000000)::bigint, s.incident_id::text, "
+                           "(extract(epoch from s.fired_at) * 1000000)::bigint, COALESCE(s.seq, 0), "
+                           "(extract(epoch from COALESCE(s.last_notified_at, s.fired_at)) * 1000000)"
+                           "::bigint, COALESCE(s.repeats, 0) "
+                           "FROM unnest($1::uuid[]) AS k(id) JOIN alert_rules r ON r.id = k.id "
+                           "LEFT JOIN alert_rule_state s ON s.rule_id = r.id WHERE r.enabled",
+                           uuid_array(ids));
+  out.reserve(res.size());
+  for (auto row : res)
+    out.emplace_back(rule_from(row), state_from(row, rule_column_count));
+  return out;
+}
+
 namespace {
 
 // The labels silences match: rule_id, scope_id, household_id and the rule's own labels.

@@ -50,6 +50,9 @@ std::vector<alert_rule> list_rules(db::session& s,
 
 /// Every enabled rule with its persisted state (start-up of the evaluators).
 std::vector<std::pair<alert_rule, eval_state>> load_enabled_rules(db::session& s);
+/// The same for the enabled rules among `ids` (rules taken over from another instance).
+std::vector<std::pair<alert_rule, eval_state>>
+load_enabled_rules(db::session& s, const std::vector<std::string>& ids);
 
 /// Result of a state save.
 struct save_result {
