@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Steady read load for tests/cluster/cluster_test.sh: GETs PATH on 127.0.0.1:PORT RATE times a
-second over one keep-alive connection (a new one after any error), until STOP_FILE exists.
-Writes one line per request to OUT_FILE: "<unix time at send> <status or 0 for no answer>".
-Usage: read_load.py PORT PATH TOKEN RATE OUT_FILE STOP_FILE"""
+"""Steady read load for tests/cluster/cluster_test.sh: GETs the PATHS (comma-separated, in turn)
+on 127.0.0.1:PORT RATE times a second over one keep-alive connection (a new one after any
+error), until STOP_FILE exists. Writes one line per request to OUT_FILE:
+"<unix time at send> <status or 0 for no answer>".
+Usage: read_load.py PORT PATHS TOKEN RATE OUT_FILE STOP_FILE"""
 import http.client
 import os
 import sys
 import time
 
-port, path, token, rate, out_path, stop_path = sys.argv[1:7]
+port, paths, token, rate, out_path, stop_path = sys.argv[1:7]
+paths = paths.split(",")
+sent_count = 0
 gap = 1.0 / float(rate)
 conn = None
 with open(out_path, "w", buffering=1) as out:
@@ -19,6 +22,8 @@ with open(out_path, "w", buffering=1) as out:
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+            path = paths[sent_count % len(paths)]
+            sent_count += 1
             conn.request("GET", path, headers={"Authorization": "Bearer " + token})
             resp = conn.getresponse()
             resp.read()
