@@ -2,7 +2,7 @@
 # Reads from a streaming standby and failover without restarts (issue 11 §1, §2) on a real
 # `joule serve` against its own PostgreSQL primary + streaming standby (scripts/lib.sh
 # start_postgres_standby; the shared test server is never stopped), run by ctest:
-#   (a) analytics reads (device power, top devices) are served by the standby
+#   (a) analytics reads (device power, top devices, energy) are served by the standby
 #       (joule_db_reads_total{target="standby"} grows) and equal the primary's once replayed;
 #   (b) pg_wal_replay_pause() on the standby, new data on the primary: standby answers keep
 #       their fresh_as_of at what the standby has (before the new write, without it); after
@@ -39,8 +39,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Synchronous commit stays on (the default): an acknowledged reading is in the WAL the standby
-# receives before a clean stop completes.
-start_postgres replica-primary fsync=off full_page_writes=off
+# receives before a clean stop completes. Commit timestamps: the test compares fresh_as_of
+# with the commit of a reading the standby has not replayed.
+start_postgres replica-primary fsync=off full_page_writes=off track_commit_timestamp=on
 db=joule_replica
 "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U joule -d postgres -qc \
   "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
@@ -102,6 +103,7 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/jso
 [ "$code" = 202 ] || fail "POST /telemetry: $code"
 power_url="$base/analytics/devices/$D/power?start=$(iso "$t0")&end=$(iso $((t0 + 30 * 60)))&step=1m"
 top_url="$base/analytics/households/$H/top-devices"
+energy_url="$base/analytics/households/$H/energy?start=$(iso $((t0 / 3600 * 3600 - 3600)))&end=$(iso $((t0 + 30 * 60)))&step=5m"
 
 # --- (a) standby reads
 for _ in $(seq 50); do
@@ -137,9 +139,14 @@ acked_at=$(now_us)
 before_s=$(reads standby)
 held=$(curl -fsS "$power_url") || fail "power read while paused failed"
 [ "$(reads standby)" -gt "$before_s" ] || fail "the read right after pausing did not go to the standby"
+# The standby has not replayed the new reading, so its horizon — and fresh_as_of — is not
+# after that commit (track_commit_timestamp). It may be after paused_at: a primary sample taken
+# after the pause but before the commit shows nothing newer to replay.
+committed=$(q_primary "SELECT (extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000000)::bigint
+  FROM telemetry WHERE device_id = '$D' AND ts = '$(iso $new_ts)'")
 held_fresh=$(to_us "$(jq -r .fresh_as_of <<<"$held")")
-((held_fresh <= paused_at)) ||
-  fail "standby fresh_as_of $(jq -r .fresh_as_of <<<"$held") is after the pause (replay horizon)"
+((held_fresh <= committed)) ||
+  fail "standby fresh_as_of $(jq -r .fresh_as_of <<<"$held") is after the commit it has not replayed"
 [ "$(jq --arg t "$(iso $new_ts)" '[.series[] | select(.t == $t)] | length' <<<"$held")" = 0 ] ||
   fail "the standby answer has data it has not replayed: $held"
 # Reads leave the standby once its lag passes db.read_max_lag (2 s).
@@ -156,6 +163,7 @@ awk -v f="$fallback_s" 'BEGIN { exit !(f >= 1.5 && f < 6) }' ||
   fail "reads moved to the primary ${fallback_s}s after the pause (db.read_max_lag = 2s)"
 p_power=$(curl -fsS "$power_url")
 p_top=$(curl -fsS "$top_url")
+p_energy=$(curl -fsS "$energy_url")
 p_fresh=$(to_us "$(jq -r .fresh_as_of <<<"$p_power")")
 ((p_fresh >= acked_at)) || fail "the primary's fresh_as_of is before the acknowledged write"
 [ "$(jq --arg t "$(iso $new_ts)" '[.series[] | select(.t == $t and .avg == 500)] | length' \
@@ -174,6 +182,12 @@ for _ in $(seq 80); do
 done
 [ -n "$back" ] || fail "reads did not come back to the standby after resuming replay"
 s_top=$(curl -fsS "$top_url")
+# Household energy: the live tail's buckets joined with settled parts the standby reads (only
+# at the live snapshot's versions) or the whole series from the standby.
+s_energy=$(curl -fsS "$energy_url")
+[ "$(jq -cS .series <<<"$s_energy")" = "$(jq -cS .series <<<"$p_energy")" ] ||
+  fail "standby and primary energy answers differ: $s_energy vs $p_energy"
+[ "$(jq '[.series[].v] | add' <<<"$s_energy")" = 39 ] || fail "energy (30 Wh + 9 Wh): $s_energy"
 [ "$(jq -cS .series <<<"$s_power")" = "$(jq -cS .series <<<"$p_power")" ] ||
   fail "standby and primary power answers differ: $s_power vs $p_power"
 [ "$(jq -cS .devices <<<"$s_top")" = "$(jq -cS .devices <<<"$p_top")" ] ||
