@@ -511,7 +511,8 @@ std::string redact(const std::string& key, const std::string& value) {
   if (key.find("secret") != std::string::npos || key.find("password") != std::string::npos ||
       key.find("token") != std::string::npos)
     return value.empty() ? value : "***";
-  if (key == "db.url" || key == "redis.url" || key.find(".url") != std::string::npos)
+  // Any URL setting (db.url, db.read_url, redis.url, ...): one that ends in "url".
+  if (key.size() >= 3 && key.compare(key.size() - 3, 3, "url") == 0)
     return redact_url(value);
   return value;
 }

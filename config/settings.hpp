@@ -170,8 +170,8 @@ std::string format_duration(millis d);
 const std::vector<std::string>& live_keys();
 
 /// `key = value` pairs of every setting in documentation order, with secrets redacted: the
-/// password of db.url / redis.url (URI or `password=`), and any key naming a secret, password
-/// or token.
+/// password of db.url / db.read_url / redis.url (any key ending in "url"; URI or
+/// `password=`), and any key naming a secret, password or token.
 std::vector<std::pair<std::string, std::string>> redacted(const settings& s);
 /// One value with the redaction of `redacted`.
 std::string redact(const std::string& key, const std::string& value);

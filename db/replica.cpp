@@ -256,6 +256,9 @@ replica_monitor_actor spawn_replica_monitor(caf::actor_system& sys, const config
       std::chrono::duration_cast<std::chrono::milliseconds>(tick),
       std::chrono::milliseconds{50}, std::chrono::milliseconds{1000});
   c.replica = std::move(replica);
+  // Without a standby it never blocks: no thread of its own.
+  if (c.standby_url.empty())
+    return sys.spawn(replica_monitor, std::move(c));
   return sys.spawn<caf::detached>(replica_monitor, std::move(c));
 }
 

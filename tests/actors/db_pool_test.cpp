@@ -141,3 +141,102 @@ TEST_F(DbPool, JobsSpreadOverIdleWorkers) {
 }
 
 } // namespace
+
+// --- read workers on a standby (db.read_url): routing and fallback
+
+namespace {
+
+// A worker that answers at once: its name, or (a reader told to) the failure in `fail_with`.
+struct instant_log {
+  std::vector<std::string> ran;  // "primary" / "standby", in order
+  std::optional<failure> fail_with;
+};
+
+caf::behavior instant_worker(caf::event_based_actor*, std::string name,
+                             std::shared_ptr<instant_log> log) {
+  return {
+      [name, log](db_job&) -> caf::result<db_done> {
+        log->ran.push_back(name);
+        if (name == "standby" && log->fail_with)
+          return make_error(*log->fail_with);
+        return db_done{std::any(name)};
+      },
+  };
+}
+
+struct DbPoolStandby : ::testing::Test, deterministic {
+  std::shared_ptr<instant_log> log = std::make_shared<instant_log>();
+  std::shared_ptr<db::replica_state> replica =
+      std::make_shared<db::replica_state>(std::chrono::milliseconds{2000});
+  db_pool_actor pool;
+  std::shared_ptr<std::vector<outcome>> got = std::make_shared<std::vector<outcome>>();
+
+  void SetUp() override {
+    auto spawn = [this](std::string name) {
+      return [this, name](int) {
+        return caf::actor_cast<db_worker_actor>(keep(sys->spawn(instant_worker, name, log)));
+      };
+    };
+    db::db_pool_config cfg;
+    cfg.size = 1;
+    cfg.read_size = 1;
+    cfg.spawn_reader = spawn("standby");
+    cfg.replica = replica;
+    pool = keep(sys->spawn(db::db_pool, cfg, db::worker_factory(spawn("primary"))));
+    run();
+  }
+
+  // A job; `read`: one the standby may serve.
+  void submit(bool read) {
+    db_job job;
+    job.timeout = std::chrono::seconds(5);
+    if (read)
+      job.run_on_standby = [](db::session&) { return std::any{}; };
+    keep(sys->spawn(asker, pool, job, got));
+    run();
+  }
+};
+
+} // namespace
+
+TEST_F(DbPoolStandby, ReadsGoToTheStandbyOnlyWhileItIsUsable) {
+  submit(true);  // no verdict yet: the primary
+  replica->publish(true, 0.5);
+  submit(true);
+  submit(false);  // not a standby read: always the primary
+  replica->publish(true, 2.5);  // lagging
+  submit(true);
+  replica->publish(true, 0.1);  // caught up again
+  submit(true);
+  replica->publish(false, std::numeric_limits<double>::infinity());
+  submit(true);
+  EXPECT_EQ(log->ran, (std::vector<std::string>{"primary", "standby", "primary", "primary",
+                                                "standby", "primary"}));
+  ASSERT_EQ(got->size(), 6u);
+  for (auto& o : *got)
+    EXPECT_TRUE(o.ok);
+}
+
+TEST_F(DbPoolStandby, AStandbyThatCannotAnswerHandsTheReadToThePrimary) {
+  replica->publish(true, 0.5);
+  log->fail_with = db::standby_behind("test");
+  submit(true);
+  log->fail_with = failure_of(make_error(errc::unavailable, "db_unavailable", "connection lost"));
+  submit(true);
+  EXPECT_EQ(log->ran, (std::vector<std::string>{"standby", "primary", "standby", "primary"}));
+  ASSERT_EQ(got->size(), 2u);
+  for (auto& o : *got) {
+    EXPECT_TRUE(o.ok);
+    EXPECT_EQ(o.body, "primary");
+  }
+}
+
+TEST_F(DbPoolStandby, ADomainAnswerFromTheStandbyIsFinal) {
+  replica->publish(true, 0.5);
+  log->fail_with = failure_of(make_error(errc::invalid, "bad_thing", "no"));
+  submit(true);
+  EXPECT_EQ(log->ran, (std::vector<std::string>{"standby"}));
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_FALSE((*got)[0].ok);
+  EXPECT_EQ((*got)[0].body, "bad_thing");
+}

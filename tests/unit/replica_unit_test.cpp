@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/settings.hpp"
 #include "db/replica.hpp"
 
 namespace joule::db {
@@ -120,3 +121,24 @@ TEST(Replica, PublishDecidesWhereReadsGo) {
 
 } // namespace
 } // namespace joule::db
+
+namespace joule::config {
+namespace {
+
+// db.read_url may carry a password like db.url: /admin/config and the logs never show it,
+// also with several hosts.
+TEST(Replica, ReadUrlPasswordIsRedacted) {
+  auto uri = redact("db.read_url",
+                    "postgresql://joule:s3cret@db2:5432,db1:5432/joule?"
+                    "target_session_attrs=prefer-standby");
+  EXPECT_EQ(uri.find("s3cret"), std::string::npos) << uri;
+  EXPECT_NE(uri.find("db2:5432,db1:5432"), std::string::npos) << uri;
+  auto query =
+      redact("db.read_url", "postgresql://joule@db2/joule?password=s3cret&sslmode=require");
+  EXPECT_EQ(query.find("s3cret"), std::string::npos) << query;
+  auto kv = redact("db.read_url", "host=db2,db1 password=s3cret target_session_attrs=standby");
+  EXPECT_EQ(kv.find("s3cret"), std::string::npos) << kv;
+}
+
+} // namespace
+} // namespace joule::config
