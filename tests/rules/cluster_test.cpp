@@ -281,10 +281,31 @@ TEST_F(Cluster, RulesReachEveryInstanceEachHasOneOwnerAndABreachFiresOnce) {
   expect_fires_once(hook, on_c, device_of[on_c]);
   expect_fires_once(hook, on_b, device_of[on_b]);
 
+  // Changed through A: C (its owner) evaluates the new threshold within 2 s.
+  std::string raised;
+  for (auto& [r, o] : owner)
+    if (o == "c-" + tag && r != on_c && raised.empty())
+      raised = r;
+  ASSERT_FALSE(raised.empty());
+  auto dev = device_of[raised];
+  auto put = joule::test::http_request(
+      a->port(), "PUT", "/alerts/rules/" + raised,
+      "{\"scope\":\"device\",\"scope_id\":\"" + dev.first +
+          "\",\"metric\":\"power_w_max\",\"window\":\"1m\",\"op\":\">\",\"value\":10000,"
+          "\"cooldown_sec\":3600,\"webhook_url\":\"http://127.0.0.1:" +
+          std::to_string(hook.port()) + "/hook\",\"webhook_secret\":\"s\"}");
+  ASSERT_EQ(put.status, 200) << put.body;
+  std::this_thread::sleep_for(2s);
+  reading(dev.first, dev.second, 5000);  // above the old threshold only
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(deliveries(hook, raised).second, 0) << "the owner still used the old threshold";
+  reading(dev.first, dev.second, 20000);
+  EXPECT_TRUE(eventually([&] { return deliveries(hook, raised).second == 1; }, 10s));
+
   // Deleted through A: C (its owner) stops evaluating it within 2 s.
   std::string victim;
   for (auto& [r, o] : owner)
-    if (o == "c-" + tag && r != on_c)
+    if (o == "c-" + tag && r != on_c && r != raised)
       victim = r;
   ASSERT_FALSE(victim.empty());
   ASSERT_EQ(joule::test::http_request(a->port(), "DELETE", "/alerts/rules/" + victim, "").status,
@@ -306,16 +327,28 @@ TEST_F(Cluster, AKilledOwnersRulesMoveWithinTwoLeasesAndAJoinerTakesItsShare) {
       moved = r;
   ASSERT_FALSE(moved.empty());
 
-  kill_process();  // kill -9: no goodbye, its leases run out
+  std::string in_gap;  // breached while nobody evaluates it: notified after the hand-over
+  for (auto& [r, o] : owner)
+    if (o == "c-" + tag && r != moved)
+      in_gap = r;
+  ASSERT_FALSE(in_gap.empty());
+
   auto t0 = std::chrono::steady_clock::now();
+  kill_process();  // kill -9: no goodbye, its leases run out
+  reading(device_of[in_gap].first, device_of[in_gap].second, 5000);
   ASSERT_TRUE(eventually([&] { return partitioned(rules, &owner); }, 2 * lease))
       << "the killed instance's rules did not move within 2 x lease";
   auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[cluster] kill -9 of an owner: its rules evaluated elsewhere after %.2f s (lease "
+  std::printf("[cluster] kill -9 of an owner: its rules owned elsewhere after %.2f s (lease "
               "%lld s)\n",
               took, static_cast<long long>(lease.count()));
   EXPECT_NE(owner[moved], "c-" + tag);
+  EXPECT_NE(owner[in_gap], "c-" + tag);
+  ASSERT_TRUE(eventually([&] { return deliveries(hook, in_gap).second >= 1; }, 10s))
+      << "a breach during the hand-over was lost";
   expect_fires_once(hook, moved, device_of[moved]);
+  EXPECT_EQ(deliveries(hook, in_gap).second, 1);
+  EXPECT_EQ(deliveries(hook, in_gap).first.size(), 1u);
 
   // A joining instance takes a share; still exactly one owner per rule.
   d = start_app("d-" + tag);
