@@ -215,6 +215,8 @@ void plan(self_ptr self) {
         if (!error.empty()) {
           ++st.lease_failures;
           log(log_level::warn, "alerts", "changing rule leases failed, retrying: " + error);
+          if (st.reset_leases)
+            return;  // fenced meanwhile: the reset heartbeat drops whatever we held
           // Released rows are stopped already: retry the release with the next plan.
           for (auto& id : release) {
             st.held.insert(id);
@@ -325,11 +327,22 @@ void send_heartbeat(self_ptr self) {
           fence(self);
           return;
         }
-        if (reset)
+        if (reset) {
           st.reset_leases = false;
+          st.held.clear();  // the reset deleted every row of ours (no lease job was in flight)
+        }
         st.heartbeat_failures = 0;
         st.last_ok = started;
         st.have_live = true;
+        // The fence must not wait for the next tick: schedule it for this lease's end.
+        auto until = started + st.cfg.lease - fence_margin(st.cfg.lease);
+        self->delayed_send(self,
+                           std::max(std::chrono::milliseconds(0),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        until - clock::now()) +
+                                        std::chrono::milliseconds(1)),
+                           heartbeat_atom::value,
+                           static_cast<std::int64_t>(started.time_since_epoch().count()));
         if (*out->live != st.live) {
           if (!st.live.empty() || out->live->size() > 1)
             log(log_level::info, "alerts",
@@ -518,6 +531,11 @@ alert_manager_actor::behavior_type alert_manager(self_ptr self, alert_manager_co
         send_heartbeat(self);
         // Claims that another instance still held are retried here.
         plan(self);
+      },
+      [self](heartbeat_atom, std::int64_t sent) {
+        auto& st = self->state;
+        if (st.have_live && st.last_ok.time_since_epoch().count() == sent && fenced_now(self))
+          fence(self);
       },
       [self](status_atom) -> std::string {
         auto& st = self->state;
