@@ -17,6 +17,7 @@
 #include "tests/rules/alerts_fixture.hpp"
 #include "tests/rules/webhook_receiver.hpp"
 #include "tests/support/redis_process.hpp"
+#include "tests/support/tcp_proxy.hpp"
 
 namespace joule::rules::test {
 namespace {
@@ -107,8 +108,13 @@ protected:
     return s;
   }
 
-  std::unique_ptr<joule::app> start_app(const std::string& id) {
-    auto app = std::make_unique<joule::app>(settings_for(id));
+  std::unique_ptr<joule::app> start_app(const std::string& id, const std::string& url = {}) {
+    auto s = settings_for(id);
+    if (!url.empty()) {
+      s.db_url = url;
+      s.db_reconnect_backoff_max = 300ms;
+    }
+    auto app = std::make_unique<joule::app>(s);
     app->start();
     return app;
   }
@@ -174,6 +180,22 @@ protected:
     if (owner)
       *owner = by_rule;
     return true;
+  }
+
+  /// The instances on `ps` together own exactly `rules`, each once (peers not checked).
+  bool owned_by(const std::vector<std::uint16_t>& ps, const std::set<std::string>& rules) {
+    std::set<std::string> seen;
+    std::int64_t sum = 0;
+    for (auto port : ps) {
+      auto v = instance_of(port);
+      if (!v.ok)
+        return false;
+      sum += v.count;
+      for (auto& r : v.owned)
+        if (!seen.insert(r).second)
+          return false;
+    }
+    return sum == static_cast<std::int64_t>(rules.size()) && seen == rules;
   }
 
   std::pair<std::string, std::string> new_device() {
@@ -369,6 +391,48 @@ TEST_F(Cluster, AKilledOwnersRulesMoveWithinTwoLeasesAndAJoinerTakesItsShare) {
     on_d += o == "d-" + tag;
   EXPECT_GT(on_d, 0);
   std::printf("[cluster] a joining instance took %d of %zu rules\n", on_d, rules.size());
+}
+
+// An instance that loses the database fences itself: it stops evaluating before its lease can
+// run out, the others take its rules (a breach meanwhile fires once), and it takes its share
+// again when the database is back.
+TEST_F(Cluster, AnInstanceCutFromTheDatabaseStopsEvaluatingAndRejoins) {
+  auto pg_port = static_cast<std::uint16_t>(std::stoi(std::getenv("JOULE_TEST_PGPORT")));
+  joule::test::tcp_proxy proxy{pg_port};
+  auto url = db->url();
+  url.replace(url.find("port="), url.find(' ', url.find("port=")) - url.find("port="),
+              "port=" + std::to_string(proxy.port()));
+  d = start_app("d-" + tag, url);
+  webhook_receiver hook;
+  ASSERT_TRUE(eventually([&] { return partitioned({}); }, 15s)) << "instances do not see each other";
+  create_rules(30, hook.port());
+  std::map<std::string, std::string> owner;
+  ASSERT_TRUE(eventually([&] { return partitioned(rules, &owner); }, 3s));
+  std::string on_d;
+  for (auto& [r, o] : owner)
+    if (o == "d-" + tag)
+      on_d = r;
+  ASSERT_FALSE(on_d.empty()) << "d owns nothing";
+
+  auto t0 = std::chrono::steady_clock::now();
+  proxy.cut();
+  // D stops evaluating within its lease; A, B and C own everything within 2 x lease.
+  EXPECT_TRUE(eventually([&] { return instance_of(d->port()).count == 0; }, lease));
+  ASSERT_TRUE(eventually([&] { return owned_by({a->port(), b->port(), c_port}, rules); },
+                         2 * lease));
+  std::printf("[cluster] instance cut from the database: its rules owned elsewhere after "
+              "%.2f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  expect_fires_once(hook, on_d, device_of[on_d]);
+
+  proxy.restore();
+  EXPECT_TRUE(eventually([&] { return partitioned(rules, &owner); }, 15s))
+      << "d did not rejoin";
+  int back = 0;
+  for (auto& [r, o] : owner)
+    back += o == "d-" + tag;
+  EXPECT_GT(back, 0);
+  EXPECT_EQ(deliveries(hook, on_d).second, 1);  // rejoining fires nothing again
 }
 
 } // namespace
