@@ -153,6 +153,9 @@ using alert_manager_actor = caf::typed_actor<
   caf::reacts_to<reconcile_atom>,
   /// Internal: renew this instance's heartbeat, fence itself if it could not.
   caf::reacts_to<heartbeat_atom>,
+  /// Internal: the lease of the heartbeat sent at this steady-clock time (ns) is about to run
+  /// out: fence unless a newer heartbeat renewed it.
+  caf::reacts_to<heartbeat_atom, std::int64_t>,
   /// Internal: retry the first full compare.
   caf::reacts_to<tick_atom>,
   /// Rules and evaluators as JSON.

@@ -162,15 +162,30 @@ void plan(self_ptr self) {
   auto& st = self->state;
   if (!st.loaded || !st.have_live || st.reset_leases || st.leases_busy || fenced_now(self))
     return;
-  if (!st.plan_dirty && st.refresh.empty())
+  if (!st.plan_dirty && st.plan_ids.empty() && st.refresh.empty())
     return;
   std::vector<std::string> enabled;
-  enabled.reserve(st.known.size());
-  for (auto& [id, k] : st.known)
-    if (k.enabled && k.version != deleted_version)
-      enabled.push_back(id);
-  auto p = plan_leases(st.cfg.instance_id, st.live, enabled, st.held);
+  lease_plan p;
+  if (st.plan_dirty) {
+    enabled.reserve(st.known.size());
+    for (auto& [id, k] : st.known)
+      if (k.enabled && k.version != deleted_version)
+        enabled.push_back(id);
+    p = plan_leases(st.cfg.instance_id, st.live, enabled, st.held);
+  } else {
+    // Only the rules that changed: one API call must not hash 100,000 rules.
+    std::unordered_set<std::string> held;
+    for (auto& id : st.plan_ids) {
+      auto k = st.known.find(id);
+      if (k != st.known.end() && k->second.enabled && k->second.version != deleted_version)
+        enabled.push_back(id);
+      if (st.held.count(id))
+        held.insert(id);
+    }
+    p = plan_leases(st.cfg.instance_id, st.live, enabled, held);
+  }
   st.plan_dirty = false;
+  st.plan_ids.clear();
   // Stop first, release after: never two evaluators of one rule on two instances.
   for (auto& id : p.release)
     stop_evaluator(self, id);
@@ -200,13 +215,18 @@ void plan(self_ptr self) {
         if (!error.empty()) {
           ++st.lease_failures;
           log(log_level::warn, "alerts", "changing rule leases failed, retrying: " + error);
+          if (st.reset_leases)
+            return;  // fenced meanwhile: the reset heartbeat drops whatever we held
           // Released rows are stopped already: retry the release with the next plan.
-          for (auto& id : release)
+          for (auto& id : release) {
             st.held.insert(id);
-          for (auto& id : acquire)
+            st.plan_ids.insert(id);
+          }
+          for (auto& id : acquire) {
             if (st.running.count(id))
               st.refresh.push_back(id);
-          st.plan_dirty = true;
+            st.plan_ids.insert(id);
+          }
           return;
         }
         for (auto& id : release)
@@ -226,7 +246,7 @@ void plan(self_ptr self) {
           learn(self, rule.id, rule.version, rule.enabled);
           auto& k = st.known[rule.id];
           if (k.version == deleted_version || !k.enabled) {
-            st.plan_dirty = true;  // deleted or disabled since: released by the next plan
+            st.plan_ids.insert(rule.id);  // deleted or disabled since: released by the next plan
             continue;
           }
           if (rule.version < k.version)
@@ -253,7 +273,7 @@ void plan(self_ptr self) {
             // the next heartbeat. A rule we ran lost its lease: stop it.
             stop_evaluator(self, id);
             st.held.erase(id);
-            st.plan_dirty = true;
+            st.plan_ids.insert(id);
           }
         }
         if (!st.caught_up) {
@@ -307,11 +327,22 @@ void send_heartbeat(self_ptr self) {
           fence(self);
           return;
         }
-        if (reset)
+        if (reset) {
           st.reset_leases = false;
+          st.held.clear();  // the reset deleted every row of ours (no lease job was in flight)
+        }
         st.heartbeat_failures = 0;
         st.last_ok = started;
         st.have_live = true;
+        // The fence must not wait for the next tick: schedule it for this lease's end.
+        auto until = started + st.cfg.lease - fence_margin(st.cfg.lease);
+        self->delayed_send(self,
+                           std::max(std::chrono::milliseconds(0),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        until - clock::now()) +
+                                        std::chrono::milliseconds(1)),
+                           heartbeat_atom::value,
+                           static_cast<std::int64_t>(started.time_since_epoch().count()));
         if (*out->live != st.live) {
           if (!st.live.empty() || out->live->size() > 1)
             log(log_level::info, "alerts",
@@ -334,7 +365,7 @@ void apply_versions(self_ptr self, const std::vector<rule_version>& rows,
   for (auto& r : rows) {
     present.insert(r.id);
     if (learn(self, r.id, r.version, r.enabled))
-      st.plan_dirty = true;
+      st.plan_ids.insert(r.id);
     auto it = st.running.find(r.id);
     if (it == st.running.end() || r.version <= it->second.version)
       continue;
@@ -365,10 +396,8 @@ void apply_versions(self_ptr self, const std::vector<rule_version>& rows,
         gone.push_back(id);
     }
   }
-  for (auto& id : gone) {
+  for (auto& id : gone)
     forget(self, id);
-    st.plan_dirty = true;
-  }
   plan(self);
 }
 
@@ -442,13 +471,13 @@ alert_manager_actor::behavior_type alert_manager(self_ptr self, alert_manager_co
   return {
       [self](rule_set_atom, alert_rule& rule) {
         auto& st = self->state;
-        if (learn(self, rule.id, rule.version, rule.enabled) && rule.enabled)
-          st.plan_dirty = true;
+        if (learn(self, rule.id, rule.version, rule.enabled))
+          st.plan_ids.insert(rule.id);
         auto it = st.running.find(rule.id);
         if (it != st.running.end() && rule.version > it->second.version) {
           if (!rule.enabled) {
             stop_evaluator(self, rule.id);
-            st.plan_dirty = true;  // releases the lease
+            st.plan_ids.insert(rule.id);  // releases the lease
           } else {
             update_evaluator(self, it->second, std::move(rule));
           }
@@ -502,6 +531,11 @@ alert_manager_actor::behavior_type alert_manager(self_ptr self, alert_manager_co
         send_heartbeat(self);
         // Claims that another instance still held are retried here.
         plan(self);
+      },
+      [self](heartbeat_atom, std::int64_t sent) {
+        auto& st = self->state;
+        if (st.have_live && st.last_ok.time_since_epoch().count() == sent && fenced_now(self))
+          fence(self);
       },
       [self](status_atom) -> std::string {
         auto& st = self->state;

@@ -82,7 +82,8 @@ struct alert_manager_state {
   std::unordered_set<std::string> held;   // leases held (a superset of running)
   std::chrono::steady_clock::time_point last_ok{};  // start of the last good heartbeat
   bool heartbeat_busy = false, full_busy = false, check_busy = false, leases_busy = false;
-  bool plan_dirty = true;                 // something changed: recompute the plan
+  bool plan_dirty = true;                 // instances changed: plan every rule again
+  std::unordered_set<std::string> plan_ids;  // rules changed: plan only these
   bool caught_up = false;                 // the start-up catch-up was requested
   std::vector<std::string> refresh;       // held rules whose definition changed: re-read
   std::vector<std::string> checks;        // rule ids announced, not read yet
