@@ -13,8 +13,12 @@
 #   - no alert is lost (every rule's firing reaches the receiver) and none is delivered twice
 #     with different ids (one firing alert_id per rule);
 #   - the fleet's ingest through HAProxy loses no batch;
+#   - then the primary stops and the standby is promoted (`pg_ctl promote`): ingest through
+#     HAProxy is back within 10 s of the promotion, reads answer only 200 or 503 meanwhile, and
+#     every acknowledged reading (backfill, fleet, test readings) is on the new primary;
 # and finally SIGTERM stops everything scripts/cluster started and removes its folders.
-# Prints the measured numbers (error window, HAProxy detection, rules moved, alerts delivered).
+# Prints the measured numbers (error window, HAProxy detection, rules moved, alerts delivered,
+# ingest back after the promotion).
 # Usage: cluster_test.sh BUILD_DIR
 set -euo pipefail
 BUILD_DIR=$1
@@ -202,12 +206,42 @@ while (( $(now_ms) - t_kill < limit_ms )); do
   sleep 0.1
 done
 sleep 2  # reads after the kill
+
+# --- the primary stops, the standby is promoted: ingest and reads through HAProxy come back
+# without restarting anything (HAProxy's no-check backups keep forwarding while /readyz fails)
+probes_ok=0 probe_code=
+probe() {  # one reading through HAProxy; its status in probe_code
+  local ts
+  ts=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+  probe_code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${A[@]}" -H 'Content-Type: application/json' \
+    -d "{\"readings\":[{\"ts\":\"$ts\",\"device_id\":\"$CLUSTER_DEVICE\",\"household_id\":\"$CLUSTER_HOUSEHOLD\",\"power_w\":100,\"energy_wh\":0.1}]}" \
+    "$CLUSTER_URL/telemetry") || true
+  if [ "$probe_code" = 202 ]; then probes_ok=$((probes_ok + 1)); fi
+}
+t_pstop= db_port=$CLUSTER_PRIMARY_PORT
+if [ -n "$CLUSTER_STANDBY_PORT" ]; then
+  t_pstop=$(now_ms)
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "${CLUSTER_PG_DIRS[0]}" -m fast -w stop >/dev/null ||
+    fail "stopping the primary"
+  sleep 1  # a moment without any primary
+  t_promoted=$(now_ms)
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "${CLUSTER_PG_DIRS[1]}" -w promote >/dev/null ||
+    fail "promoting the standby"
+  db_port=$CLUSTER_STANDBY_PORT
+  t_ingest=
+  while (( $(now_ms) - t_promoted < 20000 )); do
+    probe; [ "$probe_code" = 202 ] && { t_ingest=$(( $(now_ms) - t_promoted )); break; }
+    sleep 0.1
+  done
+  [ -n "$t_ingest" ] || fail "ingest through HAProxy not back within 20 s of the promotion"
+  sleep 3  # reads after the promotion
+fi
 touch "$work/stop"; wait "$load_pid" || true; load_pid=
 
 # --- reads: errors only inside HAProxy's detection window
 detect_ms=$(( CLUSTER_CHECK_INTER_MS + (CLUSTER_CHECK_FALL - 1) * CLUSTER_CHECK_FASTINTER_MS ))
-read -r total errors before first last after < <(awk -v k="$t_kill" '
-  { t = $1 * 1000; n++; if (t > k) post++
+read -r total errors before first last after < <(awk -v k="$t_kill" -v p="${t_pstop:-0}" '
+  { t = $1 * 1000; if (p && t >= p) next; n++; if (t > k) post++
     if ($2 != 200) { e++; if (t < k) pre++; if (!f || t < f) f = t; if (t > l) l = t } }
   END { printf "%d %d %d %d %d %d\n", n, e, pre, f ? f - k : 0, l ? l - k : 0, post }' "$work/reads.txt")
 window=$(( errors ? last - first : 0 ))
@@ -242,6 +276,23 @@ jq -s -e 'all(.[]; .header_id == .body.alert_id)' "$work/deliveries.jsonl" >/dev
   fail "X-Joule-Alert-Id differs from the body's alert_id"
 echo "deliveries: $(wc -l <"$work/deliveries.jsonl") POSTs, one firing alert id per rule" >&2
 
+if [ -n "$t_pstop" ]; then
+  back=$(( t_promoted + t_ingest ))
+  read -r during bad late ok_during < <(awk -v p="$t_pstop" -v b="$back" '
+    { t = $1 * 1000; if (t < p) next
+      if (t <= b + 2000) { d++; if ($2 != 200 && $2 != 503) x++; if ($2 == 200) o++ }
+      else if ($2 != 200) l++ }
+    END { printf "%d %d %d %d\n", d, x, l, o }' "$work/reads.txt")
+  echo "failover: primary stopped, standby promoted $((t_promoted - t_pstop)) ms later;" \
+    "ingest through HAProxy back $t_ingest ms after the promotion; $during reads meanwhile" \
+    "($ok_during answered 200, the rest 503), $late errors afterwards" >&2
+  grep -q "Running on backup" "$CLUSTER_LOG_DIR/haproxy.log" &&
+    echo "(meanwhile /readyz failed everywhere and HAProxy forwarded to its no-check backups)" >&2
+  ((t_ingest <= 10000)) || fail "ingest back only $t_ingest ms after the promotion (> 10 s)"
+  ((bad == 0)) || fail "$bad reads during the failover answered neither 200 nor 503"
+  ((late == 0)) || fail "$late read errors more than 2 s after ingest was back"
+fi
+
 # --- reads from the standby (db.read_url), when this build has it
 if [ -n "$CLUSTER_STANDBY_PORT" ]; then
   standby_reads=0 metrics=
@@ -258,6 +309,17 @@ if [ -n "$CLUSTER_STANDBY_PORT" ]; then
   fi
 fi
 
+# --- no acknowledged reading lost (through the kill and the promotion): stop the fleet, then
+# every reading it, the spikes and the probes had acknowledged is on the (new) primary
+kill -TERM "$CLUSTER_SIM_PID"
+for _ in $(seq 100); do tail -n 1 "$CLUSTER_LOG_DIR/fleet.log" | jq -e .ticks >/dev/null 2>&1 && break; sleep 0.1; done
+fleet=$(tail -n 1 "$CLUSTER_LOG_DIR/fleet.log")
+backfilled=$(tail -n 1 "$CLUSTER_LOG_DIR/backfill.log" | jq .rows)
+acked=$(( backfilled + $(jq .readings_accepted <<<"$fleet") + 12 + probes_ok ))
+rows=$("$PG_BIN/psql" -h 127.0.0.1 -p "$db_port" -U joule -d joule -qtAc "SELECT count(*) FROM telemetry")
+echo "readings acknowledged $acked, rows in the database $rows" >&2
+((rows >= acked)) || fail "acknowledged readings lost: $acked acknowledged, $rows rows"
+
 # --- SIGTERM: everything scripts/cluster started stops, its folders go
 kill -TERM "$cluster_pid"
 rc=0; wait "$cluster_pid" || rc=$?; cluster_pid=
@@ -270,7 +332,6 @@ for d in "$CLUSTER_TMP_DIR" "${CLUSTER_PG_DIRS[@]}"; do
 done
 ! (exec 3<>"/dev/tcp/127.0.0.1/${CLUSTER_URL##*:}") 2>/dev/null || fail "HAProxy's port still open"
 ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$CLUSTER_PRIMARY_PORT" || fail "the primary still runs"
-fleet=$(tail -n 1 "$CLUSTER_LOG_DIR/fleet.log")
 jq -e '.failed_batches == 0 and .readings_accepted == .readings_sent and .ticks > 5' <<<"$fleet" \
   >/dev/null || fail "ingest through HAProxy: $fleet"
 echo "fleet through HAProxy: $fleet" >&2
