@@ -124,10 +124,19 @@ using keyed_buckets = std::unordered_map<std::string, bucket_map>;
 // again only when a refresh rewrote one of their hours (their version text changed).
 struct rollup_part {
   bool ok = false;
+  std::uint64_t generation = 0;  // bumped whenever its rows change
   std::int64_t lo = 0, hi = 0;
   std::string versions;
   keyed_buckets rows;  // key (device or household) -> bucket
 };
+
+// Forgets a part's rows; its generation keeps counting (what was built from it is stale).
+void clear(rollup_part& p) {
+  p.ok = false;
+  p.rows.clear();
+  p.versions.clear();
+  ++p.generation;
+}
 
 // Drops the buckets before `lo` (the window moved on).
 void drop_before(keyed_buckets& rows, std::int64_t lo) {
@@ -151,6 +160,28 @@ void add_to(bucket_map& m, const live_bucket& b) {
     it->second.add(b);
 }
 
+// Adds `b` to its bucket in the ascending list `v`; returns 1 if that bucket is new. Raw
+// buckets come after the rollup-derived ones (they lie above the watermarks), so this almost
+// always appends or merges with the last bucket.
+std::size_t merge_into(std::vector<live_bucket>& v, const live_bucket& b) {
+  if (v.empty() || v.back().start < b.start) {
+    v.push_back(b);
+    return 1;
+  }
+  if (v.back().start == b.start) {
+    v.back().add(b);
+    return 0;
+  }
+  auto it = std::lower_bound(v.begin(), v.end(), b.start,
+                             [](const live_bucket& x, std::int64_t t) { return x.start < t; });
+  if (it != v.end() && it->start == b.start) {
+    it->add(b);
+    return 0;
+  }
+  v.insert(it, b);
+  return 1;
+}
+
 } // namespace
 
 struct live_tail_reader::impl {
@@ -165,19 +196,42 @@ struct live_tail_reader::impl {
   rollup_part device_1m, household_5m;
 
   bool devices_ok = false;
+  std::uint64_t devices_generation = 0;
   std::int64_t device_count = -1;
   std::string device_sum;
   std::unordered_map<std::string, std::string> device_household;
   std::unordered_set<std::string> households;
 
+  // The part of the snapshot that comes from rollup rows, merged and flattened: rebuilt only
+  // when those rows, the device list or the snapshot's bounds change (every minute or so);
+  // each cycle copies it and lays the raw buckets over it.
+  struct base_key {
+    std::uint64_t dev_gen = 0, hh_gen = 0, devices_gen = 0;
+    std::int64_t device_lo = 0, household_1m_lo = 0, household_lo = 0, wm5 = 0;
+    bool hh_ok = false;
+    bool operator==(const base_key& o) const {
+      return dev_gen == o.dev_gen && hh_gen == o.hh_gen && devices_gen == o.devices_gen &&
+             device_lo == o.device_lo && household_1m_lo == o.household_1m_lo &&
+             household_lo == o.household_lo && wm5 == o.wm5 && hh_ok == o.hh_ok;
+    }
+  };
+  bool base_ok = false;
+  base_key base_at;
+  std::unordered_map<std::string, std::vector<live_bucket>> base_dev, base_hh1, base_hh5;
+  std::size_t base_count = 0;
+
   stats last;
 
   void reset() {
+    base_ok = false;
+    base_dev.clear();
+    base_hh1.clear();
+    base_hh5.clear();
     raw_ok = false;
     seen.clear();
     raw.clear();
-    device_1m = {};
-    household_5m = {};
+    clear(device_1m);
+    clear(household_5m);
     devices_ok = false;
     device_household.clear();
     households.clear();
@@ -190,11 +244,14 @@ struct live_tail_reader::impl {
                              part.versions == snap.version_text(rollup, part.lo, part.hi);
     std::int64_t from = lo;
     if (incremental) {
+      if (lo == part.lo && hi == part.hi)
+        return;  // nothing moved
       drop_before(part.rows, lo);
       from = part.hi;
     } else {
       part.rows.clear();
     }
+    ++part.generation;
     if (from < hi) {
       for (auto row : tx.exec_params(sql, ts(from), ts(hi))) {
         add_to(part.rows[row[0].as<std::string>()],
@@ -216,6 +273,45 @@ struct live_tail_reader::impl {
              bucket_of(row, 3, row[2].as<std::int64_t>(), true));
       ++last.raw_rows;
     }
+  }
+
+  // The rollup-derived part of a snapshot: household 5 min rows, and device 1 min rows for
+  // the devices (from device_lo), their registered households' 1 min buckets (from
+  // household_1m_lo) and 5 min buckets (from the household watermark on).
+  void build_base(const live_snapshot& snap, std::int64_t wm5, bool hh_ok) {
+    std::unordered_map<std::string, bucket_map> dev, hh5, hh1;
+    if (hh_ok)
+      for (auto& [id, m] : household_5m.rows) {
+        auto& into = hh5[id];
+        for (auto& [t, b] : m)
+          add_to(into, b);
+      }
+    // The households' share by the devices' registered households (as the feed and the
+    // device read path assume); devices no longer registered are left out.
+    for (auto& [id, m] : device_1m.rows) {
+      auto reg = device_household.find(id);
+      if (reg == device_household.end())
+        continue;
+      bucket_map* d = nullptr;
+      bucket_map* h1 = nullptr;
+      bucket_map* h5 = nullptr;
+      for (auto& [t, b] : m) {
+        if (t >= snap.device_lo)
+          add_to(d ? *d : *(d = &dev[id]), b);
+        if (t >= snap.household_1m_lo)
+          add_to(h1 ? *h1 : *(h1 = &hh1[reg->second]), b);
+        if (hh_ok && t >= wm5) {
+          auto c = b;
+          c.start = floor_to(t, five_min);
+          c.power_max.reset();
+          add_to(h5 ? *h5 : *(h5 = &hh5[reg->second]), c);
+        }
+      }
+    }
+    base_dev.clear();
+    base_hh1.clear();
+    base_hh5.clear();
+    base_count = flatten(dev, base_dev) + flatten(hh1, base_hh1) + flatten(hh5, base_hh5);
   }
 
   live_snapshot cycle(session& s, std::int64_t grace_us);
@@ -243,6 +339,10 @@ live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
 
 live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   last = {};
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
   live_snapshot snap;
   read_tx tx{s.conn()};
   // The clock, every watermark, and how many times device_1m was refreshed (a refresh
@@ -316,6 +416,7 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
       }
       ++snap.queries;
       devices_ok = true;
+      ++devices_generation;
       device_count = count;
       device_sum = check;
     }
@@ -329,8 +430,8 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
     raw_ok = false;
     raw.clear();
     seen.clear();
-    device_1m = {};
-    household_5m = {};
+    clear(device_1m);
+    clear(household_5m);
     tx.commit();
     return snap;
   }
@@ -353,7 +454,7 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
                   "WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz",
               false, snap.household_lo, wm5, snap);
   else
-    household_5m = {};
+    clear(household_5m);
   // Device 1 min rollup rows from the earliest bound anyone needs up to its watermark.
   const auto dev_from = std::min(snap.device_lo, wm5);
   read_part(tx, device_1m, snap, "device_1m",
@@ -451,61 +552,44 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   raw_wm = wm1;
   refreshes = refreshes_1m;
   seen = std::move(log_rows);
+  last.read_ms = ms_since(started);
+  const auto build_started = std::chrono::steady_clock::now();
 
-  // The snapshot, built from what is held (the same merge the whole-tail read did).
-  std::unordered_map<std::string, std::map<std::int64_t, live_bucket>> dev, hh5, hh1;
-  if (hh_ok)
-    for (auto& [id, m] : household_5m.rows) {
-      auto& into = hh5[id];
-      for (auto& [t, b] : m)
-        add_to(into, b);
-    }
-  // Device 1 min rollup rows: the households' share by the devices' registered households
-  // (as the feed and the device read path assume); devices no longer registered are left out.
-  for (auto& [id, m] : device_1m.rows) {
-    auto reg = device_household.find(id);
-    if (reg == device_household.end())
-      continue;
-    bucket_map* d = nullptr;
-    bucket_map* h1 = nullptr;
-    bucket_map* h5 = nullptr;
-    for (auto& [t, b] : m) {
-      if (t >= snap.device_lo)
-        add_to(d ? *d : *(d = &dev[id]), b);
-      if (t >= snap.household_1m_lo)
-        add_to(h1 ? *h1 : *(h1 = &hh1[reg->second]), b);
-      if (hh_ok && t >= wm5) {
-        auto c = b;
-        c.start = floor_to(t, five_min);
-        c.power_max.reset();
-        add_to(h5 ? *h5 : *(h5 = &hh5[reg->second]), c);
-      }
-    }
+  // The snapshot, built from what is held (the same merge the whole-tail read did): the
+  // rollup-derived base (rebuilt only when it changed), then the raw buckets laid over it.
+  base_key key{device_1m.generation, household_5m.generation, devices_generation,
+               snap.device_lo, snap.household_1m_lo, snap.household_lo, wm5, hh_ok};
+  if (!base_ok || !(key == base_at)) {
+    build_base(snap, wm5, hh_ok);
+    base_at = key;
+    base_ok = true;
   }
+  snap.device_1m = base_dev;
+  snap.household_1m = base_hh1;
+  if (hh_ok)
+    snap.household_5m = base_hh5;
+  snap.bucket_count = base_count;
   for (auto& [id, by_household] : raw) {
-    auto& d = dev[id];
+    auto& d = snap.device_1m[id];
     for (auto& [hh, m] : by_household) {
-      bucket_map* h1 = nullptr;
-      bucket_map* h5 = hh_ok ? &hh5[hh] : nullptr;
+      std::vector<live_bucket>* h1 = nullptr;
+      std::vector<live_bucket>* h5 = hh_ok ? &snap.household_5m[hh] : nullptr;
       for (auto& [t, b] : m) {
-        add_to(d, b);
+        snap.bucket_count += merge_into(d, b);
         if (t >= snap.household_1m_lo)
-          add_to(h1 ? *h1 : *(h1 = &hh1[hh]), b);
+          snap.bucket_count += merge_into(h1 ? *h1 : *(h1 = &snap.household_1m[hh]), b);
         if (h5) {
           auto c = b;
           c.start = floor_to(t, five_min);
           c.power_max.reset();
-          add_to(*h5, c);
+          snap.bucket_count += merge_into(*h5, c);
         }
       }
     }
   }
-  snap.bucket_count = flatten(dev, snap.device_1m) + flatten(hh1, snap.household_1m);
   snap.devices_ok = true;
-  if (hh_ok) {
-    snap.bucket_count += flatten(hh5, snap.household_5m);
-    snap.households_ok = true;
-  }
+  snap.households_ok = hh_ok;
+  last.build_ms = ms_since(build_started);
   return snap;
 }
 
@@ -553,6 +637,13 @@ struct tail_metrics {
       "joule_live_tail_buckets", "Buckets held by the live tail snapshot");
   metrics::counter& failures = metrics::global().get_counter(
       "joule_live_tail_failures_total", "Live tail cycles that failed");
+  metrics::gauge& read = metrics::global().get_gauge(
+      "joule_live_tail_last_read_seconds",
+      "Latest live tail cycle: its read transaction (PostgreSQL and receiving rows)");
+  metrics::gauge& build = metrics::global().get_gauge(
+      "joule_live_tail_last_build_seconds",
+      "Latest live tail cycle: building the snapshot from the held buckets (on the tail's own "
+      "worker thread)");
   metrics::counter& raw_rows = metrics::global().get_counter(
       "joule_live_tail_raw_rows_total",
       "Grouped raw rows the live tail received (folded new writes and whole re-reads)");
@@ -590,6 +681,8 @@ void run_cycle(self_ptr self) {
     m().rollup_rows.inc(l.rollup_rows);
     if (l.full_raw)
       m().full_raw.inc();
+    m().read.set(l.read_ms / 1000.0);
+    m().build.set(l.build_ms / 1000.0);
     return std::any{};
   };
   auto started = std::chrono::steady_clock::now();
@@ -604,6 +697,10 @@ void run_cycle(self_ptr self) {
             st.last_duration_ms =
                 std::chrono::duration<double, std::milli>(out->taken - started).count();
             st.last_buckets = out->bucket_count;
+            // The job has finished: the reader is idle until this actor sends the next one.
+            st.last_read_ms = st.reader->last().read_ms;
+            st.last_build_ms = st.reader->last().build_ms;
+            st.last_full_raw = st.reader->last().full_raw;
             m().queries.inc(static_cast<std::uint64_t>(out->queries));
             m().last_cycle.set(st.last_duration_ms / 1000.0);
             m().buckets.set(static_cast<double>(out->bucket_count));
@@ -648,6 +745,9 @@ live_tail_actor::behavior_type live_tail(self_ptr self, live_tail_config cfg,
         return "{\"cycles\":" + std::to_string(st.cycles) +
                ",\"failures\":" + std::to_string(st.failures) +
                ",\"last_duration_ms\":" + std::to_string(st.last_duration_ms) +
+               ",\"read_ms\":" + std::to_string(st.last_read_ms) +
+               ",\"build_ms\":" + std::to_string(st.last_build_ms) +
+               ",\"full_raw_read\":" + (st.last_full_raw ? "true" : "false") +
                ",\"buckets\":" + std::to_string(st.last_buckets) +
                ",\"snapshot_age_ms\":" + age + "}";
       },

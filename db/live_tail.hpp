@@ -164,6 +164,8 @@ public:
     std::size_t rollup_rows = 0; // rollup rows received
     std::size_t statements = 0;  // new log rows (committed write statements) seen
     std::size_t reread_ranges = 0;
+    double read_ms = 0;   // the transaction (PostgreSQL and receiving rows)
+    double build_ms = 0;  // building the snapshot from what is held
   };
   const stats& last() const;
 
@@ -212,6 +214,9 @@ struct live_tail_state {
   std::uint64_t failures = 0;
   double last_duration_ms = 0;
   std::size_t last_buckets = 0;
+  double last_read_ms = 0;
+  double last_build_ms = 0;
+  bool last_full_raw = false;
   /// The snapshot the last one replaced: released by the next cycle on the DB worker's own
   /// thread (freeing a few hundred thousand buckets must not stall a CAF worker that serves
   /// polls).
