@@ -464,10 +464,15 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
             true, dev_from, wm1, snap);
 
   // Raw rows above the device 1 min watermark: what committed since the last cycle.
-  const std::string raw_select =
-      "SELECT household_id::text, device_id::text, " +
-      us("date_bin('1 minute', ts, '2000-01-01 00:00:00+00')") +
-      ", sum(energy_wh), sum(power_w), count(power_w), max(power_w) FROM telemetry ";
+  // Grouped by the uuids, converted to text only for the result: grouping by text costs
+  // PostgreSQL about twice as much.
+  auto raw_sql = [](const std::string& from_where) {
+    return "SELECT household_id::text, device_id::text, " + us("b") +
+           ", e, p, c, m FROM (SELECT household_id, device_id, date_bin('1 minute', ts, "
+           "'2000-01-01 00:00:00+00') AS b, sum(energy_wh) AS e, sum(power_w) AS p, "
+           "count(power_w) AS c, max(power_w) AS m FROM telemetry " +
+           from_where + " GROUP BY 1, 2, 3) g";
+  };
   std::unordered_set<std::string> log_rows;
   std::vector<std::string> insert_xids;
   std::int64_t ins_lo = INT64_MAX, ins_hi = INT64_MIN;
@@ -496,7 +501,7 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   const bool whole = !raw_ok || refreshes_1m != refreshes || wm1 != raw_wm;
   if (whole) {
     raw.clear();
-    fold_raw(tx.exec_params(raw_select + "WHERE ts >= $1::timestamptz GROUP BY 1, 2, 3", ts(wm1)));
+    fold_raw(tx.exec_params(raw_sql("WHERE ts >= $1::timestamptz"), ts(wm1)));
     ++snap.queries;
     last.full_raw = true;
   } else {
@@ -511,9 +516,8 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
       for (std::size_t i = 0; i < insert_xids.size(); ++i)
         arr += (i ? "," : "") + insert_xids[i];
       arr += "}";
-      fold_raw(tx.exec_params(raw_select +
-                                  "WHERE ts >= $1::timestamptz AND ts <= $2::timestamptz "
-                                  "AND xmin = ANY($3::xid[]) GROUP BY 1, 2, 3",
+      fold_raw(tx.exec_params(raw_sql("WHERE ts >= $1::timestamptz AND ts <= $2::timestamptz "
+                                      "AND xmin = ANY($3::xid[])"),
                               ts(std::max(ins_lo, wm1)), ts(ins_hi), arr));
       ++snap.queries;
     }
@@ -538,11 +542,9 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
         los.push_back(lo);
         his.push_back(hi);
       }
-      fold_raw(tx.exec_params(raw_select +
-                                  "JOIN unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) ON "
-                                  "ts >= timestamptz 'epoch' + r.lo * interval '1 microsecond' "
-                                  "AND ts < timestamptz 'epoch' + r.hi * interval '1 microsecond' "
-                                  "GROUP BY 1, 2, 3",
+      fold_raw(tx.exec_params(raw_sql("JOIN unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) ON "
+                                      "ts >= timestamptz 'epoch' + r.lo * interval '1 microsecond' "
+                                      "AND ts < timestamptz 'epoch' + r.hi * interval '1 microsecond'"),
                               bigint_list(los), bigint_list(his)));
       ++snap.queries;
     }
