@@ -248,3 +248,21 @@ TEST_F(LiveTailIncremental, ARefreshBetweenCyclesRereadsTheRawTailOnce) {
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(LiveTailIncremental, AFailedCycleForgetsEverythingAndStartsOverWithAWholeRead) {
+  ASSERT_TRUE(cycle_equals_whole());
+  db_->exec(insert_sql(9, "3 seconds", 70, 7));
+  // The reader's connection dies mid-way: the cycle throws, and nothing half-applied survives.
+  session doomed{db_->url()};
+  db_->exec("SELECT pg_terminate_backend(" + std::to_string(doomed.conn().backendpid()) + ")");
+  EXPECT_ANY_THROW(reader_.cycle(doomed));
+  db_->exec(insert_sql(10, "2 seconds", 80, 8));
+  ASSERT_TRUE(cycle_equals_whole());
+  EXPECT_TRUE(reader_.last().full_raw);
+  for (int h = 0; h < 4; ++h)
+    EXPECT_NEAR(held_energy_1m(h), brute_energy_1m(h, last_.household_1m_lo), 1e-6) << h;
+}
+
+} // namespace
