@@ -36,18 +36,6 @@ void add_opt(std::optional<double>& into, const std::optional<double>& v) {
     into = into ? *into + *v : *v;
 }
 
-// Adds `b` to the bucket of `list` starting at b.start (appending when new); lists are built
-// in any order and sorted at the end.
-void accumulate(std::unordered_map<std::string, std::map<std::int64_t, live_bucket>>& into,
-                const std::string& id, const live_bucket& b) {
-  auto& slot = into[id];
-  auto it = slot.find(b.start);
-  if (it == slot.end())
-    slot.emplace(b.start, b);
-  else
-    it->second.add(b);
-}
-
 std::size_t flatten(std::unordered_map<std::string, std::map<std::int64_t, live_bucket>>& from,
                     std::unordered_map<std::string, std::vector<live_bucket>>& to) {
   std::size_t n = 0;
@@ -123,17 +111,251 @@ bool live_snapshot::late_touches(const std::string& rollup, std::int64_t lo, std
   return false;
 }
 
+// --- the incremental reader
+
+namespace {
+
+using read_tx =
+    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>;
+using bucket_map = std::map<std::int64_t, live_bucket>;
+using keyed_buckets = std::unordered_map<std::string, bucket_map>;
+
+// Rollup rows over [lo, hi), kept between cycles: read once as the watermark passes them,
+// again only when a refresh rewrote one of their hours (their version text changed).
+struct rollup_part {
+  bool ok = false;
+  std::uint64_t generation = 0;  // bumped whenever its rows change
+  std::int64_t lo = 0, hi = 0;
+  std::string versions;
+  keyed_buckets rows;  // key (device or household) -> bucket
+};
+
+// Forgets a part's rows; its generation keeps counting (what was built from it is stale).
+void clear(rollup_part& p) {
+  p.ok = false;
+  p.rows.clear();
+  p.versions.clear();
+  ++p.generation;
+}
+
+// Drops the buckets before `lo` (the window moved on).
+void drop_before(keyed_buckets& rows, std::int64_t lo) {
+  for (auto it = rows.begin(); it != rows.end();) {
+    auto& m = it->second;
+    m.erase(m.begin(), m.lower_bound(lo));
+    it = m.empty() ? rows.erase(it) : std::next(it);
+  }
+}
+
+std::string bigint_list(const std::vector<std::int64_t>& v) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out += (i ? "," : "") + std::to_string(v[i]);
+  return out + "}";
+}
+
+void add_to(bucket_map& m, const live_bucket& b) {
+  auto [it, fresh] = m.emplace(b.start, b);
+  if (!fresh)
+    it->second.add(b);
+}
+
+// Adds `b` to its bucket in the ascending list `v`; returns 1 if that bucket is new. Raw
+// buckets come after the rollup-derived ones (they lie above the watermarks), so this almost
+// always appends or merges with the last bucket.
+std::size_t merge_into(std::vector<live_bucket>& v, const live_bucket& b) {
+  if (v.empty() || v.back().start < b.start) {
+    v.push_back(b);
+    return 1;
+  }
+  if (v.back().start == b.start) {
+    v.back().add(b);
+    return 0;
+  }
+  auto it = std::lower_bound(v.begin(), v.end(), b.start,
+                             [](const live_bucket& x, std::int64_t t) { return x.start < t; });
+  if (it != v.end() && it->start == b.start) {
+    it->add(b);
+    return 0;
+  }
+  v.insert(it, b);
+  return 1;
+}
+
+} // namespace
+
+struct live_tail_reader::impl {
+  // Raw rows above the device 1 min watermark, grouped by device, the row's own household
+  // and minute (the household of a raw row is its own, as every raw query reads it).
+  bool raw_ok = false;
+  std::int64_t raw_wm = 0;
+  std::int64_t refreshes = -1;
+  std::unordered_set<std::string> seen;  // device_1m log rows (xmin/ctid) seen last cycle
+  std::unordered_map<std::string, keyed_buckets> raw;  // device -> household -> buckets
+
+  rollup_part device_1m, household_5m;
+
+  bool devices_ok = false;
+  std::uint64_t devices_generation = 0;
+  std::int64_t device_count = -1;
+  std::string device_sum;
+  std::unordered_map<std::string, std::string> device_household;
+  std::unordered_set<std::string> households;
+
+  // The part of the snapshot that comes from rollup rows, merged and flattened: rebuilt only
+  // when those rows, the device list or the snapshot's bounds change (every minute or so);
+  // each cycle copies it and lays the raw buckets over it.
+  struct base_key {
+    std::uint64_t dev_gen = 0, hh_gen = 0, devices_gen = 0;
+    std::int64_t device_lo = 0, household_1m_lo = 0, household_lo = 0, wm5 = 0;
+    bool hh_ok = false;
+    bool operator==(const base_key& o) const {
+      return dev_gen == o.dev_gen && hh_gen == o.hh_gen && devices_gen == o.devices_gen &&
+             device_lo == o.device_lo && household_1m_lo == o.household_1m_lo &&
+             household_lo == o.household_lo && wm5 == o.wm5 && hh_ok == o.hh_ok;
+    }
+  };
+  bool base_ok = false;
+  base_key base_at;
+  std::unordered_map<std::string, std::vector<live_bucket>> base_dev, base_hh1, base_hh5;
+  std::size_t base_count = 0;
+
+  stats last;
+
+  void reset() {
+    base_ok = false;
+    base_dev.clear();
+    base_hh1.clear();
+    base_hh5.clear();
+    raw_ok = false;
+    seen.clear();
+    raw.clear();
+    clear(device_1m);
+    clear(household_5m);
+    devices_ok = false;
+    device_household.clear();
+    households.clear();
+  }
+
+  void read_part(read_tx& tx, rollup_part& part, const live_snapshot& snap, const std::string& rollup,
+                 const std::string& sql, bool has_max, std::int64_t lo, std::int64_t hi,
+                 live_snapshot& out) {
+    const bool incremental = part.ok && lo >= part.lo && hi >= part.hi &&
+                             part.versions == snap.version_text(rollup, part.lo, part.hi);
+    std::int64_t from = lo;
+    if (incremental) {
+      if (lo == part.lo && hi == part.hi)
+        return;  // nothing moved
+      drop_before(part.rows, lo);
+      from = part.hi;
+    } else {
+      part.rows.clear();
+    }
+    ++part.generation;
+    if (from < hi) {
+      for (auto row : tx.exec_params(sql, ts(from), ts(hi))) {
+        add_to(part.rows[row[0].as<std::string>()],
+               bucket_of(row, 2, row[1].as<std::int64_t>(), has_max));
+        ++last.rollup_rows;
+      }
+      ++out.queries;
+    }
+    part.ok = true;
+    part.lo = lo;
+    part.hi = hi;
+    part.versions = snap.version_text(rollup, lo, hi);
+  }
+
+  // Adds grouped raw rows (household, device, minute, sums...) to the held raw buckets.
+  void fold_raw(const pqxx::result& r) {
+    for (auto row : r) {
+      add_to(raw[row[1].as<std::string>()][row[0].as<std::string>()],
+             bucket_of(row, 3, row[2].as<std::int64_t>(), true));
+      ++last.raw_rows;
+    }
+  }
+
+  // The rollup-derived part of a snapshot: household 5 min rows, and device 1 min rows for
+  // the devices (from device_lo), their registered households' 1 min buckets (from
+  // household_1m_lo) and 5 min buckets (from the household watermark on).
+  void build_base(const live_snapshot& snap, std::int64_t wm5, bool hh_ok) {
+    std::unordered_map<std::string, bucket_map> dev, hh5, hh1;
+    if (hh_ok)
+      for (auto& [id, m] : household_5m.rows) {
+        auto& into = hh5[id];
+        for (auto& [t, b] : m)
+          add_to(into, b);
+      }
+    // The households' share by the devices' registered households (as the feed and the
+    // device read path assume); devices no longer registered are left out.
+    for (auto& [id, m] : device_1m.rows) {
+      auto reg = device_household.find(id);
+      if (reg == device_household.end())
+        continue;
+      bucket_map* d = nullptr;
+      bucket_map* h1 = nullptr;
+      bucket_map* h5 = nullptr;
+      for (auto& [t, b] : m) {
+        if (t >= snap.device_lo)
+          add_to(d ? *d : *(d = &dev[id]), b);
+        if (t >= snap.household_1m_lo)
+          add_to(h1 ? *h1 : *(h1 = &hh1[reg->second]), b);
+        if (hh_ok && t >= wm5) {
+          auto c = b;
+          c.start = floor_to(t, five_min);
+          c.power_max.reset();
+          add_to(h5 ? *h5 : *(h5 = &hh5[reg->second]), c);
+        }
+      }
+    }
+    base_dev.clear();
+    base_hh1.clear();
+    base_hh5.clear();
+    base_count = flatten(dev, base_dev) + flatten(hh1, base_hh1) + flatten(hh5, base_hh5);
+  }
+
+  live_snapshot cycle(session& s, std::int64_t grace_us);
+};
+
+live_tail_reader::live_tail_reader() : impl_(std::make_unique<impl>()) {}
+live_tail_reader::~live_tail_reader() = default;
+void live_tail_reader::reset() { impl_->reset(); }
+const live_tail_reader::stats& live_tail_reader::last() const { return impl_->last; }
+
+live_snapshot live_tail_reader::cycle(session& s, std::int64_t grace_us) {
+  try {
+    return impl_->cycle(s, grace_us);
+  } catch (...) {
+    // Half-applied changes must not survive: the next cycle reads everything again.
+    impl_->reset();
+    throw;
+  }
+}
+
 live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
+  live_tail_reader fresh;
+  return fresh.cycle(s, grace_us);
+}
+
+live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
+  last = {};
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
   live_snapshot snap;
-  pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx{
-      s.conn()};
-  // The clock and every watermark.
+  read_tx tx{s.conn()};
+  // The clock, every watermark, and how many times device_1m was refreshed (a refresh
+  // consumes log rows this reader may not have seen).
+  std::int64_t refreshes_1m = -1;
   for (auto row : tx.exec("SELECT " + us("now()") + ", name, " + us("watermark") +
-                          " FROM rollup_state")) {
+                          ", refreshes FROM rollup_state")) {
     snap.db_now = row[0].as<std::int64_t>();
+    auto name = row[1].as<std::string>();
+    if (name == "device_1m")
+      refreshes_1m = row[3].as<std::int64_t>();
     if (row[2].is_null())
       continue;
-    auto name = row[1].as<std::string>();
     auto wm = row[2].as<std::int64_t>();
     if (name == "device_1m")
       snap.wm_device_1m = wm;
@@ -176,17 +398,43 @@ live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
     snap.pending.push_back(std::move(p));
   }
   ++snap.queries;
-  for (auto row : tx.exec("SELECT id::text, household_id::text FROM devices")) {
-    auto hh = row[1].as<std::string>();
-    snap.households.insert(hh);
-    snap.device_household.emplace(row[0].as<std::string>(), std::move(hh));
+  // The device list only when it changed (count and a checksum of every (id, household)
+  // pair: a new device, a deleted one or one moved to another household changes it).
+  {
+    auto sum = tx.exec("SELECT count(*), coalesce(sum(hashtext(id::text || '/' || "
+                       "household_id::text)::bigint), 0)::text FROM devices");
+    ++snap.queries;
+    auto count = sum[0][0].as<std::int64_t>();
+    auto check = sum[0][1].as<std::string>();
+    if (!devices_ok || count != device_count || check != device_sum) {
+      device_household.clear();
+      households.clear();
+      for (auto row : tx.exec("SELECT id::text, household_id::text FROM devices")) {
+        auto hh = row[1].as<std::string>();
+        households.insert(hh);
+        device_household.emplace(row[0].as<std::string>(), std::move(hh));
+      }
+      ++snap.queries;
+      devices_ok = true;
+      ++devices_generation;
+      device_count = count;
+      device_sum = check;
+    }
+    snap.device_household = device_household;
+    snap.households = households;
   }
-  ++snap.queries;
 
   // Without a device 1 min watermark close to now there is no cheap tail: the live path is
   // off (readers use the database) until the refresh catches up.
-  if (!snap.wm_device_1m || now - *snap.wm_device_1m > live_max_raw_span)
+  if (!snap.wm_device_1m || now - *snap.wm_device_1m > live_max_raw_span) {
+    raw_ok = false;
+    raw.clear();
+    seen.clear();
+    clear(device_1m);
+    clear(household_5m);
+    tx.commit();
     return snap;
+  }
   const auto wm1 = *snap.wm_device_1m;
   // The alert feed's look-back: from the last closed 5 min bucket on.
   const auto lookback = floor_to(now - grace_us, five_min) - five_min;
@@ -197,67 +445,153 @@ live_snapshot read_live_tail(session& s, std::int64_t grace_us) {
   std::int64_t wm5 = hh_ok ? *snap.wm_household_5m : wm1;
   snap.household_lo = std::min(floor_to(wm5, hour), lookback);
 
-  std::unordered_map<std::string, std::map<std::int64_t, live_bucket>> dev, hh5, hh1;
-  if (hh_ok) {
-    // Household 5 min rollup rows of the tail's first hour (settled, but the live part of an
-    // hourly answer starts at the hour).
-    for (auto row : tx.exec_params(
-             "SELECT household_id::text, " + us("bucket") +
-                 ", energy_wh_sum, power_w_sum, power_w_count FROM rollup_household_5m "
-                 "WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz",
-             ts(snap.household_lo), ts(wm5)))
-      accumulate(hh5, row[0].as<std::string>(), bucket_of(row, 2, row[1].as<std::int64_t>(), false));
+  // Household 5 min rollup rows of the tail's first hour (settled, but the live part of an
+  // hourly answer starts at the hour).
+  if (hh_ok)
+    read_part(tx, household_5m, snap, "household_5m",
+              "SELECT household_id::text, " + us("bucket") +
+                  ", energy_wh_sum, power_w_sum, power_w_count FROM rollup_household_5m "
+                  "WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz",
+              false, snap.household_lo, wm5, snap);
+  else
+    clear(household_5m);
+  // Device 1 min rollup rows from the earliest bound anyone needs up to its watermark.
+  const auto dev_from = std::min(snap.device_lo, wm5);
+  read_part(tx, device_1m, snap, "device_1m",
+            "SELECT device_id::text, " + us("bucket") +
+                ", energy_wh_sum, power_w_sum, power_w_count, power_w_max FROM rollup_device_1m "
+                "WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz",
+            true, dev_from, wm1, snap);
+
+  // Raw rows above the device 1 min watermark: what committed since the last cycle.
+  // Grouped by the uuids, converted to text only for the result: grouping by text costs
+  // PostgreSQL about twice as much.
+  auto raw_sql = [](const std::string& from_where) {
+    return "SELECT household_id::text, device_id::text, " + us("b") +
+           ", e, p, c, m FROM (SELECT household_id, device_id, date_bin('1 minute', ts, "
+           "'2000-01-01 00:00:00+00') AS b, sum(energy_wh) AS e, sum(power_w) AS p, "
+           "count(power_w) AS c, max(power_w) AS m FROM telemetry " +
+           from_where + " GROUP BY 1, 2, 3) g";
+  };
+  std::unordered_set<std::string> log_rows;
+  std::vector<std::string> insert_xids;
+  std::int64_t ins_lo = INT64_MAX, ins_hi = INT64_MIN;
+  std::vector<std::pair<std::int64_t, std::int64_t>> reread;  // minutes [lo, hi)
+  for (auto row : tx.exec("SELECT xmin::text || '/' || ctid::text, xmin::text, " + us("lo") +
+                          ", " + us("hi") +
+                          ", inserted FROM rollup_invalidations WHERE rollup = 'device_1m'")) {
+    auto id = row[0].as<std::string>();
+    if (raw_ok && !seen.count(id)) {
+      ++last.statements;
+      auto lo = row[2].as<std::int64_t>();
+      auto hi = row[3].as<std::int64_t>();  // inclusive
+      if (hi >= wm1) {
+        if (row[4].as<bool>()) {
+          insert_xids.push_back(row[1].as<std::string>());
+          ins_lo = std::min(ins_lo, lo);
+          ins_hi = std::max(ins_hi, hi);
+        } else {
+          reread.emplace_back(floor_to(std::max(lo, wm1), minute), floor_to(hi, minute) + minute);
+        }
+      }
+    }
+    log_rows.insert(std::move(id));
+  }
+  ++snap.queries;
+  const bool whole = !raw_ok || refreshes_1m != refreshes || wm1 != raw_wm;
+  if (whole) {
+    raw.clear();
+    fold_raw(tx.exec_params(raw_sql("WHERE ts >= $1::timestamptz"), ts(wm1)));
     ++snap.queries;
-  }
-  // Device 1 min rollup rows from the earliest bound anyone needs up to its watermark; the
-  // households' share by the devices' registered households (as the feed and the device
-  // read path assume).
-  auto dev_from = std::min(snap.device_lo, wm5);
-  for (auto row : tx.exec_params(
-           "SELECT r.device_id::text, d.household_id::text, " + us("r.bucket") +
-               ", r.energy_wh_sum, r.power_w_sum, r.power_w_count, r.power_w_max "
-               "FROM rollup_device_1m r JOIN devices d ON d.id = r.device_id "
-               "WHERE r.bucket >= $1::timestamptz AND r.bucket < $2::timestamptz",
-           ts(dev_from), ts(wm1))) {
-    auto t = row[2].as<std::int64_t>();
-    auto b = bucket_of(row, 3, t, true);
-    if (t >= snap.device_lo)
-      accumulate(dev, row[0].as<std::string>(), b);
-    if (t >= snap.household_1m_lo)
-      accumulate(hh1, row[1].as<std::string>(), b);
-    if (hh_ok && t >= wm5) {
-      b.start = floor_to(t, five_min);
-      b.power_max.reset();
-      accumulate(hh5, row[1].as<std::string>(), b);
+    last.full_raw = true;
+  } else {
+    // A plain INSERT's rows carry its xmin (the log row was written by the same statement, in
+    // the same (sub)transaction) and lie inside its logged range. Rows of the same xmin that
+    // an UPDATE wrote are folded here too, but the UPDATE's own log row re-reads their minutes
+    // below, which replaces whatever was folded there.
+    if (!insert_xids.empty()) {
+      std::sort(insert_xids.begin(), insert_xids.end());
+      insert_xids.erase(std::unique(insert_xids.begin(), insert_xids.end()), insert_xids.end());
+      std::string arr = "{";
+      for (std::size_t i = 0; i < insert_xids.size(); ++i)
+        arr += (i ? "," : "") + insert_xids[i];
+      arr += "}";
+      fold_raw(tx.exec_params(raw_sql("WHERE ts >= $1::timestamptz AND ts <= $2::timestamptz "
+                                      "AND xmin = ANY($3::xid[])"),
+                              ts(std::max(ins_lo, wm1)), ts(ins_hi), arr));
+      ++snap.queries;
+    }
+    if (!reread.empty()) {
+      std::sort(reread.begin(), reread.end());
+      std::vector<std::pair<std::int64_t, std::int64_t>> merged;
+      for (auto& r : reread)
+        if (!merged.empty() && r.first <= merged.back().second)
+          merged.back().second = std::max(merged.back().second, r.second);
+        else
+          merged.push_back(r);
+      last.reread_ranges = merged.size();
+      std::vector<std::int64_t> los, his;
+      for (auto& [lo, hi] : merged) {
+        for (auto d = raw.begin(); d != raw.end();) {
+          for (auto h = d->second.begin(); h != d->second.end();) {
+            h->second.erase(h->second.lower_bound(lo), h->second.lower_bound(hi));
+            h = h->second.empty() ? d->second.erase(h) : std::next(h);
+          }
+          d = d->second.empty() ? raw.erase(d) : std::next(d);
+        }
+        los.push_back(lo);
+        his.push_back(hi);
+      }
+      fold_raw(tx.exec_params(raw_sql("JOIN unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) ON "
+                                      "ts >= timestamptz 'epoch' + r.lo * interval '1 microsecond' "
+                                      "AND ts < timestamptz 'epoch' + r.hi * interval '1 microsecond'"),
+                              bigint_list(los), bigint_list(his)));
+      ++snap.queries;
     }
   }
-  ++snap.queries;
-  // Raw rows above the device 1 min watermark, grouped by the rows' own household and device.
-  for (auto row : tx.exec_params(
-           "SELECT household_id::text, device_id::text, " +
-               us("date_bin('1 minute', ts, '2000-01-01 00:00:00+00')") +
-               ", sum(energy_wh), sum(power_w), count(power_w), max(power_w) FROM telemetry "
-               "WHERE ts >= $1::timestamptz GROUP BY 1, 2, 3",
-           ts(wm1))) {
-    auto t = row[2].as<std::int64_t>();
-    auto b = bucket_of(row, 3, t, true);
-    accumulate(dev, row[1].as<std::string>(), b);
-    if (t >= snap.household_1m_lo)
-      accumulate(hh1, row[0].as<std::string>(), b);
-    if (hh_ok) {
-      b.start = floor_to(t, five_min);
-      b.power_max.reset();
-      accumulate(hh5, row[0].as<std::string>(), b);
-    }
-  }
-  ++snap.queries;
   tx.commit();
-  snap.bucket_count = flatten(dev, snap.device_1m) + flatten(hh1, snap.household_1m);
-  snap.devices_ok = true;
-  if (hh_ok) {
-    snap.bucket_count += flatten(hh5, snap.household_5m);
-    snap.households_ok = true;
+  raw_ok = true;
+  raw_wm = wm1;
+  refreshes = refreshes_1m;
+  seen = std::move(log_rows);
+  last.read_ms = ms_since(started);
+  const auto build_started = std::chrono::steady_clock::now();
+
+  // The snapshot, built from what is held (the same merge the whole-tail read did): the
+  // rollup-derived base (rebuilt only when it changed), then the raw buckets laid over it.
+  base_key key{device_1m.generation, household_5m.generation, devices_generation,
+               snap.device_lo, snap.household_1m_lo, snap.household_lo, wm5, hh_ok};
+  if (!base_ok || !(key == base_at)) {
+    build_base(snap, wm5, hh_ok);
+    base_at = key;
+    base_ok = true;
   }
+  snap.device_1m = base_dev;
+  snap.household_1m = base_hh1;
+  if (hh_ok)
+    snap.household_5m = base_hh5;
+  snap.bucket_count = base_count;
+  for (auto& [id, by_household] : raw) {
+    auto& d = snap.device_1m[id];
+    for (auto& [hh, m] : by_household) {
+      std::vector<live_bucket>* h1 = nullptr;
+      std::vector<live_bucket>* h5 = hh_ok ? &snap.household_5m[hh] : nullptr;
+      for (auto& [t, b] : m) {
+        snap.bucket_count += merge_into(d, b);
+        if (t >= snap.household_1m_lo)
+          snap.bucket_count += merge_into(h1 ? *h1 : *(h1 = &snap.household_1m[hh]), b);
+        if (h5) {
+          auto c = b;
+          c.start = floor_to(t, five_min);
+          c.power_max.reset();
+          snap.bucket_count += merge_into(*h5, c);
+        }
+      }
+    }
+  }
+  snap.devices_ok = true;
+  snap.households_ok = hh_ok;
+  last.build_ms = ms_since(build_started);
   return snap;
 }
 
@@ -305,6 +639,23 @@ struct tail_metrics {
       "joule_live_tail_buckets", "Buckets held by the live tail snapshot");
   metrics::counter& failures = metrics::global().get_counter(
       "joule_live_tail_failures_total", "Live tail cycles that failed");
+  metrics::gauge& read = metrics::global().get_gauge(
+      "joule_live_tail_last_read_seconds",
+      "Latest live tail cycle: its read transaction (PostgreSQL and receiving rows)");
+  metrics::gauge& build = metrics::global().get_gauge(
+      "joule_live_tail_last_build_seconds",
+      "Latest live tail cycle: building the snapshot from the held buckets (on the tail's own "
+      "worker thread)");
+  metrics::counter& raw_rows = metrics::global().get_counter(
+      "joule_live_tail_raw_rows_total",
+      "Grouped raw rows the live tail received (folded new writes and whole re-reads)");
+  metrics::counter& rollup_rows = metrics::global().get_counter(
+      "joule_live_tail_rollup_rows_total",
+      "Rollup rows the live tail received (read once as the watermarks pass them)");
+  metrics::counter& full_raw = metrics::global().get_counter(
+      "joule_live_tail_full_reads_total",
+      "Live tail cycles that re-read the whole raw tail (first cycle, after a device_1m refresh "
+      "or a failure)");
 };
 
 tail_metrics& m() {
@@ -321,9 +672,19 @@ void run_cycle(self_ptr self) {
   db_job job;
   job.label = "live_tail";
   job.timeout = st.cfg.job_timeout;
-  job.run = [out, grace = st.cfg.grace_us, retired = std::move(st.retired)](session& s) mutable {
+  // Reading, folding and building the snapshot all run here, on the tail's own detached
+  // worker; the actor only swaps the pointer.
+  job.run = [out, grace = st.cfg.grace_us, reader = st.reader,
+             retired = std::move(st.retired)](session& s) mutable {
     retired.reset();
-    *out = read_live_tail(s, grace);
+    *out = reader->cycle(s, grace);
+    auto& l = reader->last();
+    m().raw_rows.inc(l.raw_rows);
+    m().rollup_rows.inc(l.rollup_rows);
+    if (l.full_raw)
+      m().full_raw.inc();
+    m().read.set(l.read_ms / 1000.0);
+    m().build.set(l.build_ms / 1000.0);
     return std::any{};
   };
   auto started = std::chrono::steady_clock::now();
@@ -338,6 +699,10 @@ void run_cycle(self_ptr self) {
             st.last_duration_ms =
                 std::chrono::duration<double, std::milli>(out->taken - started).count();
             st.last_buckets = out->bucket_count;
+            // The job has finished: the reader is idle until this actor sends the next one.
+            st.last_read_ms = st.reader->last().read_ms;
+            st.last_build_ms = st.reader->last().build_ms;
+            st.last_full_raw = st.reader->last().full_raw;
             m().queries.inc(static_cast<std::uint64_t>(out->queries));
             m().last_cycle.set(st.last_duration_ms / 1000.0);
             m().buckets.set(static_cast<double>(out->bucket_count));
@@ -382,6 +747,9 @@ live_tail_actor::behavior_type live_tail(self_ptr self, live_tail_config cfg,
         return "{\"cycles\":" + std::to_string(st.cycles) +
                ",\"failures\":" + std::to_string(st.failures) +
                ",\"last_duration_ms\":" + std::to_string(st.last_duration_ms) +
+               ",\"read_ms\":" + std::to_string(st.last_read_ms) +
+               ",\"build_ms\":" + std::to_string(st.last_build_ms) +
+               ",\"full_raw_read\":" + (st.last_full_raw ? "true" : "false") +
                ",\"buckets\":" + std::to_string(st.last_buckets) +
                ",\"snapshot_age_ms\":" + age + "}";
       },

@@ -132,9 +132,52 @@ constexpr std::int64_t live_versions_span = 8LL * 24 * 3600 * 1'000'000;
 /// behind (catch-up, refresh failing) turns the live path off until it catches up.
 constexpr std::int64_t live_max_raw_span = 15LL * 60 * 1'000'000;
 
-/// Reads one snapshot (a handful of statements in one read-only REPEATABLE READ transaction).
-/// `grace` is the alert feed's closed-bucket grace: device and household 1 min buckets are
-/// held from the last closed 5 min bucket on, whatever the watermarks.
+/// The tail's memory between cycles: what it read last time, so that a cycle reads only
+/// what changed (issue 9, incremental tail). Rollup rows are read once per range as the
+/// watermarks pass (again only when a refresh rewrote one of their hours: versions); raw rows
+/// above the device 1 min watermark are folded per committed write statement, found through
+/// the invalidation log (every statement on telemetry logs a row in its own transaction, so a
+/// row not seen before is a statement committed since the last snapshot, in commit order
+/// whatever the order of `ts`): a plain INSERT's rows are folded by their xmin, any other
+/// write (UPDATE, DELETE, TRUNCATE, ...) re-reads the minutes it names. A device 1 min
+/// refresh consumes log rows the tail may not have seen, so the cycle after one re-reads the
+/// raw tail whole (at most once per refresh, when the tail is shortest).
+/// Used by one thread at a time (the tail's own DB worker); not copyable.
+class live_tail_reader {
+public:
+  live_tail_reader();
+  ~live_tail_reader();
+  live_tail_reader(const live_tail_reader&) = delete;
+  live_tail_reader& operator=(const live_tail_reader&) = delete;
+
+  /// Reads the changes since the last cycle (everything on the first one, or after a failed
+  /// cycle) and builds a complete snapshot from the held state. Throws on database errors,
+  /// after forgetting its state (the next cycle starts over).
+  live_snapshot cycle(session& s, std::int64_t grace_us = 2'000'000);
+  /// Forgets everything: the next cycle reads the whole tail.
+  void reset();
+
+  /// What the latest cycle did, for metrics and tests.
+  struct stats {
+    bool full_raw = false;       // re-read the raw tail whole
+    std::size_t raw_rows = 0;    // grouped raw rows received (folded or re-read)
+    std::size_t rollup_rows = 0; // rollup rows received
+    std::size_t statements = 0;  // new log rows (committed write statements) seen
+    std::size_t reread_ranges = 0;
+    double read_ms = 0;   // the transaction (PostgreSQL and receiving rows)
+    double build_ms = 0;  // building the snapshot from what is held
+  };
+  const stats& last() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Reads one snapshot from scratch (a handful of statements in one read-only REPEATABLE READ
+/// transaction): what an incremental reader's cycles must always equal. `grace` is the alert
+/// feed's closed-bucket grace: device and household 1 min buckets are held from the last
+/// closed 5 min bucket on, whatever the watermarks.
 live_snapshot read_live_tail(session& s, std::int64_t grace_us = 2'000'000);
 
 /// The settled part of a household energy series: household_5m rows of [lo, hi) summed into
@@ -171,10 +214,16 @@ struct live_tail_state {
   std::uint64_t failures = 0;
   double last_duration_ms = 0;
   std::size_t last_buckets = 0;
+  double last_read_ms = 0;
+  double last_build_ms = 0;
+  bool last_full_raw = false;
   /// The snapshot the last one replaced: released by the next cycle on the DB worker's own
   /// thread (freeing a few hundred thousand buckets must not stall a CAF worker that serves
   /// polls).
   live_snapshot_ptr retired;
+  /// The incremental reader: used only inside the cycle's job, on the DB worker's thread
+  /// (reading and building the snapshot never run on a CAF worker that serves polls).
+  std::shared_ptr<live_tail_reader> reader = std::make_shared<live_tail_reader>();
 };
 
 /// Runs a cycle every interval on `worker` (its own connection) and publishes each snapshot;

@@ -177,6 +177,8 @@ TEST_F(Live, EnergyEqualsBruteForceAndPollsNeedNoDatabaseQuery) {
 
 TEST_F(Live, ANewReadingIsVisibleWithinTwoSecondsAndFreshAsOfNeverLeadsIt) {
   auto port = app_->port();
+  const auto full_reads = metric(port, "joule_live_tail_full_reads_total");
+  const auto raw_rows = metric(port, "joule_live_tail_raw_rows_total");
   db_->exec("INSERT INTO telemetry VALUES (now(), '" + device_id(1) + "', '" + household_id(1) +
             "', 10, 4321.5)");
   auto committed = db_now();
@@ -193,6 +195,10 @@ TEST_F(Live, ANewReadingIsVisibleWithinTwoSecondsAndFreshAsOfNeverLeadsIt) {
     }
   }
   EXPECT_TRUE(seen) << "a committed reading must be visible within 2 s";
+  // The tail folded that one statement's row (no refresh ran: no whole re-read of the tail).
+  EXPECT_EQ(metric(port, "joule_live_tail_full_reads_total"), full_reads);
+  EXPECT_GE(metric(port, "joule_live_tail_raw_rows_total") - raw_rows, 1);
+  EXPECT_LE(metric(port, "joule_live_tail_raw_rows_total") - raw_rows, 2);
 }
 
 TEST_F(Live, LateInsertsUpdatesAndDeletesArePendingThenRefreshedAndAlwaysTruthful) {
