@@ -6,6 +6,7 @@
 #include "core/metrics.hpp"
 #include "core/timefmt.hpp"
 #include "rules/alert_metrics.hpp"
+#include "rules/timing.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -60,10 +61,10 @@ void count_transitions(self_ptr self, const std::vector<notification>& notes) {
 void schedule_repeat(self_ptr self) {
   auto& st = self->state;
   ++st.repeat_timer;  // whatever was scheduled before no longer applies
-  if (st.state.current != phase::firing || st.rule.repeat_interval_sec <= 0)
+  auto due = repeat_due_at(st.state, st.rule.repeat_interval_sec);
+  if (!due)
     return;
-  auto due = st.state.last_notified_at + st.rule.repeat_interval_sec * micros_per_second;
-  auto delay = std::max<std::int64_t>(0, due - now_micros());
+  auto delay = std::max<std::int64_t>(0, *due - st.now());
   self->delayed_send(self, std::chrono::microseconds(delay), repeat_atom::value,
                      st.repeat_timer);
 }
@@ -138,7 +139,7 @@ void on_repeat(self_ptr self, std::uint64_t timer) {
     // The save in flight reschedules when it ends (its outcome may resolve the alert).
     return;
   }
-  auto now = now_micros();
+  auto now = st.now();
   auto next = st.state;
   next.repeats = std::min(next.repeats + 1, 1'000'000);
   next.last_notified_at = now;
@@ -210,7 +211,16 @@ batch_result evaluate_batch(const alert_rule& rule, const eval_state& state,
 alert_evaluator_actor::behavior_type
 alert_evaluator(self_ptr self, alert_rule rule, eval_state initial, alert_store_actor store,
                 std::chrono::milliseconds save_timeout) {
+  return alert_evaluator_clocked(self, std::move(rule), initial, std::move(store), save_timeout,
+                                 &now_micros);
+}
+
+alert_evaluator_actor::behavior_type
+alert_evaluator_clocked(self_ptr self, alert_rule rule, eval_state initial,
+                        alert_store_actor store, std::chrono::milliseconds save_timeout,
+                        std::int64_t (*now)()) {
   auto& st = self->state;
+  st.now = now;
   st.rule = std::move(rule);
   st.state = initial;
   st.store = std::move(store);

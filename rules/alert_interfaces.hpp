@@ -29,6 +29,7 @@ using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
 using repeat_atom = caf::atom_constant<caf::atom("repeat")>;
 using resend_atom = caf::atom_constant<caf::atom("amresend")>;
 using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
@@ -167,6 +168,8 @@ using notifier_actor = caf::typed_actor<
   caf::reacts_to<nudge_atom>,
   /// Internal: poll the outbox.
   caf::reacts_to<tick_atom>,
+  /// Internal: the earliest pending row became due (the number tells stale timers apart).
+  caf::reacts_to<wake_atom, std::uint64_t>,
   /// Internal: a delivery attempt ended.
   caf::reacts_to<attempt_done>,
   /// Internal: post the firing alerts of Alertmanager receivers again (before its

@@ -9,10 +9,13 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <set>
 #include <unordered_map>
+#include <vector>
 
 #include "db/live_tail.hpp"
 #include "rules/alert_interfaces.hpp"
+#include "rules/feed_sql.hpp"
 
 namespace joule::rules {
 
@@ -26,6 +29,9 @@ struct bucket_feed_config {
   /// its newest snapshot instead of querying; the feed queries itself only while the tail
   /// has no usable snapshot (not started, watermark far behind, database unreachable).
   std::shared_ptr<db::live_tail_holder> live;
+  /// With `live`: how often the feed looks for a new snapshot (an atomic load and a compare).
+  /// A snapshot is distributed within this of being published.
+  std::chrono::milliseconds live_poll{25};
 };
 
 struct bucket_feed_state {
@@ -33,6 +39,20 @@ struct bucket_feed_state {
   bucket_feed_config cfg;
   std::function<db_pool_actor()> pool;
   std::unordered_map<std::string, feed_subscription> subs;  // by rule id
+  /// Derived from `subs` (rebuilt when `dirty`): the ids each cycle reads, and which
+  /// subscriptions each scope id feeds, so a cycle visits only the scopes that have buckets.
+  bool dirty = true;
+  std::size_t silence_count = 0;  // silence_sec subscriptions (kept without the index)
+  /// Subscription changes since the heap was last trimmed, and when the latest came.
+  std::uint64_t churn = 0;
+  std::chrono::steady_clock::time_point last_change{};
+  feed_request request;
+  std::set<std::string> silent_device, silent_household;
+  std::unordered_map<std::string, std::vector<const feed_subscription*>> index_device,
+      index_household_1m, index_household_5m;
+  std::vector<const feed_subscription*> every_cycle;   // no_data policies: a batch each cycle
+  std::vector<const feed_subscription*> silence_subs;  // silence_sec rules
+  std::chrono::steady_clock::time_point next_db_cycle{};
   /// silence_sec: newest reading by scope id (nullopt: never reported); an id is present once
   /// its full lookup ran.
   std::unordered_map<std::string, std::optional<std::int64_t>> seen_device, seen_household;

@@ -32,6 +32,23 @@ double jitter() {
 
 void claim(self_ptr self);
 
+// A row becomes due at `at` (a group's flush after group_wait/group_interval, a retry): claim
+// then, not at the next poll. Only the earliest wake-up is kept; the claim it triggers reads
+// the next one.
+void wake_at(self_ptr self, std::int64_t at) {
+  auto& st = self->state;
+  const auto now = st.cfg.now();
+  if (at <= now) {
+    claim(self);
+    return;
+  }
+  if (st.wake_at && *st.wake_at <= at)
+    return;
+  st.wake_at = at;
+  ++st.wake_timer;
+  self->delayed_send(self, std::chrono::microseconds(at - now), wake_atom::value, st.wake_timer);
+}
+
 void start_delivery(self_ptr self, outbox_item item) {
   auto& st = self->state;
   ++st.in_flight;
@@ -51,7 +68,7 @@ void start_delivery(self_ptr self, outbox_item item) {
   req.url = item.webhook_url;
   req.body = item.payload;
   if (item.sign)
-    req.headers = webhook_headers(item, now_micros() / micros_per_second);
+    req.headers = webhook_headers(item, st.cfg.now() / micros_per_second);
   req.timeout = st.cfg.webhook_timeout;
   req.allow_private_targets = st.cfg.allow_private_targets;
   auto me = caf::actor_cast<notifier_actor>(self);
@@ -109,25 +126,27 @@ void claim(self_ptr self) {
   }
   st.claiming = true;
   st.claim_again = false;
-  struct claimed {
-    std::vector<outbox_item> items;
-    std::pair<std::int64_t, std::int64_t> depth{0, 0};
-  };
-  auto out = std::make_shared<claimed>();
   db_job job;
   job.label = "alerts.claim";
   job.timeout = st.cfg.job_timeout;
   job.retry_on_disconnect = false;  // the claim commits a lease: do not run it twice
-  job.run = [out, busy, capacity, lease = st.cfg.lease.count()](db::session& s) {
-    out->items = claim_due(s, busy, capacity, lease);
-    out->depth = outbox_depth(s);
-    return std::any{};
+  job.run = [busy, capacity, lease = st.cfg.lease.count(),
+             cap = st.cfg.group_cap](db::session& s) -> std::any {
+    claim_result out;
+    out.items = claim_due(s, busy, capacity, lease, cap);
+    out.depth = outbox_depth(s);
+    out.next_due = next_due_at(s);
+    return out;
   };
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, out](db_done&) {
+          [self](db_done& done) {
             auto& st = self->state;
             st.claiming = false;
+            auto* out = std::any_cast<claim_result>(&done.value);
+            if (!out)
+              return;
+            ++st.claims;
             st.outbox_depth = out->depth.first;
             metrics::global()
                 .get_gauge("joule_alert_outbox_depth", "Notifications waiting for delivery")
@@ -146,6 +165,8 @@ void claim(self_ptr self) {
               st.queued_by_destination[item.destination].push_back(std::move(item));
             }
             start_queued(self);
+            if (out->next_due)
+              wake_at(self, *out->next_due);
             if (st.claim_again || claimed_any)
               claim(self);
           },
@@ -317,6 +338,8 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
                                        std::function<db_pool_actor()> pool, webhook_sender send) {
   auto& st = self->state;
   st.cfg = cfg;
+  if (!st.cfg.now)
+    st.cfg.now = &now_micros;
   st.pool = std::move(pool);
   if (send) {
     st.send = std::move(send);
@@ -330,6 +353,13 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
   self->delayed_send(self, st.cfg.alertmanager_resend, resend_atom::value);
   return {
       [self](nudge_atom) { claim(self); },
+      [self](wake_atom, std::uint64_t timer) {
+        auto& st = self->state;
+        if (timer != st.wake_timer)
+          return;  // replaced by an earlier wake-up
+        st.wake_at.reset();
+        claim(self);
+      },
       [self](tick_atom) {
         self->delayed_send(self, self->state.cfg.poll_interval, tick_atom::value);
         claim(self);

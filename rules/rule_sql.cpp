@@ -16,6 +16,7 @@
 #include "core/timefmt.hpp"
 #include "db/session.hpp"
 #include "rules/receiver.hpp"
+#include "rules/timing.hpp"
 
 #include <tuple>
 
@@ -364,18 +365,29 @@ std::optional<bool> insert_notes(pqxx::work& tx, const std::vector<notification>
       if (!silenced) {
         // Join the group's scheduled flush; otherwise wait group_interval after its last
         // flush, or group_wait for a group that is new (or quiet for longer than that).
-        flush_at = tx.exec_params(
-                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
-                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
-                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
-                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
-                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
-                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
-                         "  ELSE now() + $3::int * interval '1 second' END "
-                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
-                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
-                       .as<std::string>();
+        // The decision is group_flush_at (timing.hpp, pure); the group row is locked
+        // meanwhile, so concurrent savers of one group agree on one flush.
+        tx.exec_params("INSERT INTO alert_groups (receiver_id, group_key) VALUES ($1::uuid, $2) "
+                       "ON CONFLICT (receiver_id, group_key) DO NOTHING",
+                       n.receiver_id, key);
+        auto g = tx.exec_params(
+            "SELECT (extract(epoch from flush_at) * 1000000)::bigint, "
+            "(extract(epoch from last_flush_at) * 1000000)::bigint, "
+            "(extract(epoch from now()) * 1000000)::bigint FROM alert_groups "
+            "WHERE receiver_id = $1::uuid AND group_key = $2 FOR UPDATE",
+            n.receiver_id, key);
+        group_times times;
+        if (!g[0][0].is_null())
+          times.flush_at = g[0][0].as<std::int64_t>();
+        if (!g[0][1].is_null())
+          times.last_flush_at = g[0][1].as<std::int64_t>();
+        auto at = group_flush_at(times, g[0][2].as<std::int64_t>(),
+                                 it->second.wait * micros_per_second,
+                                 it->second.interval * micros_per_second);
+        flush_at = format_rfc3339(at);
+        tx.exec_params("UPDATE alert_groups SET flush_at = $3::timestamptz "
+                       "WHERE receiver_id = $1::uuid AND group_key = $2",
+                       n.receiver_id, key, flush_at);
       }
     }
     tx.exec_params(
@@ -534,21 +546,43 @@ std::string text_array(const std::vector<std::string>& v) {
 
 // Every due row of up to `limit` groups, one outbox_item per group. The receiver (URL, kind,
 // secret) is read now, so a changed receiver — a rotated secret — applies to what is pending.
-void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
-                  std::vector<outbox_item>& out) {
+void claim_groups(pqxx::work& tx, const std::vector<std::string>& busy, int limit,
+                  std::int64_t lease_ms, int group_cap, std::vector<outbox_item>& out) {
+  // Receivers whose destination is at its in-flight limit are left out, like private rows:
+  // their groups stay claimable by other instances instead of waiting in our queue.
+  std::vector<std::string> busy_receivers;
+  if (!busy.empty())
+    for (auto row : tx.exec("SELECT id::text, kind, url FROM alert_receivers")) {
+      auto url = row[2].as<std::string>();
+      if (row[1].as<std::string>() == "alertmanager") {
+        while (!url.empty() && url.back() == '/')
+          url.pop_back();
+        url += "/api/v2/alerts";
+      }
+      auto t = parse_webhook_url(url);
+      if (t && std::find(busy.begin(), busy.end(), t->destination()) != busy.end())
+        busy_receivers.push_back(row[0].as<std::string>());
+    }
+  // The oldest group_cap rows of each due group (window functions cannot take row locks:
+  // rank first, lock the ranked rows after).
   auto res = tx.exec_params(
       "WITH due_groups AS (SELECT DISTINCT receiver_id, group_key FROM alert_notifications "
       "  WHERE delivery = 'pending' AND receiver_id IS NOT NULL AND next_attempt_at <= now() "
-      "    AND (lease_until IS NULL OR lease_until < now()) LIMIT $1::int), "
-      "picked AS (SELECT n.alert_id FROM alert_notifications n JOIN due_groups g "
+      "    AND (lease_until IS NULL OR lease_until < now()) "
+      "    AND NOT (receiver_id = ANY($4::uuid[])) LIMIT $1::int), "
+      "ranked AS (SELECT n.alert_id, row_number() OVER (PARTITION BY n.receiver_id, n.group_key "
+      "    ORDER BY n.created_at, n.alert_id) AS k FROM alert_notifications n JOIN due_groups g "
       "    ON g.receiver_id = n.receiver_id AND g.group_key = n.group_key "
       "  WHERE n.delivery = 'pending' AND n.next_attempt_at <= now() "
+      "    AND (n.lease_until IS NULL OR n.lease_until < now())), "
+      "picked AS (SELECT n.alert_id FROM alert_notifications n WHERE n.alert_id IN "
+      "    (SELECT alert_id FROM ranked WHERE k <= $3::int) AND n.delivery = 'pending' "
       "    AND (n.lease_until IS NULL OR n.lease_until < now()) FOR UPDATE OF n SKIP LOCKED) "
       "UPDATE alert_notifications n SET lease_until = now() + $2::bigint * interval '1 ms', "
       "       attempts = n.attempts + 1 FROM picked WHERE n.alert_id = picked.alert_id "
       "RETURNING n.alert_id::text, n.receiver_id::text, n.group_key, n.payload, n.attempts, "
       "          n.created_at",
-      limit, lease_ms);
+      limit, lease_ms, group_cap, uuid_array(busy_receivers));
   if (res.empty())
     return;
   struct row_t {
@@ -616,7 +650,7 @@ void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
 } // namespace
 
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
-                                   int limit, std::int64_t lease_ms) {
+                                   int limit, std::int64_t lease_ms, int group_cap) {
   pqxx::work tx{s.conn()};
   auto res = tx.exec_params(
       "WITH due AS (SELECT alert_id FROM alert_notifications "
@@ -644,9 +678,18 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
   }
   const int groups_limit = limit - static_cast<int>(out.size());
   if (groups_limit > 0)
-    claim_groups(tx, groups_limit, lease_ms, out);
+    claim_groups(tx, busy, groups_limit, lease_ms, std::max(1, group_cap), out);
   tx.commit();
   return out;
+}
+
+std::optional<std::int64_t> next_due_at(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  auto r = q.exec("SELECT (extract(epoch from min(next_attempt_at)) * 1000000)::bigint "
+                  "FROM alert_notifications WHERE delivery = 'pending' AND next_attempt_at > now()");
+  if (r.empty() || r[0][0].is_null())
+    return std::nullopt;
+  return r[0][0].as<std::int64_t>();
 }
 
 void record_attempt(db::session& s, const attempt_record& a) {
@@ -690,15 +733,31 @@ redeliver_result redeliver(db::session& s, const std::string& alert_id,
     return redeliver_result::missing;
   if (found[0][0].as<std::string>() != "failed")
     return redeliver_result::not_failed;
-  // A notification to the rule's own webhook takes the rule's current secret: the usual
-  // reason to redeliver is a receiver fixed after the failure, often with a rotated secret.
+  // A notification to the rule's own webhook goes to the rule's current webhook: the usual
+  // reason to redeliver is a receiver fixed after the failure, often moved or with a rotated
+  // secret. (A grouped one reads its receiver at claim time anyway; a rule deleted since, or
+  // routed to a named receiver now, keeps the original target.)
+  auto target = tx.exec_params("SELECT r.webhook_url, r.webhook_secret FROM alert_rules r "
+                               "JOIN alert_notifications n ON n.rule_id = r.id "
+                               "WHERE n.alert_id = $1::uuid AND n.receiver_id IS NULL "
+                               "AND r.receiver_id IS NULL AND r.webhook_url <> ''",
+                               alert_id);
+  std::string url, secret, destination;
+  if (!target.empty()) {
+    url = target[0][0].as<std::string>();
+    secret = target[0][1].as<std::string>();
+    if (auto t = parse_webhook_url(url))
+      destination = t->destination();
+    else
+      url.clear();  // unusable now: keep the stored target (the attempt reports it)
+  }
   tx.exec_params("UPDATE alert_notifications n SET delivery = 'pending', attempts = 0, "
                  "next_attempt_at = now(), lease_until = NULL, last_error = NULL, "
-                 "last_status = NULL, webhook_secret = COALESCE((SELECT r.webhook_secret "
-                 "FROM alert_rules r WHERE r.id = n.rule_id AND r.receiver_id IS NULL "
-                 "AND r.webhook_url = n.webhook_url), n.webhook_secret) "
+                 "last_status = NULL, webhook_url = COALESCE(NULLIF($2, ''), n.webhook_url), "
+                 "webhook_secret = CASE WHEN $2 = '' THEN n.webhook_secret ELSE $3 END, "
+                 "destination = COALESCE(NULLIF($4, ''), n.destination) "
                  "WHERE n.alert_id = $1::uuid",
-                 alert_id);
+                 alert_id, url, secret, destination);
   tx.commit();
   return redeliver_result::queued;
 }

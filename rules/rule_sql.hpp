@@ -90,8 +90,13 @@ struct outbox_item {
 /// Claims up to `limit` due rows whose destination is not in `busy`, leasing them for
 /// `lease_ms` (FOR UPDATE SKIP LOCKED: concurrent claimers never get the same row). The
 /// attempt is counted at claim time, so a crash mid-delivery still counts.
+/// Grouped rows: at most `group_cap` rows of one group per POST (the oldest; the rest are
+/// claimed next); receivers whose destination is in `busy` are left out too.
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
-                                   int limit, std::int64_t lease_ms);
+                                   int limit, std::int64_t lease_ms, int group_cap = 1000);
+
+/// When the earliest pending row that is not due yet becomes due (µs), if any.
+std::optional<std::int64_t> next_due_at(db::session& s);
 
 /// How one attempt ended.
 struct attempt_record {
