@@ -159,6 +159,8 @@ using alert_manager_actor = caf::typed_actor<
 using alert_janitor_actor = caf::typed_actor<
   /// Internal: time to release silenced alerts (and, now and then, to clean up).
   caf::reacts_to<tick_atom>,
+  /// A silence was deleted or a rule changed: check every silenced alert now.
+  caf::reacts_to<nudge_atom>,
   /// Releases, deletions and failures as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
@@ -175,6 +177,8 @@ using notifier_actor = caf::typed_actor<
   /// Internal: post the firing alerts of Alertmanager receivers again (before its
   /// resolve_timeout ends them).
   caf::reacts_to<resend_atom>,
+  /// Internal: the previous page of re-post pass N has been answered: post the next one.
+  caf::reacts_to<resend_atom, std::uint64_t>,
   /// In-flight deliveries per destination, outbox depth, counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 

@@ -1,6 +1,7 @@
 #include "rules/notifier.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -245,27 +246,38 @@ void on_attempt(self_ptr self, attempt_done& done) {
 
 // Alertmanager ends an alert it has not heard of for resolve_timeout: post every firing
 // alert of an Alertmanager receiver again. Idempotent on Alertmanager's side (same labels,
-// same startsAt), so a lost re-post is simply made up by the next one.
-void resend_alertmanager(self_ptr self) {
+// same startsAt), so a lost re-post is simply made up by the next one. Page by page
+// (am_page_size incidents, one POST per receiver URL and page), the next page once this
+// page's POSTs have answered: at 100,000 firing rules one POST of every alert would be tens
+// of MB, and reading them all at once as much again in the server.
+void resend_page(self_ptr self, std::uint64_t pass) {
   auto& st = self->state;
+  if (pass != st.am_pass)
+    return;  // a newer pass started
   auto pool = st.pool();
   if (!pool)
     return;
-  auto out = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
   db_job job;
   job.label = "alerts.alertmanager_firing";
   job.timeout = st.cfg.job_timeout;
-  job.run = [out](db::session& s) {
-    *out = firing_for_alertmanager(s);
-    return std::any{};
+  job.run = [after = st.am_after, limit = st.cfg.am_page_size](db::session& s) -> std::any {
+    return firing_for_alertmanager(s, after, limit);
   };
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, out](db_done&) {
+          [self, pass](db_done& done) {
             auto& st = self->state;
+            auto* out = std::any_cast<std::vector<am_firing>>(&done.value);
+            if (pass != st.am_pass || !out || out->empty())
+              return;
+            const bool more = static_cast<int>(out->size()) >= st.cfg.am_page_size;
+            st.am_after = more ? out->back().rule_id : std::string{};
             std::map<std::string, std::vector<std::string>> by_url;
-            for (auto& [url, payload] : *out)
-              by_url[url].push_back(std::move(payload));
+            for (auto& f : *out)
+              by_url[f.url].push_back(std::move(f.payload));
+            auto me = caf::actor_cast<notifier_actor>(self);
+            auto outstanding = std::make_shared<std::atomic<int>>(0);
+            std::vector<webhook_request> posts;
             for (auto& [url, payloads] : by_url) {
               auto base = url;
               while (!base.empty() && base.back() == '/')
@@ -278,13 +290,25 @@ void resend_alertmanager(self_ptr self) {
               auto target = parse_webhook_url(req.url);
               if (!target || !host_allowed(target->host, st.cfg.allowed_hosts))
                 continue;
+              posts.push_back(std::move(req));
+            }
+            if (posts.empty()) {
+              if (more)
+                resend_page(self, pass);
+              return;
+            }
+            outstanding->store(static_cast<int>(posts.size()));
+            for (auto& req : posts) {
               ++st.resent;
+              auto dest = parse_webhook_url(req.url)->destination();
               // Only scheme://host:port reaches the log: a path or query may carry a token.
-              st.send(std::move(req), [dest = target->destination()](webhook_response r) {
+              st.send(std::move(req), [me, dest, outstanding, pass, more](webhook_response r) {
                 if (r.status < 200 || r.status >= 300)
                   log(log_level::warn, "alerts",
                       "re-posting firing alerts to Alertmanager " + dest + " failed: " +
                           failure_class(r.status, r.error));
+                if (outstanding->fetch_sub(1) == 1 && more)
+                  caf::anon_send(me, resend_atom::value, pass);  // the next page
               });
             }
           },
@@ -292,6 +316,13 @@ void resend_alertmanager(self_ptr self) {
             log(log_level::warn, "alerts",
                 "reading firing Alertmanager alerts failed: " + failure_of(err).message);
           });
+}
+
+void resend_alertmanager(self_ptr self) {
+  auto& st = self->state;
+  ++st.am_pass;  // a pass still paging is overtaken: this one starts from the beginning
+  st.am_after.clear();
+  resend_page(self, st.am_pass);
 }
 
 } // namespace
@@ -369,6 +400,7 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
         self->delayed_send(self, self->state.cfg.alertmanager_resend, resend_atom::value);
         resend_alertmanager(self);
       },
+      [self](resend_atom, std::uint64_t pass) { resend_page(self, pass); },
       [self](status_atom) -> std::string {
         auto& st = self->state;
         std::string dests = "{";

@@ -36,6 +36,8 @@ struct notifier_config {
   std::chrono::milliseconds alertmanager_resend{60000};  // alerts.alertmanager_resend
   /// Alerts per grouped POST at most; the rest of a group goes out with the next claim.
   int group_cap = 1000;
+  /// Firing incidents per Alertmanager re-post page (one POST per receiver URL and page).
+  int am_page_size = 500;
   /// Wall clock (µs since the epoch): now_micros when null; the test coordinator's
   /// simulated time in deterministic tests.
   std::int64_t (*now)() = nullptr;
@@ -86,6 +88,8 @@ struct notifier_state {
   bool claim_again = false;
   std::uint64_t delivered = 0, retried = 0, failed = 0;
   std::uint64_t resent = 0;  // Alertmanager re-posts of firing alerts
+  std::uint64_t am_pass = 0;  // the current re-post pass (older pages are dropped)
+  std::string am_after;       // the pass's next page starts after this rule id
   std::int64_t outbox_depth = 0;
 };
 

@@ -708,16 +708,29 @@ void record_attempt(db::session& s, const attempt_record& a) {
   tx.commit();
 }
 
-std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s) {
+std::vector<am_firing> firing_for_alertmanager(db::session& s, const std::string& after_rule_id,
+                                               int limit) {
   pqxx::nontransaction q{s.conn()};
-  std::vector<std::pair<std::string, std::string>> out;
-  for (auto row : q.exec("SELECT rc.url, n.payload FROM alert_rule_state s "
-                         "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
-                         "  JOIN alert_receivers rc ON rc.id = r.receiver_id "
-                         "   AND rc.kind = 'alertmanager' "
-                         "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
-                         " WHERE s.phase = 'firing' AND NOT s.silenced_pending"))
-    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  std::vector<am_firing> out;
+  // The silence labels (rule_id, scope_id, household_id, rule labels) come from the payload,
+  // which carries all of them.
+  for (auto row : q.exec_params(
+           "SELECT s.rule_id::text, rc.url, n.payload FROM alert_rule_state s "
+           "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
+           "  JOIN alert_receivers rc ON rc.id = r.receiver_id AND rc.kind = 'alertmanager' "
+           "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
+           " WHERE s.phase = 'firing' AND NOT s.silenced_pending "
+           "   AND s.rule_id > COALESCE(NULLIF($1, '')::uuid, "
+           "                            '00000000-0000-0000-0000-000000000000'::uuid) "
+           "   AND NOT EXISTS (SELECT 1 FROM alert_silences x WHERE x.starts_at <= now() "
+           "     AND x.ends_at > now() AND x.matchers <@ (COALESCE(n.payload::jsonb -> 'labels', "
+           "     '{}'::jsonb) || jsonb_strip_nulls(jsonb_build_object("
+           "       'rule_id', n.payload::jsonb ->> 'rule_id', "
+           "       'scope_id', n.payload::jsonb ->> 'scope_id', "
+           "       'household_id', n.payload::jsonb ->> 'household_id')))) "
+           " ORDER BY s.rule_id LIMIT $2::int",
+           after_rule_id, limit))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
   return out;
 }
 
@@ -762,20 +775,44 @@ redeliver_result redeliver(db::session& s, const std::string& alert_id,
   return redeliver_result::queued;
 }
 
-int release_silenced(db::session& s) {
+release_result release_silenced(db::session& s, std::optional<std::int64_t> since, bool full,
+                                int limit) {
+  release_result out;
   pqxx::work tx{s.conn()};
-  auto res = tx.exec(std::string("SELECT ") + rule_columns +
-                     ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
-                     "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
-                     "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
-                     "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
-                     "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
-                     "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
-                     "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
-                     "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
-                     "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
-                     "FOR UPDATE OF s SKIP LOCKED");
-  int released = 0;
+  // Cheap first: is anything waiting (partial index on silenced_pending), and can anything
+  // have changed since the last check (a silence that ended since: index on ends_at)?
+  auto pre = tx.exec_params(
+      "SELECT (extract(epoch from now()) * 1000000)::bigint, "
+      "EXISTS (SELECT 1 FROM alert_rule_state WHERE silenced_pending), "
+      "$1 = '' OR EXISTS (SELECT 1 FROM alert_silences WHERE ends_at > NULLIF($1, '')::timestamptz "
+      "AND ends_at <= now())",
+      since && !full ? format_rfc3339(*since) : std::string{});
+  out.checked_at = pre[0][0].as<std::int64_t>();
+  if (!pre[0][1].as<bool>() || !pre[0][2].as<bool>()) {
+    tx.commit();
+    return out;
+  }
+  out.ran = true;
+  // Only rows no silence matches now are locked (the labels silences match: the rule's own,
+  // rule_id, scope_id, household_id).
+  auto res = tx.exec_params(
+      std::string("SELECT ") + rule_columns +
+          ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
+          "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
+          "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
+          "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
+          "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
+          "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
+          "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
+          "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
+          "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
+          "AND NOT EXISTS (SELECT 1 FROM alert_silences x WHERE x.starts_at <= now() "
+          "  AND x.ends_at > now() AND x.matchers <@ (r.labels || jsonb_strip_nulls("
+          "  jsonb_build_object('rule_id', r.id::text, 'scope_id', r.scope_id::text, "
+          "  'household_id', COALESCE(CASE WHEN r.scope = 'household' THEN r.scope_id END, "
+          "  (SELECT d.household_id FROM devices d WHERE d.id = r.scope_id))::text)))) "
+          "LIMIT $1::int FOR UPDATE OF s SKIP LOCKED",
+      limit);
   const int c = rule_column_count;
   for (auto row : res) {
     auto rule = rule_from(row);
@@ -792,10 +829,10 @@ int release_silenced(db::session& s) {
     insert_notes(tx, {n});
     tx.exec_params("UPDATE alert_rule_state SET silenced_pending = false WHERE rule_id = $1::uuid",
                    rule.id);
-    ++released;
+    ++out.released;
   }
   tx.commit();
-  return released;
+  return out;
 }
 
 std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch) {

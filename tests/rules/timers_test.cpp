@@ -220,6 +220,8 @@ TEST_F(RepeatTimer, ALongerIntervalMovesThePendingRepeatAndResolvingCancelsIt) {
 struct pool_script {
   std::vector<std::int64_t> claims_at;       // simulated wall time of each claim job
   std::vector<claim_result> answers;         // answered in order; empty claims after that
+  std::vector<std::vector<am_firing>> am_pages;  // Alertmanager re-post pages, in order
+  std::size_t am_reads = 0;
   std::vector<std::string> other_jobs;       // labels of other jobs (recording attempts)
 };
 
@@ -230,6 +232,11 @@ db_pool_actor::behavior_type scripted_pool(db_pool_actor::pointer self,
       [](top_query&) -> top_result { return {}; },
       [self, script](db_job& job) -> db_done {
         (void)self;
+        if (job.label == "alerts.alertmanager_firing") {
+          auto k = script->am_reads++;
+          return db_done{k < script->am_pages.size() ? script->am_pages[k]
+                                                     : std::vector<am_firing>{}};
+        }
         if (job.label != "alerts.claim") {
           script->other_jobs.push_back(job.label);
           return {};
@@ -256,11 +263,23 @@ protected:
   void start() {
     auto p = pool;
     auto sent_log = sent;
+    auto held = answers;
     notifier_ = t.keep(t.sys->spawn(
         notifier, cfg, [p] { return p; },
-        webhook_sender{[sent_log](webhook_request r, std::function<void(webhook_response)>) {
-          sent_log->push_back(std::move(r));  // never answers: the POST stays in flight
+        webhook_sender{[sent_log, held](webhook_request r,
+                                        std::function<void(webhook_response)> done) {
+          sent_log->push_back(std::move(r));
+          held->push_back(std::move(done));  // answered when the test says so
         }}));
+    t.run();
+  }
+
+  // Answers the oldest unanswered POST with `status`.
+  void answer(int status) {
+    ASSERT_FALSE(answers->empty());
+    auto done = std::move(answers->front());
+    answers->erase(answers->begin());
+    done(webhook_response{status, {}, {}});
     t.run();
   }
 
@@ -279,6 +298,8 @@ protected:
   std::shared_ptr<pool_script> script;
   std::shared_ptr<std::vector<webhook_request>> sent =
       std::make_shared<std::vector<webhook_request>>();
+  std::shared_ptr<std::vector<std::function<void(webhook_response)>>> answers =
+      std::make_shared<std::vector<std::function<void(webhook_response)>>>();
   db_pool_actor pool;
   notifier_config cfg;
   notifier_actor notifier_;
@@ -334,6 +355,48 @@ TEST_F(GroupTimer, ADueTimeInThePastClaimsAtOnce) {
   start();
   EXPECT_EQ(script->claims_at.size(), 2u);
   EXPECT_EQ(script->claims_at[1], wall0);
+}
+
+// --- Alertmanager re-posts: bounded pages, one after the other
+
+am_firing firing(int k, const std::string& url) {
+  auto id = "33333333-0000-4000-8000-00000000000" + std::to_string(k);
+  return {id, url,
+          "{\"alert_id\":\"" + id + "\",\"incident_id\":\"" + id + "\",\"rule_id\":\"" + id +
+              "\",\"status\":\"firing\",\"scope\":\"device\",\"scope_id\":\"" + id +
+              "\",\"metric\":\"power_w_max\",\"fired_at\":\"2026-12-01T00:00:00Z\"}"};
+}
+
+std::size_t alerts_in(const std::string& body) {
+  std::size_t n = 0;
+  for (auto at = body.find("\"labels\""); at != std::string::npos;
+       at = body.find("\"labels\"", at + 1))
+    ++n;
+  return n;
+}
+
+TEST_F(GroupTimer, AlertmanagerRePostsGoOutInBoundedPagesOneAfterTheOther) {
+  cfg.am_page_size = 2;
+  cfg.alertmanager_resend = std::chrono::seconds(60);
+  const std::string am = "http://am.test:9093";
+  script->am_pages = {{firing(1, am), firing(2, am)}, {firing(3, am), firing(4, am)},
+                      {firing(5, am)}};
+  start();
+  EXPECT_TRUE(sent->empty());
+  advance(60s);  // the re-post timer: page 1
+  ASSERT_EQ(sent->size(), 1u);
+  EXPECT_EQ((*sent)[0].url, am + "/api/v2/alerts");
+  EXPECT_EQ(alerts_in((*sent)[0].body), 2u);
+  EXPECT_EQ(script->am_reads, 1u);  // page 2 waits for page 1's answer
+  answer(200);
+  ASSERT_EQ(sent->size(), 2u);
+  EXPECT_EQ(alerts_in((*sent)[1].body), 2u);
+  answer(503);  // a failed page does not stop the pass (the next one makes it up)
+  ASSERT_EQ(sent->size(), 3u);
+  EXPECT_EQ(alerts_in((*sent)[2].body), 1u);
+  answer(200);
+  EXPECT_EQ(script->am_reads, 3u);  // a short page ends the pass
+  EXPECT_EQ(sent->size(), 3u);
 }
 
 } // namespace
