@@ -78,6 +78,20 @@ feed_request build_request(bucket_feed_state& st) {
   track(st.seen_device, st.silent_device, req.silence_device_ids, req.silence_device_ids_new);
   track(st.seen_household, st.silent_household, req.silence_household_ids,
         req.silence_household_ids_new);
+  // Now and then every tracked scope is looked up in full again: a reading committed long
+  // after its timestamp (below the watermark, outside the per-cycle tail) still proves the
+  // device alive. update_seen keeps the newer of what is known and what is read.
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= st.next_full_lookup &&
+      (!req.silence_device_ids.empty() || !req.silence_household_ids.empty())) {
+    st.next_full_lookup = now + std::chrono::microseconds(silence_full_lookup_us);
+    for (auto& id : req.silence_device_ids)
+      req.silence_device_ids_new.push_back(id);
+    for (auto& id : req.silence_household_ids)
+      req.silence_household_ids_new.push_back(id);
+    req.silence_device_ids.clear();
+    req.silence_household_ids.clear();
+  }
   return req;
 }
 

@@ -53,6 +53,8 @@ struct bucket_feed_state {
   std::vector<const feed_subscription*> every_cycle;   // no_data policies: a batch each cycle
   std::vector<const feed_subscription*> silence_subs;  // silence_sec rules
   std::chrono::steady_clock::time_point next_db_cycle{};
+  /// silence_sec: when every tracked scope is next looked up in full (late readings).
+  std::chrono::steady_clock::time_point next_full_lookup{};
   /// silence_sec: newest reading by scope id (nullopt: never reported); an id is present once
   /// its full lookup ran.
   std::unordered_map<std::string, std::optional<std::int64_t>> seen_device, seen_household;
