@@ -69,6 +69,25 @@ void schedule_repeat(self_ptr self) {
                      st.repeat_timer);
 }
 
+void on_batch(self_ptr self, const feed_batch& batch);
+
+// After a save: a batch that arrived meanwhile is evaluated now (the feed sends a scope's
+// buckets only when they changed, so it would not come again); after a failed save the
+// newest batch is evaluated again a second later (the database may be down: no hot loop).
+void after_save(self_ptr self, bool failed) {
+  auto& st = self->state;
+  auto next = std::move(st.deferred);
+  auto tried = std::move(st.in_flight);
+  if (!next)
+    next = failed ? std::move(tried) : nullptr;
+  if (!next)
+    return;
+  if (failed)
+    self->delayed_send(self, std::chrono::seconds(1), std::move(*next));
+  else
+    on_batch(self, *next);
+}
+
 void save(self_ptr self, eval_state next, std::vector<notification> notes) {
   auto& st = self->state;
   st.saving = true;
@@ -95,6 +114,7 @@ void save(self_ptr self, eval_state next, std::vector<notification> notes) {
                 break;  // keep the old state: the same buckets are evaluated again
             }
             schedule_repeat(self);
+            after_save(self, out.kind == save_outcome::failed);
           },
           [self](caf::error& err) {
             auto& st = self->state;
@@ -103,6 +123,7 @@ void save(self_ptr self, eval_state next, std::vector<notification> notes) {
             log(log_level::warn, "alerts",
                 "rule " + st.rule.id + ": state save failed: " + self->system().render(err));
             schedule_repeat(self);
+            after_save(self, true);
           });
 }
 
@@ -111,6 +132,7 @@ void on_batch(self_ptr self, const feed_batch& batch) {
   ++st.batches;
   if (st.saving) {
     ++st.dropped_batches;
+    st.deferred = std::make_unique<feed_batch>(batch);  // the newest wins
     return;
   }
   auto r = evaluate_batch(st.rule, st.state, batch, random_uuid);
@@ -127,6 +149,7 @@ void on_batch(self_ptr self, const feed_batch& batch) {
     st.state = r.next;
     return;
   }
+  st.in_flight = std::make_unique<feed_batch>(batch);
   save(self, std::move(r.next), std::move(r.notes));
 }
 

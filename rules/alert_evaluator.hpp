@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <string>
@@ -52,6 +53,10 @@ struct alert_evaluator_state {
   bool saving = false;
   std::uint64_t batches = 0;
   std::uint64_t dropped_batches = 0;  // arrived while a save was in flight
+  /// The newest batch that arrived while a save was in flight (evaluated when it ends), and
+  /// the batch being saved (evaluated again a second after a failed save). Pointers: at
+  /// 100,000 evaluators the bytes per evaluator count.
+  std::unique_ptr<feed_batch> deferred, in_flight;
   std::uint64_t evaluations = 0;
   std::uint64_t fired = 0;
   std::uint64_t resolved = 0;

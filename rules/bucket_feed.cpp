@@ -1,5 +1,7 @@
 #include "rules/bucket_feed.hpp"
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <set>
 
@@ -41,6 +43,10 @@ void reindex(bucket_feed_state& st) {
   st.index_household_5m.clear();
   st.every_cycle.clear();
   st.silence_subs.clear();
+  // New or moved subscriptions need the current buckets once: everything is sent again.
+  st.sent_device.clear();
+  st.sent_household_1m.clear();
+  st.sent_household_5m.clear();
   for (auto& [id, sub] : st.subs) {
     if (sub.silence) {
       (sub.scope == scope_kind::device ? st.silent_device : st.silent_household)
@@ -108,6 +114,34 @@ void update_seen(std::unordered_map<std::string, std::optional<std::int64_t>>& s
   }
 }
 
+// What a batch says, as a number: equal fingerprints mean nothing new to evaluate.
+std::uint64_t fingerprint(const std::vector<bucket_value>& buckets) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the fields
+  auto mix = [&h](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 1099511628211ULL;
+    }
+  };
+  auto mix_opt = [&mix](const std::optional<double>& v) {
+    std::uint64_t bits = 0;
+    if (v)
+      std::memcpy(&bits, &*v, sizeof bits);
+    mix(v ? bits : 0x7ff4dead0000beefULL);
+  };
+  mix(buckets.size());
+  for (auto& b : buckets) {
+    mix(static_cast<std::uint64_t>(b.start));
+    mix(static_cast<std::uint64_t>(b.width));
+    mix(b.closed ? 1 : 2);
+    mix(static_cast<std::uint64_t>(b.power_count));
+    mix_opt(b.energy_sum);
+    mix_opt(b.power_sum);
+    mix_opt(b.power_max);
+  }
+  return h;
+}
+
 // Sends each evaluator the buckets of its scope. Only the scopes that have buckets this
 // cycle are visited (through the index), plus the subscriptions that want a batch every
 // cycle: at 100,000 rules most scopes have nothing new, and walking every subscription each
@@ -158,17 +192,33 @@ void distribute(self_ptr self, const feed_request& req, const feed_data& data) {
     self->send(sub.evaluator, std::move(batch));
     ++sent;
   };
-  auto visit = [&](const auto& from, const auto& index) {
+  // A scope's subscriptions get a batch only when its buckets changed since the last cycle
+  // (a reading arrived, a bucket closed, a new bucket began): re-sending the same closed
+  // buckets to every evaluator each cycle was 100,000 messages a second at 100,000 rules, all
+  // of them skipped. (Evaluators keep a batch that arrived during a save themselves.)
+  auto visit = [&](const auto& from, const auto& index, auto& fingerprints) {
     for (auto& [scope_id, buckets] : from) {
       auto it = index.find(scope_id);
-      if (it != index.end())
-        for (auto* sub : it->second)
-          send(*sub, buckets_of(*sub));
+      if (it == index.end())
+        continue;
+      auto& known = fingerprints[scope_id];  // {1m, 5m}
+      std::optional<std::uint64_t> fresh[2];
+      for (auto* sub : it->second) {
+        auto mine = buckets_of(*sub);
+        const int w = sub->window_us == minute_us ? 0 : 1;
+        if (!fresh[w])
+          fresh[w] = fingerprint(mine);
+        if (*fresh[w] != known[w])
+          send(*sub, std::move(mine));
+      }
+      for (int w = 0; w < 2; ++w)
+        if (fresh[w])
+          known[w] = *fresh[w];
     }
   };
-  visit(data.device_1m, st.index_device);
-  visit(data.household_1m, st.index_household_1m);
-  visit(data.household_5m, st.index_household_5m);
+  visit(data.device_1m, st.index_device, st.sent_device);
+  visit(data.household_1m, st.index_household_1m, st.sent_household_1m);
+  visit(data.household_5m, st.index_household_5m, st.sent_household_5m);
   for (auto* sub : st.every_cycle)
     send(*sub, buckets_of(*sub));
   for (auto* sub : st.silence_subs) {

@@ -4,6 +4,7 @@
 // evaluator gets the buckets of its own scope id and window. 10,000 rules cost the same
 // number of queries as one. A cycle still running when the next tick comes is not doubled.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,10 @@ struct bucket_feed_state {
       index_household_1m, index_household_5m;
   std::vector<const feed_subscription*> every_cycle;   // no_data policies: a batch each cycle
   std::vector<const feed_subscription*> silence_subs;  // silence_sec rules
+  /// Fingerprint of the buckets last sent per scope id ({1m, 5m}): unchanged scopes are not
+  /// sent again. Cleared with the index.
+  std::unordered_map<std::string, std::array<std::uint64_t, 2>> sent_device, sent_household_1m,
+      sent_household_5m;
   std::chrono::steady_clock::time_point next_db_cycle{};
   /// silence_sec: when every tracked scope is next looked up in full (late readings).
   std::chrono::steady_clock::time_point next_full_lookup{};

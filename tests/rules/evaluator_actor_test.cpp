@@ -7,6 +7,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "rules/alert_evaluator.hpp"
@@ -160,6 +161,29 @@ TEST_F(EvaluatorActor, SaveThatNeverAnswersTimesOutAndIsRetriedWithTheSameBucket
   ASSERT_EQ(script->seen.size(), 2u);
   EXPECT_EQ(script->seen[1].next.current, phase::firing);
   EXPECT_EQ(st().state.current, phase::firing);
+}
+
+// The feed sends a scope's buckets only when they change: a batch that arrives during a save
+// is kept and evaluated when the save ends, not lost.
+TEST_F(EvaluatorActor, ABatchArrivingDuringASaveIsEvaluatedWhenTheSaveEnds) {
+  script->mode = store_script::never_answer;
+  feed(batch(t0, 150));  // fires; the save is held
+  ASSERT_EQ(script->seen.size(), 1u);
+  feed(batch(t0 + minute_us, 20));  // recovers while the save is in flight
+  EXPECT_EQ(script->seen.size(), 1u);
+  EXPECT_EQ(st().dropped_batches, 1u);
+  script->mode = store_script::apply;
+  auto cur = script->seen[0].next;
+  cur.seq = 1;
+  // Answered from inside an actor (a promise is delivered from an actor's context).
+  auto rp = script->held.at(0);
+  script->held.clear();
+  sys->spawn([rp, cur]() mutable { rp.deliver(save_outcome{save_outcome::applied, cur, {}}); });
+  sched->run();
+  ASSERT_EQ(script->seen.size(), 2u);  // the kept batch, evaluated at once
+  ASSERT_EQ(script->seen[1].notes.size(), 1u);
+  EXPECT_EQ(script->seen[1].notes[0].status, "resolved");
+  EXPECT_EQ(st().state.current, phase::resolved);
 }
 
 TEST_F(EvaluatorActor, ConflictAdoptsTheStoredState) {
