@@ -6,6 +6,7 @@
 #include "core/metrics.hpp"
 #include "core/timefmt.hpp"
 #include "rules/alert_metrics.hpp"
+#include "rules/timing.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -60,12 +61,31 @@ void count_transitions(self_ptr self, const std::vector<notification>& notes) {
 void schedule_repeat(self_ptr self) {
   auto& st = self->state;
   ++st.repeat_timer;  // whatever was scheduled before no longer applies
-  if (st.state.current != phase::firing || st.rule.repeat_interval_sec <= 0)
+  auto due = repeat_due_at(st.state, st.rule.repeat_interval_sec);
+  if (!due)
     return;
-  auto due = st.state.last_notified_at + st.rule.repeat_interval_sec * micros_per_second;
-  auto delay = std::max<std::int64_t>(0, due - now_micros());
+  auto delay = std::max<std::int64_t>(0, *due - st.now());
   self->delayed_send(self, std::chrono::microseconds(delay), repeat_atom::value,
                      st.repeat_timer);
+}
+
+void on_batch(self_ptr self, const feed_batch& batch);
+
+// After a save: a batch that arrived meanwhile is evaluated now (the feed sends a scope's
+// buckets only when they changed, so it would not come again); after a failed save the
+// newest batch is evaluated again a second later (the database may be down: no hot loop).
+void after_save(self_ptr self, bool failed) {
+  auto& st = self->state;
+  auto next = std::move(st.deferred);
+  auto tried = std::move(st.in_flight);
+  if (!next)
+    next = failed ? std::move(tried) : nullptr;
+  if (!next)
+    return;
+  if (failed)
+    self->delayed_send(self, std::chrono::seconds(1), std::move(*next));
+  else
+    on_batch(self, *next);
 }
 
 void save(self_ptr self, eval_state next, std::vector<notification> notes) {
@@ -94,6 +114,7 @@ void save(self_ptr self, eval_state next, std::vector<notification> notes) {
                 break;  // keep the old state: the same buckets are evaluated again
             }
             schedule_repeat(self);
+            after_save(self, out.kind == save_outcome::failed);
           },
           [self](caf::error& err) {
             auto& st = self->state;
@@ -102,6 +123,7 @@ void save(self_ptr self, eval_state next, std::vector<notification> notes) {
             log(log_level::warn, "alerts",
                 "rule " + st.rule.id + ": state save failed: " + self->system().render(err));
             schedule_repeat(self);
+            after_save(self, true);
           });
 }
 
@@ -110,6 +132,7 @@ void on_batch(self_ptr self, const feed_batch& batch) {
   ++st.batches;
   if (st.saving) {
     ++st.dropped_batches;
+    st.deferred = std::make_unique<feed_batch>(batch);  // the newest wins
     return;
   }
   auto r = evaluate_batch(st.rule, st.state, batch, random_uuid);
@@ -126,6 +149,7 @@ void on_batch(self_ptr self, const feed_batch& batch) {
     st.state = r.next;
     return;
   }
+  st.in_flight = std::make_unique<feed_batch>(batch);
   save(self, std::move(r.next), std::move(r.notes));
 }
 
@@ -138,7 +162,7 @@ void on_repeat(self_ptr self, std::uint64_t timer) {
     // The save in flight reschedules when it ends (its outcome may resolve the alert).
     return;
   }
-  auto now = now_micros();
+  auto now = st.now();
   auto next = st.state;
   next.repeats = std::min(next.repeats + 1, 1'000'000);
   next.last_notified_at = now;
@@ -210,7 +234,16 @@ batch_result evaluate_batch(const alert_rule& rule, const eval_state& state,
 alert_evaluator_actor::behavior_type
 alert_evaluator(self_ptr self, alert_rule rule, eval_state initial, alert_store_actor store,
                 std::chrono::milliseconds save_timeout) {
+  return alert_evaluator_clocked(self, std::move(rule), initial, std::move(store), save_timeout,
+                                 &now_micros);
+}
+
+alert_evaluator_actor::behavior_type
+alert_evaluator_clocked(self_ptr self, alert_rule rule, eval_state initial,
+                        alert_store_actor store, std::chrono::milliseconds save_timeout,
+                        std::int64_t (*now)()) {
   auto& st = self->state;
+  st.now = now;
   st.rule = std::move(rule);
   st.state = initial;
   st.store = std::move(store);

@@ -33,6 +33,7 @@ using rule_check_atom = caf::atom_constant<caf::atom("rulecheck")>;
 using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
 using instance_atom = caf::atom_constant<caf::atom("instance")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 /// The latest buckets of one rule's scope id and window, read at database time `db_now`.
 struct feed_batch {
@@ -173,6 +174,8 @@ using instance_status_actor = caf::typed_actor<
 using alert_janitor_actor = caf::typed_actor<
   /// Internal: time to release silenced alerts (and, now and then, to clean up).
   caf::reacts_to<tick_atom>,
+  /// A silence was deleted or a rule changed: check every silenced alert now.
+  caf::reacts_to<nudge_atom>,
   /// Releases, deletions and failures as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 
@@ -182,11 +185,15 @@ using notifier_actor = caf::typed_actor<
   caf::reacts_to<nudge_atom>,
   /// Internal: poll the outbox.
   caf::reacts_to<tick_atom>,
+  /// Internal: the earliest pending row became due (the number tells stale timers apart).
+  caf::reacts_to<wake_atom, std::uint64_t>,
   /// Internal: a delivery attempt ended.
   caf::reacts_to<attempt_done>,
   /// Internal: post the firing alerts of Alertmanager receivers again (before its
   /// resolve_timeout ends them).
   caf::reacts_to<resend_atom>,
+  /// Internal: the previous page of re-post pass N has been answered: post the next one.
+  caf::reacts_to<resend_atom, std::uint64_t>,
   /// In-flight deliveries per destination, outbox depth, counters as JSON.
   caf::replies_to<status_atom>::with<std::string>>;
 

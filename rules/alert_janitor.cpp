@@ -20,20 +20,27 @@ void run(self_ptr self) {
   auto pool = st.pool();
   if (!pool)
     return;
-  const bool cleanup = std::chrono::steady_clock::now() >= st.next_cleanup;
+  const auto now = std::chrono::steady_clock::now();
+  const bool cleanup = now >= st.next_cleanup;
   if (cleanup)
-    st.next_cleanup = std::chrono::steady_clock::now() + st.cfg.cleanup_interval;
+    st.next_cleanup = now + st.cfg.cleanup_interval;
+  // A full pass when told (a silence deleted, a rule changed here), after a capped batch, and
+  // every full_interval (what another instance changed); otherwise only ended silences count.
+  const bool full = st.full_next || !st.last_check || now >= st.next_full;
+  if (full)
+    st.next_full = now + st.cfg.full_interval;
+  st.full_next = false;
   struct result {
-    int released = 0;
+    release_result release;
     std::int64_t deleted = 0;
   };
   auto out = std::make_shared<result>();
   db_job job;
   job.label = "alerts.janitor";
   job.timeout = st.cfg.job_timeout;
-  job.run = [out, cleanup, retention = st.cfg.retention.count(), batch = st.cfg.batch](
-                db::session& s) {
-    out->released = release_silenced(s);
+  job.run = [out, cleanup, retention = st.cfg.retention.count(), batch = st.cfg.batch,
+             since = st.last_check, full, limit = st.cfg.release_batch](db::session& s) {
+    out->release = release_silenced(s, since, full, limit);
     if (cleanup) {
       // Batches until a short one: one long DELETE would hold its locks for long.
       for (int i = 0; i < 100; ++i) {
@@ -51,7 +58,13 @@ void run(self_ptr self) {
           [self, out](db_done&) {
             auto& st = self->state;
             st.busy = false;
-            st.released += static_cast<std::uint64_t>(out->released);
+            auto& rel = out->release;
+            st.last_check = rel.checked_at;
+            st.released += static_cast<std::uint64_t>(rel.released);
+            if (rel.ran)
+              ++st.release_passes;
+            if (rel.released >= st.cfg.release_batch)
+              st.full_next = true;  // more may be waiting
             st.deleted += static_cast<std::uint64_t>(out->deleted);
             if (out->deleted > 0) {
               metrics::global()
@@ -61,7 +74,7 @@ void run(self_ptr self) {
               log(log_level::info, "alerts",
                   "retention: deleted " + std::to_string(out->deleted) + " old rows");
             }
-            if (out->released > 0 && st.nudge)
+            if (rel.released > 0 && st.nudge)
               st.nudge();
           },
           [self](caf::error& err) {
@@ -86,9 +99,14 @@ alert_janitor_actor::behavior_type alert_janitor(self_ptr self, alert_janitor_co
         self->delayed_send(self, self->state.cfg.release_interval, tick_atom::value);
         run(self);
       },
+      [self](nudge_atom) {
+        self->state.full_next = true;
+        run(self);
+      },
       [self](status_atom) -> std::string {
         auto& st = self->state;
         return "{\"released\":" + std::to_string(st.released) +
+               ",\"release_passes\":" + std::to_string(st.release_passes) +
                ",\"deleted\":" + std::to_string(st.deleted) +
                ",\"failures\":" + std::to_string(st.failures) + "}";
       },

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include "core/registry.hpp"
 #include "core/timefmt.hpp"
@@ -72,6 +73,9 @@ void write_rule(caf::event_based_actor* self, const env_ptr& env, const char* la
                       [self, env, status, reply](alert_rule stored) {
                         if (auto m = env->registry->get<alert_manager_actor>())
                           self->send(m, rule_set_atom::value, stored);
+                        // Changed labels may end a silence's match: release checks now.
+                        if (auto j = env->registry->get<alert_janitor_actor>())
+                          self->send(j, nudge_atom::value);
                         reply(json(status, render_rule(stored)));
                       });
 }
@@ -444,7 +448,12 @@ void silences_remove(caf::event_based_actor* self, const env_ptr& env, route_req
           throw failure_error{silence_missing(id)};
         return true;
       },
-      reply, [reply](bool) { reply(json(204, "")); });
+      reply, [env, reply](bool) {
+        // Alerts it silenced are released now, not at the janitor's next full pass.
+        if (auto j = env->registry->get<alert_janitor_actor>())
+          caf::anon_send(j, nudge_atom::value);
+        reply(json(204, ""));
+      });
 }
 
 // Binds a handler function to the feature's environment.

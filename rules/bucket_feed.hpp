@@ -4,15 +4,19 @@
 // evaluator gets the buckets of its own scope id and window. 10,000 rules cost the same
 // number of queries as one. A cycle still running when the next tick comes is not doubled.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <set>
 #include <unordered_map>
+#include <vector>
 
 #include "db/live_tail.hpp"
 #include "rules/alert_interfaces.hpp"
+#include "rules/feed_sql.hpp"
 
 namespace joule::rules {
 
@@ -26,6 +30,9 @@ struct bucket_feed_config {
   /// its newest snapshot instead of querying; the feed queries itself only while the tail
   /// has no usable snapshot (not started, watermark far behind, database unreachable).
   std::shared_ptr<db::live_tail_holder> live;
+  /// With `live`: how often the feed looks for a new snapshot (an atomic load and a compare).
+  /// A snapshot is distributed within this of being published.
+  std::chrono::milliseconds live_poll{25};
 };
 
 struct bucket_feed_state {
@@ -33,6 +40,26 @@ struct bucket_feed_state {
   bucket_feed_config cfg;
   std::function<db_pool_actor()> pool;
   std::unordered_map<std::string, feed_subscription> subs;  // by rule id
+  /// Derived from `subs` (rebuilt when `dirty`): the ids each cycle reads, and which
+  /// subscriptions each scope id feeds, so a cycle visits only the scopes that have buckets.
+  bool dirty = true;
+  std::size_t silence_count = 0;  // silence_sec subscriptions (kept without the index)
+  /// Subscription changes since the heap was last trimmed, and when the latest came.
+  std::uint64_t churn = 0;
+  std::chrono::steady_clock::time_point last_change{};
+  feed_request request;
+  std::set<std::string> silent_device, silent_household;
+  std::unordered_map<std::string, std::vector<const feed_subscription*>> index_device,
+      index_household_1m, index_household_5m;
+  std::vector<const feed_subscription*> every_cycle;   // no_data policies: a batch each cycle
+  std::vector<const feed_subscription*> silence_subs;  // silence_sec rules
+  /// Fingerprint of the buckets last sent per scope id ({1m, 5m}): unchanged scopes are not
+  /// sent again. Cleared with the index.
+  std::unordered_map<std::string, std::array<std::uint64_t, 2>> sent_device, sent_household_1m,
+      sent_household_5m;
+  std::chrono::steady_clock::time_point next_db_cycle{};
+  /// silence_sec: when every tracked scope is next looked up in full (late readings).
+  std::chrono::steady_clock::time_point next_full_lookup{};
   /// silence_sec: newest reading by scope id (nullopt: never reported); an id is present once
   /// its full lookup ran.
   std::unordered_map<std::string, std::optional<std::int64_t>> seen_device, seen_household;

@@ -102,7 +102,13 @@ void read_last_seen(pqxx::nontransaction& q, const feed_request& req,
                               uuid_array(req.silence_household_ids_new)));
     ++out.queries;
   }
-  const auto tail = format_rfc3339(out.db_now - silence_tail_us);
+  // The recent tail, and everything above the 1m watermark (not in the rollup yet): a reading
+  // committed a while after its own timestamp still counts. Older late readings are found by
+  // the periodic full lookup (bucket_feed: every silence_full_lookup_us).
+  auto tail_from = out.db_now - silence_tail_us;
+  if (wm_device_1m && *wm_device_1m < tail_from)
+    tail_from = std::max(*wm_device_1m, out.db_now - silence_max_tail_us);
+  const auto tail = format_rfc3339(tail_from);
   if (!req.silence_device_ids.empty()) {
     keep_newest(out.last_seen_device,
                 q.exec_params("SELECT device_id::text, (extract(epoch from max(ts)) * 1000000)"

@@ -33,9 +33,13 @@ struct feed_request {
   std::vector<std::string> silence_household_ids, silence_household_ids_new;
 };
 
-/// How far back each cycle looks for the newest reading of a tracked scope. Readings that
-/// commit later than this after their own timestamp do not end a silence.
+/// How far back each cycle looks for the newest reading of a tracked scope: this, or down to
+/// the device 1m watermark when that is further back (at most silence_max_tail_us).
 constexpr std::int64_t silence_tail_us = 2 * 60'000'000;
+constexpr std::int64_t silence_max_tail_us = 15 * 60'000'000;
+/// How often every tracked scope is looked up in full again (rollup + raw rows): a reading
+/// committed so late that it sits below the watermark ends a silence within this.
+constexpr std::int64_t silence_full_lookup_us = 60'000'000;
 
 /// Buckets by scope id, each list ascending. `closed` is set relative to db_now - grace.
 struct feed_data {

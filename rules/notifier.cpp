@@ -1,6 +1,7 @@
 #include "rules/notifier.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -32,6 +33,23 @@ double jitter() {
 
 void claim(self_ptr self);
 
+// A row becomes due at `at` (a group's flush after group_wait/group_interval, a retry): claim
+// then, not at the next poll. Only the earliest wake-up is kept; the claim it triggers reads
+// the next one.
+void wake_at(self_ptr self, std::int64_t at) {
+  auto& st = self->state;
+  const auto now = st.cfg.now();
+  if (at <= now) {
+    claim(self);
+    return;
+  }
+  if (st.wake_at && *st.wake_at <= at)
+    return;
+  st.wake_at = at;
+  ++st.wake_timer;
+  self->delayed_send(self, std::chrono::microseconds(at - now), wake_atom::value, st.wake_timer);
+}
+
 void start_delivery(self_ptr self, outbox_item item) {
   auto& st = self->state;
   ++st.in_flight;
@@ -51,7 +69,7 @@ void start_delivery(self_ptr self, outbox_item item) {
   req.url = item.webhook_url;
   req.body = item.payload;
   if (item.sign)
-    req.headers = webhook_headers(item, now_micros() / micros_per_second);
+    req.headers = webhook_headers(item, st.cfg.now() / micros_per_second);
   req.timeout = st.cfg.webhook_timeout;
   req.allow_private_targets = st.cfg.allow_private_targets;
   auto me = caf::actor_cast<notifier_actor>(self);
@@ -109,25 +127,27 @@ void claim(self_ptr self) {
   }
   st.claiming = true;
   st.claim_again = false;
-  struct claimed {
-    std::vector<outbox_item> items;
-    std::pair<std::int64_t, std::int64_t> depth{0, 0};
-  };
-  auto out = std::make_shared<claimed>();
   db_job job;
   job.label = "alerts.claim";
   job.timeout = st.cfg.job_timeout;
   job.retry_on_disconnect = false;  // the claim commits a lease: do not run it twice
-  job.run = [out, busy, capacity, lease = st.cfg.lease.count()](db::session& s) {
-    out->items = claim_due(s, busy, capacity, lease);
-    out->depth = outbox_depth(s);
-    return std::any{};
+  job.run = [busy, capacity, lease = st.cfg.lease.count(),
+             cap = st.cfg.group_cap](db::session& s) -> std::any {
+    claim_result out;
+    out.items = claim_due(s, busy, capacity, lease, cap);
+    out.depth = outbox_depth(s);
+    out.next_due = next_due_at(s);
+    return out;
   };
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, out](db_done&) {
+          [self](db_done& done) {
             auto& st = self->state;
             st.claiming = false;
+            auto* out = std::any_cast<claim_result>(&done.value);
+            if (!out)
+              return;
+            ++st.claims;
             st.outbox_depth = out->depth.first;
             metrics::global()
                 .get_gauge("joule_alert_outbox_depth", "Notifications waiting for delivery")
@@ -146,6 +166,8 @@ void claim(self_ptr self) {
               st.queued_by_destination[item.destination].push_back(std::move(item));
             }
             start_queued(self);
+            if (out->next_due)
+              wake_at(self, *out->next_due);
             if (st.claim_again || claimed_any)
               claim(self);
           },
@@ -224,27 +246,38 @@ void on_attempt(self_ptr self, attempt_done& done) {
 
 // Alertmanager ends an alert it has not heard of for resolve_timeout: post every firing
 // alert of an Alertmanager receiver again. Idempotent on Alertmanager's side (same labels,
-// same startsAt), so a lost re-post is simply made up by the next one.
-void resend_alertmanager(self_ptr self) {
+// same startsAt), so a lost re-post is simply made up by the next one. Page by page
+// (am_page_size incidents, one POST per receiver URL and page), the next page once this
+// page's POSTs have answered: at 100,000 firing rules one POST of every alert would be tens
+// of MB, and reading them all at once as much again in the server.
+void resend_page(self_ptr self, std::uint64_t pass) {
   auto& st = self->state;
+  if (pass != st.am_pass)
+    return;  // a newer pass started
   auto pool = st.pool();
   if (!pool)
     return;
-  auto out = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
   db_job job;
   job.label = "alerts.alertmanager_firing";
   job.timeout = st.cfg.job_timeout;
-  job.run = [out](db::session& s) {
-    *out = firing_for_alertmanager(s);
-    return std::any{};
+  job.run = [after = st.am_after, limit = st.cfg.am_page_size](db::session& s) -> std::any {
+    return firing_for_alertmanager(s, after, limit);
   };
   self->request(pool, job.timeout + std::chrono::milliseconds(500), std::move(job))
       .then(
-          [self, out](db_done&) {
+          [self, pass](db_done& done) {
             auto& st = self->state;
+            auto* out = std::any_cast<std::vector<am_firing>>(&done.value);
+            if (pass != st.am_pass || !out || out->empty())
+              return;
+            const bool more = static_cast<int>(out->size()) >= st.cfg.am_page_size;
+            st.am_after = more ? out->back().rule_id : std::string{};
             std::map<std::string, std::vector<std::string>> by_url;
-            for (auto& [url, payload] : *out)
-              by_url[url].push_back(std::move(payload));
+            for (auto& f : *out)
+              by_url[f.url].push_back(std::move(f.payload));
+            auto me = caf::actor_cast<notifier_actor>(self);
+            auto outstanding = std::make_shared<std::atomic<int>>(0);
+            std::vector<webhook_request> posts;
             for (auto& [url, payloads] : by_url) {
               auto base = url;
               while (!base.empty() && base.back() == '/')
@@ -257,13 +290,25 @@ void resend_alertmanager(self_ptr self) {
               auto target = parse_webhook_url(req.url);
               if (!target || !host_allowed(target->host, st.cfg.allowed_hosts))
                 continue;
+              posts.push_back(std::move(req));
+            }
+            if (posts.empty()) {
+              if (more)
+                resend_page(self, pass);
+              return;
+            }
+            outstanding->store(static_cast<int>(posts.size()));
+            for (auto& req : posts) {
               ++st.resent;
+              auto dest = parse_webhook_url(req.url)->destination();
               // Only scheme://host:port reaches the log: a path or query may carry a token.
-              st.send(std::move(req), [dest = target->destination()](webhook_response r) {
+              st.send(std::move(req), [me, dest, outstanding, pass, more](webhook_response r) {
                 if (r.status < 200 || r.status >= 300)
                   log(log_level::warn, "alerts",
                       "re-posting firing alerts to Alertmanager " + dest + " failed: " +
                           failure_class(r.status, r.error));
+                if (outstanding->fetch_sub(1) == 1 && more)
+                  caf::anon_send(me, resend_atom::value, pass);  // the next page
               });
             }
           },
@@ -271,6 +316,13 @@ void resend_alertmanager(self_ptr self) {
             log(log_level::warn, "alerts",
                 "reading firing Alertmanager alerts failed: " + failure_of(err).message);
           });
+}
+
+void resend_alertmanager(self_ptr self) {
+  auto& st = self->state;
+  ++st.am_pass;  // a pass still paging is overtaken: this one starts from the beginning
+  st.am_after.clear();
+  resend_page(self, st.am_pass);
 }
 
 } // namespace
@@ -317,6 +369,8 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
                                        std::function<db_pool_actor()> pool, webhook_sender send) {
   auto& st = self->state;
   st.cfg = cfg;
+  if (!st.cfg.now)
+    st.cfg.now = &now_micros;
   st.pool = std::move(pool);
   if (send) {
     st.send = std::move(send);
@@ -330,6 +384,13 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
   self->delayed_send(self, st.cfg.alertmanager_resend, resend_atom::value);
   return {
       [self](nudge_atom) { claim(self); },
+      [self](wake_atom, std::uint64_t timer) {
+        auto& st = self->state;
+        if (timer != st.wake_timer)
+          return;  // replaced by an earlier wake-up
+        st.wake_at.reset();
+        claim(self);
+      },
       [self](tick_atom) {
         self->delayed_send(self, self->state.cfg.poll_interval, tick_atom::value);
         claim(self);
@@ -339,6 +400,7 @@ notifier_actor::behavior_type notifier(self_ptr self, notifier_config cfg,
         self->delayed_send(self, self->state.cfg.alertmanager_resend, resend_atom::value);
         resend_alertmanager(self);
       },
+      [self](resend_atom, std::uint64_t pass) { resend_page(self, pass); },
       [self](status_atom) -> std::string {
         auto& st = self->state;
         std::string dests = "{";

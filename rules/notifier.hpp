@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,6 +34,21 @@ struct notifier_config {
   bool allow_private_targets = false;  // see target_policy.hpp
   std::chrono::milliseconds job_timeout{3000};
   std::chrono::milliseconds alertmanager_resend{60000};  // alerts.alertmanager_resend
+  /// Alerts per grouped POST at most; the rest of a group goes out with the next claim.
+  int group_cap = 1000;
+  /// Firing incidents per Alertmanager re-post page (one POST per receiver URL and page).
+  int am_page_size = 500;
+  /// Wall clock (µs since the epoch): now_micros when null; the test coordinator's
+  /// simulated time in deterministic tests.
+  std::int64_t (*now)() = nullptr;
+};
+
+/// What one claim job found (db_done's value).
+struct claim_result {
+  std::vector<outbox_item> items;
+  std::pair<std::int64_t, std::int64_t> depth{0, 0};  // pending rows, oldest due age (µs)
+  /// When the next pending row not yet due becomes due (a group flush, a retry).
+  std::optional<std::int64_t> next_due;
 };
 
 /// The failure class stored for an attempt (what /alerts/events shows): `error` when the
@@ -65,9 +81,15 @@ struct notifier_state {
   std::unordered_set<std::string> held;  // alert ids claimed and not yet recorded
   int in_flight = 0;
   bool claiming = false;
+  /// The wake-up timer for the next row that becomes due (only the earliest is kept).
+  std::optional<std::int64_t> wake_at;
+  std::uint64_t wake_timer = 0;
+  std::uint64_t claims = 0;  // claim jobs answered
   bool claim_again = false;
   std::uint64_t delivered = 0, retried = 0, failed = 0;
   std::uint64_t resent = 0;  // Alertmanager re-posts of firing alerts
+  std::uint64_t am_pass = 0;  // the current re-post pass (older pages are dropped)
+  std::string am_after;       // the pass's next page starts after this rule id
   std::int64_t outbox_depth = 0;
 };
 

@@ -16,6 +16,7 @@
 #include "core/timefmt.hpp"
 #include "db/session.hpp"
 #include "rules/receiver.hpp"
+#include "rules/timing.hpp"
 
 #include <tuple>
 
@@ -386,18 +387,29 @@ std::optional<bool> insert_notes(pqxx::work& tx, const std::vector<notification>
       if (!silenced) {
         // Join the group's scheduled flush; otherwise wait group_interval after its last
         // flush, or group_wait for a group that is new (or quiet for longer than that).
-        flush_at = tx.exec_params(
-                         "INSERT INTO alert_groups AS g (receiver_id, group_key, flush_at) "
-                         "VALUES ($1::uuid, $2, now() + $3::int * interval '1 second') "
-                         "ON CONFLICT (receiver_id, group_key) DO UPDATE SET flush_at = CASE "
-                         "  WHEN g.flush_at IS NOT NULL THEN g.flush_at "
-                         "  WHEN g.last_flush_at + $4::int * interval '1 second' > now() "
-                         "    THEN g.last_flush_at + $4::int * interval '1 second' "
-                         "  ELSE now() + $3::int * interval '1 second' END "
-                         "RETURNING to_char(flush_at AT TIME ZONE 'UTC', "
-                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                         n.receiver_id, key, it->second.wait, it->second.interval)[0][0]
-                       .as<std::string>();
+        // The decision is group_flush_at (timing.hpp, pure); the group row is locked
+        // meanwhile, so concurrent savers of one group agree on one flush.
+        tx.exec_params("INSERT INTO alert_groups (receiver_id, group_key) VALUES ($1::uuid, $2) "
+                       "ON CONFLICT (receiver_id, group_key) DO NOTHING",
+                       n.receiver_id, key);
+        auto g = tx.exec_params(
+            "SELECT (extract(epoch from flush_at) * 1000000)::bigint, "
+            "(extract(epoch from last_flush_at) * 1000000)::bigint, "
+            "(extract(epoch from now()) * 1000000)::bigint FROM alert_groups "
+            "WHERE receiver_id = $1::uuid AND group_key = $2 FOR UPDATE",
+            n.receiver_id, key);
+        group_times times;
+        if (!g[0][0].is_null())
+          times.flush_at = g[0][0].as<std::int64_t>();
+        if (!g[0][1].is_null())
+          times.last_flush_at = g[0][1].as<std::int64_t>();
+        auto at = group_flush_at(times, g[0][2].as<std::int64_t>(),
+                                 it->second.wait * micros_per_second,
+                                 it->second.interval * micros_per_second);
+        flush_at = format_rfc3339(at);
+        tx.exec_params("UPDATE alert_groups SET flush_at = $3::timestamptz "
+                       "WHERE receiver_id = $1::uuid AND group_key = $2",
+                       n.receiver_id, key, flush_at);
       }
     }
     tx.exec_params(
@@ -556,21 +568,43 @@ std::string text_array(const std::vector<std::string>& v) {
 
 // Every due row of up to `limit` groups, one outbox_item per group. The receiver (URL, kind,
 // secret) is read now, so a changed receiver — a rotated secret — applies to what is pending.
-void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
-                  std::vector<outbox_item>& out) {
+void claim_groups(pqxx::work& tx, const std::vector<std::string>& busy, int limit,
+                  std::int64_t lease_ms, int group_cap, std::vector<outbox_item>& out) {
+  // Receivers whose destination is at its in-flight limit are left out, like private rows:
+  // their groups stay claimable by other instances instead of waiting in our queue.
+  std::vector<std::string> busy_receivers;
+  if (!busy.empty())
+    for (auto row : tx.exec("SELECT id::text, kind, url FROM alert_receivers")) {
+      auto url = row[2].as<std::string>();
+      if (row[1].as<std::string>() == "alertmanager") {
+        while (!url.empty() && url.back() == '/')
+          url.pop_back();
+        url += "/api/v2/alerts";
+      }
+      auto t = parse_webhook_url(url);
+      if (t && std::find(busy.begin(), busy.end(), t->destination()) != busy.end())
+        busy_receivers.push_back(row[0].as<std::string>());
+    }
+  // The oldest group_cap rows of each due group (window functions cannot take row locks:
+  // rank first, lock the ranked rows after).
   auto res = tx.exec_params(
       "WITH due_groups AS (SELECT DISTINCT receiver_id, group_key FROM alert_notifications "
       "  WHERE delivery = 'pending' AND receiver_id IS NOT NULL AND next_attempt_at <= now() "
-      "    AND (lease_until IS NULL OR lease_until < now()) LIMIT $1::int), "
-      "picked AS (SELECT n.alert_id FROM alert_notifications n JOIN due_groups g "
+      "    AND (lease_until IS NULL OR lease_until < now()) "
+      "    AND NOT (receiver_id = ANY($4::uuid[])) LIMIT $1::int), "
+      "ranked AS (SELECT n.alert_id, row_number() OVER (PARTITION BY n.receiver_id, n.group_key "
+      "    ORDER BY n.created_at, n.alert_id) AS k FROM alert_notifications n JOIN due_groups g "
       "    ON g.receiver_id = n.receiver_id AND g.group_key = n.group_key "
       "  WHERE n.delivery = 'pending' AND n.next_attempt_at <= now() "
+      "    AND (n.lease_until IS NULL OR n.lease_until < now())), "
+      "picked AS (SELECT n.alert_id FROM alert_notifications n WHERE n.alert_id IN "
+      "    (SELECT alert_id FROM ranked WHERE k <= $3::int) AND n.delivery = 'pending' "
       "    AND (n.lease_until IS NULL OR n.lease_until < now()) FOR UPDATE OF n SKIP LOCKED) "
       "UPDATE alert_notifications n SET lease_until = now() + $2::bigint * interval '1 ms', "
       "       attempts = n.attempts + 1 FROM picked WHERE n.alert_id = picked.alert_id "
       "RETURNING n.alert_id::text, n.receiver_id::text, n.group_key, n.payload, n.attempts, "
       "          n.created_at",
-      limit, lease_ms);
+      limit, lease_ms, group_cap, uuid_array(busy_receivers));
   if (res.empty())
     return;
   struct row_t {
@@ -638,7 +672,7 @@ void claim_groups(pqxx::work& tx, int limit, std::int64_t lease_ms,
 } // namespace
 
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
-                                   int limit, std::int64_t lease_ms) {
+                                   int limit, std::int64_t lease_ms, int group_cap) {
   pqxx::work tx{s.conn()};
   auto res = tx.exec_params(
       "WITH due AS (SELECT alert_id FROM alert_notifications "
@@ -666,9 +700,18 @@ std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string
   }
   const int groups_limit = limit - static_cast<int>(out.size());
   if (groups_limit > 0)
-    claim_groups(tx, groups_limit, lease_ms, out);
+    claim_groups(tx, busy, groups_limit, lease_ms, std::max(1, group_cap), out);
   tx.commit();
   return out;
+}
+
+std::optional<std::int64_t> next_due_at(db::session& s) {
+  pqxx::nontransaction q{s.conn()};
+  auto r = q.exec("SELECT (extract(epoch from min(next_attempt_at)) * 1000000)::bigint "
+                  "FROM alert_notifications WHERE delivery = 'pending' AND next_attempt_at > now()");
+  if (r.empty() || r[0][0].is_null())
+    return std::nullopt;
+  return r[0][0].as<std::int64_t>();
 }
 
 void record_attempt(db::session& s, const attempt_record& a) {
@@ -687,16 +730,29 @@ void record_attempt(db::session& s, const attempt_record& a) {
   tx.commit();
 }
 
-std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s) {
+std::vector<am_firing> firing_for_alertmanager(db::session& s, const std::string& after_rule_id,
+                                               int limit) {
   pqxx::nontransaction q{s.conn()};
-  std::vector<std::pair<std::string, std::string>> out;
-  for (auto row : q.exec("SELECT rc.url, n.payload FROM alert_rule_state s "
-                         "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
-                         "  JOIN alert_receivers rc ON rc.id = r.receiver_id "
-                         "   AND rc.kind = 'alertmanager' "
-                         "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
-                         " WHERE s.phase = 'firing' AND NOT s.silenced_pending"))
-    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  std::vector<am_firing> out;
+  // The silence labels (rule_id, scope_id, household_id, rule labels) come from the payload,
+  // which carries all of them.
+  for (auto row : q.exec_params(
+           "SELECT s.rule_id::text, rc.url, n.payload FROM alert_rule_state s "
+           "  JOIN alert_rules r ON r.id = s.rule_id AND r.enabled "
+           "  JOIN alert_receivers rc ON rc.id = r.receiver_id AND rc.kind = 'alertmanager' "
+           "  JOIN alert_notifications n ON n.alert_id = s.incident_id "
+           " WHERE s.phase = 'firing' AND NOT s.silenced_pending "
+           "   AND s.rule_id > COALESCE(NULLIF($1, '')::uuid, "
+           "                            '00000000-0000-0000-0000-000000000000'::uuid) "
+           "   AND NOT EXISTS (SELECT 1 FROM alert_silences x WHERE x.starts_at <= now() "
+           "     AND x.ends_at > now() AND x.matchers <@ (COALESCE(n.payload::jsonb -> 'labels', "
+           "     '{}'::jsonb) || jsonb_strip_nulls(jsonb_build_object("
+           "       'rule_id', n.payload::jsonb ->> 'rule_id', "
+           "       'scope_id', n.payload::jsonb ->> 'scope_id', "
+           "       'household_id', n.payload::jsonb ->> 'household_id')))) "
+           " ORDER BY s.rule_id LIMIT $2::int",
+           after_rule_id, limit))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
   return out;
 }
 
@@ -712,33 +768,73 @@ redeliver_result redeliver(db::session& s, const std::string& alert_id,
     return redeliver_result::missing;
   if (found[0][0].as<std::string>() != "failed")
     return redeliver_result::not_failed;
-  // A notification to the rule's own webhook takes the rule's current secret: the usual
-  // reason to redeliver is a receiver fixed after the failure, often with a rotated secret.
+  // A notification to the rule's own webhook goes to the rule's current webhook: the usual
+  // reason to redeliver is a receiver fixed after the failure, often moved or with a rotated
+  // secret. (A grouped one reads its receiver at claim time anyway; a rule deleted since, or
+  // routed to a named receiver now, keeps the original target.)
+  auto target = tx.exec_params("SELECT r.webhook_url, r.webhook_secret FROM alert_rules r "
+                               "JOIN alert_notifications n ON n.rule_id = r.id "
+                               "WHERE n.alert_id = $1::uuid AND n.receiver_id IS NULL "
+                               "AND r.receiver_id IS NULL AND r.webhook_url <> ''",
+                               alert_id);
+  std::string url, secret, destination;
+  if (!target.empty()) {
+    url = target[0][0].as<std::string>();
+    secret = target[0][1].as<std::string>();
+    if (auto t = parse_webhook_url(url))
+      destination = t->destination();
+    else
+      url.clear();  // unusable now: keep the stored target (the attempt reports it)
+  }
   tx.exec_params("UPDATE alert_notifications n SET delivery = 'pending', attempts = 0, "
                  "next_attempt_at = now(), lease_until = NULL, last_error = NULL, "
-                 "last_status = NULL, webhook_secret = COALESCE((SELECT r.webhook_secret "
-                 "FROM alert_rules r WHERE r.id = n.rule_id AND r.receiver_id IS NULL "
-                 "AND r.webhook_url = n.webhook_url), n.webhook_secret) "
+                 "last_status = NULL, webhook_url = COALESCE(NULLIF($2, ''), n.webhook_url), "
+                 "webhook_secret = CASE WHEN $2 = '' THEN n.webhook_secret ELSE $3 END, "
+                 "destination = COALESCE(NULLIF($4, ''), n.destination) "
                  "WHERE n.alert_id = $1::uuid",
-                 alert_id);
+                 alert_id, url, secret, destination);
   tx.commit();
   return redeliver_result::queued;
 }
 
-int release_silenced(db::session& s) {
+release_result release_silenced(db::session& s, std::optional<std::int64_t> since, bool full,
+                                int limit) {
+  release_result out;
   pqxx::work tx{s.conn()};
-  auto res = tx.exec(std::string("SELECT ") + rule_columns +
-                     ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
-                     "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
-                     "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
-                     "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
-                     "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
-                     "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
-                     "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
-                     "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
-                     "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
-                     "FOR UPDATE OF s SKIP LOCKED");
-  int released = 0;
+  // Cheap first: is anything waiting (partial index on silenced_pending), and can anything
+  // have changed since the last check (a silence that ended since: index on ends_at)?
+  auto pre = tx.exec_params(
+      "SELECT (extract(epoch from now()) * 1000000)::bigint, "
+      "EXISTS (SELECT 1 FROM alert_rule_state WHERE silenced_pending), "
+      "$1 = '' OR EXISTS (SELECT 1 FROM alert_silences WHERE ends_at > NULLIF($1, '')::timestamptz "
+      "AND ends_at <= now())",
+      since && !full ? format_rfc3339(*since) : std::string{});
+  out.checked_at = pre[0][0].as<std::int64_t>();
+  if (!pre[0][1].as<bool>() || !pre[0][2].as<bool>()) {
+    tx.commit();
+    return out;
+  }
+  out.ran = true;
+  // Only rows no silence matches now are locked (the labels silences match: the rule's own,
+  // rule_id, scope_id, household_id).
+  auto res = tx.exec_params(
+      std::string("SELECT ") + rule_columns +
+          ", s.incident_id::text, (extract(epoch from s.fired_at) * 1000000)::bigint, "
+          "s.repeats, (extract(epoch from now()) * 1000000)::bigint, "
+          "(SELECT (extract(epoch from n.bucket) * 1000000)::bigint FROM "
+          "   alert_notifications n WHERE n.rule_id = s.rule_id AND "
+          "   n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1), "
+          "(SELECT n.observed FROM alert_notifications n WHERE n.rule_id = s.rule_id "
+          "   AND n.incident_id = s.incident_id ORDER BY n.created_at DESC LIMIT 1) "
+          "FROM alert_rule_state s JOIN alert_rules r ON r.id = s.rule_id "
+          "WHERE s.silenced_pending AND s.phase = 'firing' AND s.incident_id IS NOT NULL "
+          "AND NOT EXISTS (SELECT 1 FROM alert_silences x WHERE x.starts_at <= now() "
+          "  AND x.ends_at > now() AND x.matchers <@ (r.labels || jsonb_strip_nulls("
+          "  jsonb_build_object('rule_id', r.id::text, 'scope_id', r.scope_id::text, "
+          "  'household_id', COALESCE(CASE WHEN r.scope = 'household' THEN r.scope_id END, "
+          "  (SELECT d.household_id FROM devices d WHERE d.id = r.scope_id))::text)))) "
+          "LIMIT $1::int FOR UPDATE OF s SKIP LOCKED",
+      limit);
   const int c = rule_column_count;
   for (auto row : res) {
     auto rule = rule_from(row);
@@ -755,10 +851,10 @@ int release_silenced(db::session& s) {
     insert_notes(tx, {n});
     tx.exec_params("UPDATE alert_rule_state SET silenced_pending = false WHERE rule_id = $1::uuid",
                    rule.id);
-    ++released;
+    ++out.released;
   }
   tx.commit();
-  return released;
+  return out;
 }
 
 std::int64_t delete_expired(db::session& s, std::int64_t retention_ms, int batch) {

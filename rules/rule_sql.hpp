@@ -93,8 +93,13 @@ struct outbox_item {
 /// Claims up to `limit` due rows whose destination is not in `busy`, leasing them for
 /// `lease_ms` (FOR UPDATE SKIP LOCKED: concurrent claimers never get the same row). The
 /// attempt is counted at claim time, so a crash mid-delivery still counts.
+/// Grouped rows: at most `group_cap` rows of one group per POST (the oldest; the rest are
+/// claimed next); receivers whose destination is in `busy` are left out too.
 std::vector<outbox_item> claim_due(db::session& s, const std::vector<std::string>& busy,
-                                   int limit, std::int64_t lease_ms);
+                                   int limit, std::int64_t lease_ms, int group_cap = 1000);
+
+/// When the earliest pending row that is not due yet becomes due (µs), if any.
+std::optional<std::int64_t> next_due_at(db::session& s);
 
 /// How one attempt ended.
 struct attempt_record {
@@ -107,9 +112,17 @@ struct attempt_record {
 };
 void record_attempt(db::session& s, const attempt_record& a);
 
-/// The firing incidents routed to Alertmanager receivers, as (receiver URL, the firing
-/// notification's payload): what is posted again before Alertmanager's resolve_timeout.
-std::vector<std::pair<std::string, std::string>> firing_for_alertmanager(db::session& s);
+/// One firing incident routed to an Alertmanager receiver: what is posted again before
+/// Alertmanager's resolve_timeout.
+struct am_firing {
+  std::string rule_id, url, payload;  // payload: the firing notification's
+};
+/// The next `limit` such incidents after `after_rule_id` (rule id order; "" = from the
+/// start): re-posts go out page by page, so neither the server nor one POST holds all of
+/// them at 100,000 rules. Incidents a silence matches now are left out, also when the silence
+/// was created after they fired.
+std::vector<am_firing> firing_for_alertmanager(db::session& s, const std::string& after_rule_id,
+                                               int limit);
 
 enum class redeliver_result : std::uint8_t { queued, missing, not_failed };
 /// Puts a failed notification back into the outbox (due now, attempts from 0). Only failed
@@ -119,7 +132,17 @@ redeliver_result redeliver(db::session& s, const std::string& alert_id,
 
 /// Firing incidents whose latest notification was silenced and that no silence matches any
 /// more: each gets one firing notification (same incident, new alert id). Returns how many.
-int release_silenced(db::session& s);
+struct release_result {
+  int released = 0;
+  std::int64_t checked_at = 0;  // database time of this check (the next check's `since`)
+  bool ran = false;             // false: nothing could have changed, nothing was read
+};
+/// `since`: database time of the previous check; only when a silence ended after it (or
+/// `full`: a silence was deleted, a rule changed, or the periodic full pass) are the silenced
+/// firing alerts read, and only those no silence matches any more are locked and released
+/// (at most `limit` per call).
+release_result release_silenced(db::session& s, std::optional<std::int64_t> since, bool full,
+                                int limit = 1000);
 
 /// Retention: deletes up to `batch` notifications older than `retention_ms` that are not
 /// pending, and silences that ended that long ago. Returns the rows deleted.

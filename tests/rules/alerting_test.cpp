@@ -258,9 +258,11 @@ TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
     return std::string(ev["events"][0]["delivery"]["status"].GetString()) == "failed";
   })) << "the notification did not fail";
   ASSERT_EQ(hook.count(), 1u);
-  hook.answer_with(200);
-  // The rule's secret was rotated after the failure: the redelivery is signed with the new one.
-  db->exec("UPDATE alert_rules SET webhook_secret = 'rotated-after-failure' WHERE id = '" +
+  // The receiver was fixed by moving it, and the rule's secret rotated, after the failure:
+  // the redelivery goes to the rule's current webhook, signed with the new secret.
+  webhook_receiver moved;
+  db->exec("UPDATE alert_rules SET webhook_secret = 'rotated-after-failure', webhook_url = "
+           "'http://127.0.0.1:" + std::to_string(moved.port()) + "/moved' WHERE id = '" +
            rule_id + "'");
   auto r = http_request(port, "POST", "/alerts/events/" + alert_id + "/redeliver");
   ASSERT_EQ(r.status, 202) << r.body;
@@ -268,8 +270,10 @@ TEST_F(Alerting, RedeliverSendsAFailedNotificationAgain) {
     return db->scalar("SELECT delivery FROM alert_notifications WHERE alert_id = '" + alert_id +
                       "'") == "delivered";
   }));
-  ASSERT_EQ(hook.count(), 2u);
-  EXPECT_EQ(hook.requests()[1].alert_id, alert_id);  // the same notification, again
+  EXPECT_EQ(hook.count(), 1u);  // not the old target
+  ASSERT_EQ(moved.count(), 1u);
+  EXPECT_EQ(moved.requests()[0].alert_id, alert_id);  // the same notification, again
+  EXPECT_EQ(moved.requests()[0].target, "/moved");
   EXPECT_EQ(db->scalar("SELECT webhook_secret FROM alert_notifications WHERE alert_id = '" +
                        alert_id + "'"),
             "rotated-after-failure");

@@ -162,6 +162,30 @@ TEST_F(EvaluatorActor, SaveThatNeverAnswersTimesOutAndIsRetriedWithTheSameBucket
   EXPECT_EQ(st().state.current, phase::firing);
 }
 
+// The feed sends a scope's buckets only when they change: a batch that arrives during a save
+// is kept, not lost; after a failed save it is evaluated a second later (no hot retry loop).
+TEST_F(EvaluatorActor, ABatchArrivingDuringAFailedSaveIsEvaluatedASecondLater) {
+  script->mode = store_script::never_answer;
+  feed(batch(t0, 150));  // fires; the save never answers
+  ASSERT_EQ(script->seen.size(), 1u);
+  feed(batch(t0 + minute_us, 170));  // arrives during the save: kept
+  EXPECT_EQ(script->seen.size(), 1u);
+  EXPECT_EQ(st().dropped_batches, 1u);
+  script->mode = store_script::apply;
+  sched->advance_time(std::chrono::milliseconds(5001));  // the save times out
+  sched->run();
+  EXPECT_FALSE(st().saving);
+  EXPECT_EQ(script->seen.size(), 1u);  // not at once
+  sched->advance_time(std::chrono::seconds(1));
+  sched->run();
+  ASSERT_EQ(script->seen.size(), 2u);  // the kept batch, from the stored (ok) state
+  EXPECT_EQ(script->seen[1].next.current, phase::firing);
+  EXPECT_EQ(script->seen[1].next.last_bucket, t0 + minute_us);
+  ASSERT_EQ(script->seen[1].notes.size(), 1u);
+  EXPECT_EQ(script->seen[1].notes[0].status, "firing");
+  EXPECT_EQ(st().state.current, phase::firing);
+}
+
 TEST_F(EvaluatorActor, ConflictAdoptsTheStoredState) {
   script->mode = store_script::conflict;
   script->stored.current = phase::firing;
