@@ -70,7 +70,7 @@ bool fall_back(pool_ptr self, std::uint64_t id, const caf::error& err) {
 }
 
 void count_read(const db_pool_state::pending& p, bool standby) {
-  if (p.job.run_on_standby)
+  if (p.read)
     (standby ? m().reads_standby : m().reads_primary).inc();
 }
 
@@ -152,7 +152,9 @@ void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.worke
 void watch_reader(pool_ptr self, size_t index) { self->monitor(self->state.readers.all()[index]); }
 
 // Queues `job`; `complete` gets its outcome exactly once (or the deadline's timeout error).
-void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete) {
+// `read`: an analytics read (counted by target) even when it has no standby variant.
+void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete,
+             bool read = false) {
   auto& st = self->state;
   if (st.queue.size() + st.read_queue.size() >= st.cfg.queue_limit) {
     ++st.rejected;
@@ -166,6 +168,7 @@ void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done
   p.job = std::move(job);
   p.complete = std::move(complete);
   p.deadline = self->clock().now() + timeout;
+  p.read = read || static_cast<bool>(p.job.run_on_standby);
   p.standby = p.job.run_on_standby && st.readers.size() > 0 && st.cfg.replica &&
               st.cfg.replica->usable();
   (p.standby ? st.read_queue : st.queue).push_back(id);
@@ -309,7 +312,8 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             auto r = energy ? household_energy(s, q, mode) : device_power(s, q, mode);
             return on_standby(std::move(r), bound);
           };
-        enqueue(self, std::move(job), deliver_as(rp));
+        // Without a standby every read is the primary's: joule_db_reads_total still counts it.
+        enqueue(self, std::move(job), deliver_as(rp), true);
         return rp;
       },
       [self](top_query& q) -> caf::typed_response_promise<top_result> {
@@ -330,7 +334,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             auto bound = standby_read_bound(s, *replica);
             return on_standby(top_devices(s, q, mode), bound);
           };
-        enqueue(self, std::move(job), deliver_as(rp));
+        enqueue(self, std::move(job), deliver_as(rp), true);
         return rp;
       },
       [self](db_job& job) -> caf::typed_response_promise<db_done> {

@@ -50,6 +50,8 @@ struct db_pool_state {
     bool answered = false;
     bool queued = true;  // false once a worker has it
     bool standby = false;  // routed to the read workers (until it falls back)
+    /// An analytics read (counted in joule_db_reads_total), also when no standby is set up.
+    bool read = false;
   };
   worker_set workers;
   std::deque<std::uint64_t> queue;
