@@ -119,6 +119,20 @@ TEST(Replica, PublishDecidesWhereReadsGo) {
   EXPECT_NE(r.status_json(true).find("\"standby\":\"unreachable\""), std::string::npos);
 }
 
+TEST(Replica, AVerdictNotRenewedRunsOut) {
+  // A monitor stuck in libpq (standby host gone without a reset) publishes nothing more: its
+  // last "usable" must not keep reads on the standby.
+  replica_state r{std::chrono::milliseconds{2000}};
+  EXPECT_EQ(r.verdict_ttl(), std::chrono::seconds(5));
+  auto t0 = std::chrono::steady_clock::now();
+  r.publish(true, 0.1, t0);
+  EXPECT_TRUE(r.usable(t0 + std::chrono::seconds(5)));
+  EXPECT_FALSE(r.usable(t0 + std::chrono::milliseconds(5001)));
+  r.publish(true, 0.1, t0 + std::chrono::seconds(6));  // the monitor answers again
+  EXPECT_TRUE(r.usable(t0 + std::chrono::seconds(7)));
+  EXPECT_EQ(replica_state{std::chrono::seconds(10)}.verdict_ttl(), std::chrono::seconds(20));
+}
+
 } // namespace
 } // namespace joule::db
 
