@@ -218,9 +218,13 @@ void plan(self_ptr self) {
             st.held.insert(id);
             st.plan_ids.insert(id);
           }
+          // The claims may have committed before the error (a lost connection after the
+          // commit, a deadline): count them as held, so that a plan that no longer wants
+          // one releases it (else its row would stay ours and no peer could ever take it),
+          // and claim them again otherwise (a held rule in `refresh` is claimed again).
           for (auto& id : acquire) {
-            if (st.running.count(id))
-              st.refresh.push_back(id);
+            st.held.insert(id);
+            st.refresh.push_back(id);
             st.plan_ids.insert(id);
           }
           return;
