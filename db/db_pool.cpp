@@ -50,7 +50,7 @@ pool_metrics& m() {
 }
 
 void update_gauges(db_pool_state& st) {
-  m().queue_depth.set(static_cast<double>(st.queue.size() + st.read_queue.size()));
+  m().queue_depth.set(static_cast<double>(st.waiting));
   m().in_flight.set(static_cast<double>(st.workers.busy_count() + st.readers.busy_count()));
 }
 
@@ -64,6 +64,7 @@ bool fall_back(pool_ptr self, std::uint64_t id, const caf::error& err) {
     return false;
   it->second.standby = false;
   it->second.queued = true;
+  ++st.waiting;
   st.queue.push_front(id);
   m().fallbacks.inc();
   return true;
@@ -102,6 +103,7 @@ void dispatch_set(pool_ptr self, bool standby) {
     queue.pop_front();
     auto& p = st.jobs.at(id);
     p.queued = false;
+    --st.waiting;
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         p.deadline - self->clock().now());
     db_job job = p.job;
@@ -156,7 +158,7 @@ void watch_reader(pool_ptr self, size_t index) { self->monitor(self->state.reade
 void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete,
              bool read = false) {
   auto& st = self->state;
-  if (st.queue.size() + st.read_queue.size() >= st.cfg.queue_limit) {
+  if (st.waiting >= st.cfg.queue_limit) {
     ++st.rejected;
     m().rejected.inc();
     complete(make_error(errc::overloaded, "overloaded", "too many queued database requests"));
@@ -172,6 +174,7 @@ void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done
   p.standby = p.job.run_on_standby && st.readers.size() > 0 && st.cfg.replica &&
               st.cfg.replica->usable();
   (p.standby ? st.read_queue : st.queue).push_back(id);
+  ++st.waiting;
   st.jobs.emplace(id, std::move(p));
   self->delayed_send(self, timeout, deadline_atom::value, id);
   dispatch(self);
@@ -359,8 +362,10 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             make_error(errc::timeout, "db_timeout", "the database did not answer in time"));
         // Still queued: forget it (dispatch skips ids that are gone). Running: keep the entry
         // until the worker answers, so the worker stays marked busy.
-        if (it->second.queued)
+        if (it->second.queued) {
+          --st.waiting;
           st.jobs.erase(it);
+        }
         update_gauges(st);
       },
       [self](status_atom) -> std::string {

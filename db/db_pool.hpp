@@ -58,6 +58,10 @@ struct db_pool_state {
   worker_set readers;
   std::deque<std::uint64_t> read_queue;
   std::unordered_map<std::uint64_t, pending> jobs;
+  /// Jobs waiting in `queue` or `read_queue`: the deques also hold the ids of jobs that timed
+  /// out while queued (skipped when they reach the front), which must not count against
+  /// db.queue_limit (with every read worker stuck on a vanished standby they never would).
+  std::size_t waiting = 0;
   std::uint64_t next_id = 1;
   std::uint64_t timeouts = 0;
   std::uint64_t rejected = 0;

@@ -286,3 +286,25 @@ TEST_F(DbPoolStandby, AnalyticsReadsAreCountedWithoutAStandby) {
   EXPECT_EQ(reads("primary") - before_primary, 2u);
   EXPECT_EQ(reads("standby"), before_standby);
 }
+
+// Jobs that timed out while queued stay in the deque until they reach its front; with the
+// only worker stuck they must not fill db.queue_limit (every later job answered 503).
+TEST_F(DbPool, QueuedJobsThatTimedOutFreeTheirPlaceInTheQueue) {
+  start(1, 2);
+  submit(std::chrono::seconds(60));  // the worker hangs on this one
+  submit(std::chrono::milliseconds(300));
+  submit(std::chrono::milliseconds(300));
+  sched->advance_time(std::chrono::milliseconds(300));
+  run();
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].code, errc::timeout);
+  EXPECT_EQ(answers[1].code, errc::timeout);
+  submit(std::chrono::seconds(5));
+  submit(std::chrono::seconds(5));
+  EXPECT_EQ(answers.size(), 2u) << "both queued, none rejected";
+  submit(std::chrono::seconds(5));
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[2].code, errc::overloaded) << "the limit still holds";
+  finish(0, "late");
+  EXPECT_EQ(log->running.size(), 2u) << "the expired ones are skipped, a live one runs";
+}
