@@ -50,7 +50,7 @@ pool_metrics& m() {
 }
 
 void update_gauges(db_pool_state& st) {
-  m().queue_depth.set(static_cast<double>(st.queue.size() + st.read_queue.size()));
+  m().queue_depth.set(static_cast<double>(st.waiting));
   m().in_flight.set(static_cast<double>(st.workers.busy_count() + st.readers.busy_count()));
 }
 
@@ -64,13 +64,14 @@ bool fall_back(pool_ptr self, std::uint64_t id, const caf::error& err) {
     return false;
   it->second.standby = false;
   it->second.queued = true;
+  ++st.waiting;
   st.queue.push_front(id);
   m().fallbacks.inc();
   return true;
 }
 
 void count_read(const db_pool_state::pending& p, bool standby) {
-  if (p.job.run_on_standby)
+  if (p.read)
     (standby ? m().reads_standby : m().reads_primary).inc();
 }
 
@@ -102,6 +103,7 @@ void dispatch_set(pool_ptr self, bool standby) {
     queue.pop_front();
     auto& p = st.jobs.at(id);
     p.queued = false;
+    --st.waiting;
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         p.deadline - self->clock().now());
     db_job job = p.job;
@@ -152,9 +154,11 @@ void watch_worker(pool_ptr self, size_t index) { self->monitor(self->state.worke
 void watch_reader(pool_ptr self, size_t index) { self->monitor(self->state.readers.all()[index]); }
 
 // Queues `job`; `complete` gets its outcome exactly once (or the deadline's timeout error).
-void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete) {
+// `read`: an analytics read (counted by target) even when it has no standby variant.
+void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done>)> complete,
+             bool read = false) {
   auto& st = self->state;
-  if (st.queue.size() + st.read_queue.size() >= st.cfg.queue_limit) {
+  if (st.waiting >= st.cfg.queue_limit) {
     ++st.rejected;
     m().rejected.inc();
     complete(make_error(errc::overloaded, "overloaded", "too many queued database requests"));
@@ -166,9 +170,11 @@ void enqueue(pool_ptr self, db_job job, std::function<void(caf::expected<db_done
   p.job = std::move(job);
   p.complete = std::move(complete);
   p.deadline = self->clock().now() + timeout;
+  p.read = read || static_cast<bool>(p.job.run_on_standby);
   p.standby = p.job.run_on_standby && st.readers.size() > 0 && st.cfg.replica &&
               st.cfg.replica->usable();
   (p.standby ? st.read_queue : st.queue).push_back(id);
+  ++st.waiting;
   st.jobs.emplace(id, std::move(p));
   self->delayed_send(self, timeout, deadline_atom::value, id);
   dispatch(self);
@@ -309,7 +315,8 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             auto r = energy ? household_energy(s, q, mode) : device_power(s, q, mode);
             return on_standby(std::move(r), bound);
           };
-        enqueue(self, std::move(job), deliver_as(rp));
+        // Without a standby every read is the primary's: joule_db_reads_total still counts it.
+        enqueue(self, std::move(job), deliver_as(rp), true);
         return rp;
       },
       [self](top_query& q) -> caf::typed_response_promise<top_result> {
@@ -330,7 +337,7 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             auto bound = standby_read_bound(s, *replica);
             return on_standby(top_devices(s, q, mode), bound);
           };
-        enqueue(self, std::move(job), deliver_as(rp));
+        enqueue(self, std::move(job), deliver_as(rp), true);
         return rp;
       },
       [self](db_job& job) -> caf::typed_response_promise<db_done> {
@@ -355,8 +362,10 @@ db_pool_actor::behavior_type db_pool(pool_ptr self, db_pool_config cfg,
             make_error(errc::timeout, "db_timeout", "the database did not answer in time"));
         // Still queued: forget it (dispatch skips ids that are gone). Running: keep the entry
         // until the worker answers, so the worker stays marked busy.
-        if (it->second.queued)
+        if (it->second.queued) {
+          --st.waiting;
           st.jobs.erase(it);
+        }
         update_gauges(st);
       },
       [self](status_atom) -> std::string {

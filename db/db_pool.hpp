@@ -50,12 +50,18 @@ struct db_pool_state {
     bool answered = false;
     bool queued = true;  // false once a worker has it
     bool standby = false;  // routed to the read workers (until it falls back)
+    /// An analytics read (counted in joule_db_reads_total), also when no standby is set up.
+    bool read = false;
   };
   worker_set workers;
   std::deque<std::uint64_t> queue;
   worker_set readers;
   std::deque<std::uint64_t> read_queue;
   std::unordered_map<std::uint64_t, pending> jobs;
+  /// Jobs waiting in `queue` or `read_queue`: the deques also hold the ids of jobs that timed
+  /// out while queued (skipped when they reach the front), which must not count against
+  /// db.queue_limit (with every read worker stuck on a vanished standby they never would).
+  std::size_t waiting = 0;
   std::uint64_t next_id = 1;
   std::uint64_t timeouts = 0;
   std::uint64_t rejected = 0;

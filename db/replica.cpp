@@ -73,11 +73,28 @@ bool replica_state::fresh_enough(const replay_position& p) const {
   return lag_seconds(p) * 1000.0 <= static_cast<double>(max_lag_.count());
 }
 
-void replica_state::publish(bool reachable, double lag) {
+void replica_state::publish(bool reachable, double lag, std::chrono::steady_clock::time_point at) {
   reachable_.store(reachable, std::memory_order_relaxed);
   lag_.store(lag, std::memory_order_relaxed);
+  published_at_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count(),
+      std::memory_order_relaxed);
   usable_.store(reachable && lag * 1000.0 <= static_cast<double>(max_lag_.count()),
                 std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds replica_state::verdict_ttl() const {
+  return std::max<std::chrono::milliseconds>(2 * max_lag_, std::chrono::seconds(5));
+}
+
+bool replica_state::usable(std::chrono::steady_clock::time_point now) const {
+  // A standby host that vanished mid-statement (no RST) blocks the monitor in libpq until
+  // TCP gives up, minutes later; its last verdict must not keep sending reads there.
+  if (!usable_.load(std::memory_order_relaxed))
+    return false;
+  std::chrono::steady_clock::time_point at{std::chrono::nanoseconds(
+      published_at_.load(std::memory_order_relaxed))};
+  return now - at <= verdict_ttl();
 }
 
 std::string replica_state::status_json(bool configured) const {

@@ -77,9 +77,16 @@ public:
   /// Whether a position is close enough to serve reads (lag <= max_lag).
   bool fresh_enough(const replay_position& p) const;
 
-  /// The monitor's latest verdict: reachable and lag (seconds, +inf when unreachable).
-  void publish(bool reachable, double lag);
-  bool usable() const { return usable_.load(std::memory_order_relaxed); }
+  /// The monitor's latest verdict: reachable and lag (seconds, +inf when unreachable), given
+  /// at `at`.
+  void publish(bool reachable, double lag,
+               std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now());
+  /// Whether reads go to the standby now: the latest verdict said so and is recent (see
+  /// verdict_ttl; a monitor stuck in libpq must not keep reads on a standby that vanished).
+  bool usable(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
+  /// How long a verdict holds: 2 x max_lag, at least 5 s (a monitor tick may wait out a
+  /// connect timeout to each server).
+  std::chrono::milliseconds verdict_ttl() const;
   double lag() const { return lag_.load(std::memory_order_relaxed); }
   bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
   std::chrono::milliseconds max_lag() const { return max_lag_; }
@@ -95,6 +102,7 @@ private:
   mutable std::mutex mu_;
   std::deque<std::pair<std::int64_t, std::uint64_t>> samples_;  // (at, lsn), oldest first
   std::atomic<bool> usable_{false};
+  std::atomic<std::int64_t> published_at_{0};  // steady clock, ns since its epoch
   std::atomic<bool> reachable_{false};
   std::atomic<double> lag_{0};
 };

@@ -53,6 +53,11 @@ private:
 std::string with_options(const std::string& url, std::chrono::milliseconds statement_timeout,
                          std::chrono::milliseconds connect_timeout);
 
+/// `message` with every password `url` carries (URI user info, ?password=, key=value
+/// password=) replaced by ***: libpq quotes the raw token it cannot parse ("invalid
+/// percent-encoded token: \"pa%zz\""), and connection errors go to the logs.
+std::string hide_password(std::string message, const std::string& url);
+
 /// True for errors after which the connection must be recreated.
 bool is_connection_error(const std::exception& e);
 

@@ -189,13 +189,9 @@ void plan(self_ptr self) {
   // Stop first, release after: never two evaluators of one rule on two instances.
   for (auto& id : p.release)
     stop_evaluator(self, id);
-  auto acquire = std::move(p.acquire);
-  for (auto& id : st.refresh)
-    if (st.held.count(id))
-      acquire.push_back(id);
+  // A changed rule that is released now is not claimed back by the same job.
+  auto acquire = lease_claims(p, st.refresh, st.held);
   st.refresh.clear();
-  std::sort(acquire.begin(), acquire.end());
-  acquire.erase(std::unique(acquire.begin(), acquire.end()), acquire.end());
   if (acquire.empty() && p.release.empty())
     return;
   st.leases_busy = true;
@@ -222,9 +218,13 @@ void plan(self_ptr self) {
             st.held.insert(id);
             st.plan_ids.insert(id);
           }
+          // The claims may have committed before the error (a lost connection after the
+          // commit, a deadline): count them as held, so that a plan that no longer wants
+          // one releases it (else its row would stay ours and no peer could ever take it),
+          // and claim them again otherwise (a held rule in `refresh` is claimed again).
           for (auto& id : acquire) {
-            if (st.running.count(id))
-              st.refresh.push_back(id);
+            st.held.insert(id);
+            st.refresh.push_back(id);
             st.plan_ids.insert(id);
           }
           return;

@@ -63,6 +63,17 @@ lease_plan plan_leases(const std::string& me, const std::vector<std::string>& li
   return out;
 }
 
+std::vector<std::string> lease_claims(const lease_plan& p, const std::vector<std::string>& refresh,
+                                      const std::unordered_set<std::string>& held) {
+  std::vector<std::string> out = p.acquire;
+  for (auto& id : refresh)
+    if (held.count(id) && !std::binary_search(p.release.begin(), p.release.end(), id))
+      out.push_back(id);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 bool may_claim(const std::optional<std::string>& current_owner, bool owner_live,
                const std::string& me) {
   return !current_owner || *current_owner == me || !owner_live;

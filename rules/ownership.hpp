@@ -38,6 +38,13 @@ lease_plan plan_leases(const std::string& me, const std::vector<std::string>& li
                        const std::vector<std::string>& enabled,
                        const std::unordered_set<std::string>& held);
 
+/// The ids one lease job claims: the plan's acquisitions plus the held rules in `refresh`
+/// (their definitions changed: claiming again re-reads them), but never one the plan releases
+/// (the job deletes first, then claims: it would take back what it just gave up). Sorted,
+/// unique.
+std::vector<std::string> lease_claims(const lease_plan& p, const std::vector<std::string>& refresh,
+                                      const std::unordered_set<std::string>& held);
+
 /// The claim rule the lease SQL applies: `me` may take a rule whose lease row is absent
 /// (released), is its own, or whose owner is no longer live.
 bool may_claim(const std::optional<std::string>& current_owner, bool owner_live,

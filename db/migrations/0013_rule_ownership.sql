@@ -36,6 +36,23 @@ BEGIN
 END;
 $$;
 
+-- Instances apply a change only when the rule's version grew (a stale read must never undo a
+-- newer one), so every update bumps it, also a plain SQL one that does not say so (the API
+-- bumps it itself: then this changes nothing).
+CREATE OR REPLACE FUNCTION joule_bump_rule_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.version <= OLD.version THEN
+    NEW.version := OLD.version + 1;
+  END IF;
+  RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS alert_rules_version ON alert_rules;
+CREATE TRIGGER alert_rules_version BEFORE UPDATE ON alert_rules
+  FOR EACH ROW EXECUTE FUNCTION joule_bump_rule_version();
+
 DROP TRIGGER IF EXISTS alert_rules_notify ON alert_rules;
 CREATE TRIGGER alert_rules_notify AFTER INSERT OR UPDATE OR DELETE ON alert_rules
   FOR EACH ROW EXECUTE FUNCTION joule_notify_rule_change();

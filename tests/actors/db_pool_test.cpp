@@ -6,6 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core/metrics.hpp"
 #include "db/db_pool.hpp"
 #include "tests/support/deterministic.hpp"
 
@@ -195,6 +196,14 @@ struct DbPoolStandby : ::testing::Test, deterministic {
     keep(sys->spawn(asker, pool, job, got));
     run();
   }
+
+  // A plain job (no standby variant) to another pool.
+  void submit_to(db_pool_actor other) {
+    db_job job;
+    job.timeout = std::chrono::seconds(5);
+    keep(sys->spawn(asker, other, job, got));
+    run();
+  }
 };
 
 } // namespace
@@ -239,4 +248,63 @@ TEST_F(DbPoolStandby, ADomainAnswerFromTheStandbyIsFinal) {
   ASSERT_EQ(got->size(), 1u);
   EXPECT_FALSE((*got)[0].ok);
   EXPECT_EQ((*got)[0].body, "bad_thing");
+}
+
+namespace {
+
+std::uint64_t reads(const char* target) {
+  return metrics::global()
+      .get_counter("joule_db_reads_total",
+                   "Analytics reads answered, by the server that served them",
+                   metrics::label("target", target))
+      .value();
+}
+
+} // namespace
+
+// joule_db_reads_total{target="primary"} counts every analytics read the primary answered,
+// also on a server without db.read_url (no read workers, no standby variant).
+TEST_F(DbPoolStandby, AnalyticsReadsAreCountedWithoutAStandby) {
+  db::db_pool_config cfg;
+  cfg.size = 1;
+  auto primary = [this](int) {
+    return caf::actor_cast<db_worker_actor>(keep(sys->spawn(instant_worker, "primary", log)));
+  };
+  auto plain = keep(sys->spawn(db::db_pool, cfg, db::worker_factory(primary)));
+  run();
+  auto before_primary = reads("primary");
+  auto before_standby = reads("standby");
+  keep(sys->spawn([plain](caf::event_based_actor* self) {
+    self->request(plain, caf::infinite, series_query{}).then([](series_result&) {},
+                                                             [](caf::error&) {});
+    self->request(plain, caf::infinite, top_query{}).then([](top_result&) {},
+                                                          [](caf::error&) {});
+  }));
+  run();
+  submit_to(plain);  // a plain job (not a read): not counted
+  EXPECT_EQ(log->ran, (std::vector<std::string>{"primary", "primary", "primary"}));
+  EXPECT_EQ(reads("primary") - before_primary, 2u);
+  EXPECT_EQ(reads("standby"), before_standby);
+}
+
+// Jobs that timed out while queued stay in the deque until they reach its front; with the
+// only worker stuck they must not fill db.queue_limit (every later job answered 503).
+TEST_F(DbPool, QueuedJobsThatTimedOutFreeTheirPlaceInTheQueue) {
+  start(1, 2);
+  submit(std::chrono::seconds(60));  // the worker hangs on this one
+  submit(std::chrono::milliseconds(300));
+  submit(std::chrono::milliseconds(300));
+  sched->advance_time(std::chrono::milliseconds(300));
+  run();
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].code, errc::timeout);
+  EXPECT_EQ(answers[1].code, errc::timeout);
+  submit(std::chrono::seconds(5));
+  submit(std::chrono::seconds(5));
+  EXPECT_EQ(answers.size(), 2u) << "both queued, none rejected";
+  submit(std::chrono::seconds(5));
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[2].code, errc::overloaded) << "the limit still holds";
+  finish(0, "late");
+  EXPECT_EQ(log->running.size(), 2u) << "the expired ones are skipped, a live one runs";
 }

@@ -51,6 +51,7 @@ admin2=$("$JOULE_BIN" token create --scope admin 2>/dev/null | tail -n 1)
 
 conf=$work/joule.conf
 printf 'log.format = json\ndb.pool_size = 2\nauth.rate_limit = 1000\n' >"$conf"
+: >"$work/joule.out"  # created now: the background job opens it in its own process, maybe after the first sed
 "$JOULE_BIN" serve --config "$conf" >"$work/joule.out" 2>"$work/joule.err" &
 pid=$!
 port=

@@ -50,6 +50,7 @@ token=$("$JOULE_BIN" token create --scope admin --name prometheus 2>/dev/null | 
 [[ $token == jl_* ]] || fail "no admin token from joule token create"
 printf '%s' "$token" >"$work/token"
 
+: >"$work/joule.out"  # created now: the background job opens it in its own process, maybe after the first sed
 "$JOULE_BIN" serve >"$work/joule.out" 2>"$work/joule.err" &
 pids+=($!)
 port=

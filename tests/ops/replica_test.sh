@@ -59,6 +59,7 @@ export JOULE_AUTH_REQUIRED=false JOULE_LOG_FORMAT=text
 export JOULE_REFRESH_DEVICE_1M_SCHEDULE_INTERVAL=1s
 unset JOULE_URL JOULE_TOKEN JOULE_LOG_LEVEL
 
+: >"$work/joule.out"  # created now: the background job opens it in its own process, maybe after the first sed
 "$JOULE_BIN" serve >"$work/joule.out" 2>"$work/joule.err" &
 pid=$!
 port=

@@ -118,6 +118,19 @@ TEST(Ownership, AJoinReleasesWhatTheNewcomerWins) {
   EXPECT_EQ(gone.release.size(), held.size());
 }
 
+TEST(Ownership, ALeaseJobNeverClaimsBackWhatItReleases) {
+  // "r2" changed (refresh) while a join moved it to the newcomer: the job releases it and
+  // must not claim it again (DELETE then INSERT would keep it here, and the newcomer would
+  // retry its claim every heartbeat).
+  lease_plan p;
+  p.acquire = {"r5"};
+  p.release = {"r2", "r3"};
+  std::unordered_set<std::string> held{"r1", "r2", "r3"};
+  auto claims = lease_claims(p, {"r2", "r1", "r1", "r9"}, held);
+  EXPECT_EQ(claims, (std::vector<std::string>{"r1", "r5"}));  // r9: not held, r2: released
+  EXPECT_TRUE(lease_claims(lease_plan{}, {}, held).empty());
+}
+
 TEST(Ownership, ClaimOnlyFreeOwnOrExpiredLeases) {
   EXPECT_TRUE(may_claim(std::nullopt, false, "me"));       // released
   EXPECT_TRUE(may_claim(std::string("me"), true, "me"));   // already ours

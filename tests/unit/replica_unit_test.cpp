@@ -5,9 +5,11 @@
 #include <limits>
 
 #include <gtest/gtest.h>
+#include <pqxx/except>
 
 #include "config/settings.hpp"
 #include "db/replica.hpp"
+#include "db/session.hpp"
 
 namespace joule::db {
 namespace {
@@ -117,6 +119,39 @@ TEST(Replica, PublishDecidesWhereReadsGo) {
   EXPECT_FALSE(r.usable());
   EXPECT_NE(r.status_json(true).find("\"lag_seconds\":null"), std::string::npos);
   EXPECT_NE(r.status_json(true).find("\"standby\":\"unreachable\""), std::string::npos);
+}
+
+TEST(Replica, AConnectionErrorNeverQuotesThePassword) {
+  // libpq quotes a token it cannot decode; the message goes to the logs at every retry.
+  for (std::string url : {"postgresql://u:pa%zzword@127.0.0.1:1/db",
+                          "postgresql://u@127.0.0.1:1/db?sslmode=disable&password=se%zzcret"}) {
+    try {
+      session s{url};
+      ADD_FAILURE() << "connected with " << url;
+    } catch (const pqxx::broken_connection& e) {
+      std::string what = e.what();
+      EXPECT_EQ(what.find("%zz"), std::string::npos) << what;
+      EXPECT_NE(what.find("***"), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(hide_password("token \"se cr\" and se cr", "host=h password = 'se cr' user=u"),
+            "token \"***\" and ***");
+  EXPECT_EQ(hide_password("no secret here", "host=h user=u"), "no secret here");
+  EXPECT_EQ(hide_password("bad \"hunter2\"", "postgresql://u:hunter2@a:1,b:2/d"), "bad \"***\"");
+}
+
+TEST(Replica, AVerdictNotRenewedRunsOut) {
+  // A monitor stuck in libpq (standby host gone without a reset) publishes nothing more: its
+  // last "usable" must not keep reads on the standby.
+  replica_state r{std::chrono::milliseconds{2000}};
+  EXPECT_EQ(r.verdict_ttl(), std::chrono::seconds(5));
+  auto t0 = std::chrono::steady_clock::now();
+  r.publish(true, 0.1, t0);
+  EXPECT_TRUE(r.usable(t0 + std::chrono::seconds(5)));
+  EXPECT_FALSE(r.usable(t0 + std::chrono::milliseconds(5001)));
+  r.publish(true, 0.1, t0 + std::chrono::seconds(6));  // the monitor answers again
+  EXPECT_TRUE(r.usable(t0 + std::chrono::seconds(7)));
+  EXPECT_EQ(replica_state{std::chrono::seconds(10)}.verdict_ttl(), std::chrono::seconds(20));
 }
 
 } // namespace
