@@ -23,6 +23,7 @@
 #include "rules/alert_routes.hpp"
 #include "rules/rule.hpp"
 #include "tests/support/api_fixture.hpp"
+#include "tests/support/raw_http.hpp"
 
 using namespace joule;
 using namespace joule::test;
@@ -357,6 +358,27 @@ TEST_F(AuthBehindProxy, ForwardedClientsAreLimitedSeparatelyAndSpoofedLeftPartsD
   EXPECT_EQ(r.status, 401) << r.body;
   // A garbage header from the proxy: the proxy's own address (not limited yet) is used.
   EXPECT_EQ(from("not-an-address").status, 401);
+}
+
+TEST_F(Auth, Expect100ContinueWithoutATokenIs401BeforeTheBody) {
+  raw_connection c{app_->port()};
+  ASSERT_TRUE(c.send("POST /telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n"));
+  auto r = c.read_response(std::chrono::seconds(2));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_TRUE(r.headers.count("www-authenticate"));
+  EXPECT_TRUE(c.wait_closed(std::chrono::seconds(3)));
+  // With a token the head passes and the body is asked for.
+  auto t = make_token("ingest");
+  raw_connection d{app_->port()};
+  ASSERT_TRUE(d.send("POST /telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Authorization: Bearer " + t.secret + "\r\n"
+                     "Content-Length: 15\r\nExpect: 100-continue\r\n\r\n"));
+  EXPECT_EQ(d.read_response(std::chrono::seconds(2)).status, 100);
+  ASSERT_TRUE(d.send("{\"readings\":[]}"));
+  r = d.read_response();
+  EXPECT_NE(r.status, 401) << r.body;
+  EXPECT_LT(r.status, 500) << r.body;
 }
 
 // --- household isolation --------------------------------------------------------------------
