@@ -1,7 +1,5 @@
 #include "config/settings.hpp"
 
-#include "config/ip_ranges.hpp"
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -9,6 +7,8 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+
+#include "config/ip_ranges.hpp"
 
 namespace joule::config {
 namespace {
