@@ -219,6 +219,12 @@ void app::start() {
   hc.header_timeout = d.settings.http_header_timeout;
   hc.pipeline_limit = static_cast<std::size_t>(d.settings.http_pipeline_limit);
   hc.max_connections = d.settings.http_max_connections;
+  {
+    std::string err;  // validated when the settings were loaded
+    if (auto trusted = config::ip_ranges::parse(d.settings.http_trusted_proxies, err))
+      hc.trusted_proxies = std::move(*trusted);
+  }
+  hc.expect_check = [table](const http::request& head) { return http::check_head(*table, head); };
   d.server = std::make_unique<http::server>(*d.system, hc, http::serve(table));
   try {
     d.port = d.server->start();

@@ -8,6 +8,8 @@
 #include <limits>
 #include <sstream>
 
+#include "config/ip_ranges.hpp"
+
 namespace joule::config {
 namespace {
 
@@ -270,6 +272,17 @@ std::vector<option> build_options() {
   o.push_back(int_option("http.max_connections",
                          "Open connections beyond which new ones are answered 503 and closed",
                          &settings::http_max_connections, 1, 1000000));
+  o.push_back(string_option(
+      "http.trusted_proxies",
+      "Reverse proxies (comma-separated IPs or CIDR ranges, e.g. 127.0.0.1,10.0.0.0/8) whose "
+      "X-Forwarded-For names the client: the client is the rightmost address not in this list "
+      "(rate limits per address, access log). Empty: the header is ignored",
+      &settings::http_trusted_proxies, [](const std::string& v) -> std::string {
+        std::string err;
+        if (!ip_ranges::parse(v, err))
+          return "expected comma-separated IP addresses or CIDR ranges: " + err;
+        return {};
+      }));
   o.push_back(int_option("api.max_points", "Most buckets one series answer may contain",
                          &settings::api_max_points, 1, 10000000));
   o.push_back(int_option("api.top_limit_max", "Largest `limit` accepted by top-devices",

@@ -54,6 +54,8 @@ struct settings {
   millis http_header_timeout{10000};
   int http_pipeline_limit = 16;
   int http_max_connections = 10000;
+  /// Comma-separated IPs/CIDRs whose X-Forwarded-For is believed; empty: never.
+  std::string http_trusted_proxies;
   // --- api
   int api_max_points = 20000;
   int api_top_limit_max = 100;

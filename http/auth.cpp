@@ -110,6 +110,33 @@ void auth_guard::admit(const std::shared_ptr<auth::token_entry>& e, const std::s
   ok(e->who);
 }
 
+std::optional<response> auth_guard::check_head(const request& req) {
+  if (!settings_.required)
+    return std::nullopt;
+  auto header = req.header("authorization");
+  std::string token;
+  if (iequals_prefix(header, "bearer ")) {
+    auto b = header.find_first_not_of(' ', 7);
+    auto e = header.find_last_not_of(' ');
+    if (b != std::string::npos)
+      token = header.substr(b, e - b + 1);
+  }
+  if (auth::well_formed(token))
+    return std::nullopt;  // valid or not: the full check (cache, auth actor) decides
+  auto wait = failures_.peek(req.remote_addr, now_micros(),
+                             failure_rate_limit_.load(std::memory_order_relaxed),
+                             failure_burst_.load(std::memory_order_relaxed));
+  if (wait > 0) {
+    outcome().rate_limited.inc();
+    return rate_limited_response(wait, "too many failed authentications from this address");
+  }
+  return header.empty()
+             ? unauthorized(req.remote_addr, "this endpoint needs an Authorization: Bearer token",
+                            false)
+             : unauthorized(req.remote_addr,
+                            "malformed Authorization header: expected Bearer jl_…", true);
+}
+
 void auth_guard::authenticate(caf::event_based_actor* self, const request& req,
                               std::function<void(auth::identity)> ok,
                               std::function<void(response)> deny) {

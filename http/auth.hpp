@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/event_based_actor.hpp>
@@ -38,6 +39,12 @@ public:
   void authenticate(caf::event_based_actor* self, const request& req,
                     std::function<void(auth::identity)> ok,
                     std::function<void(response)> deny);
+
+  /// The part of `authenticate` that needs no token lookup, for a request head whose body has
+  /// not been read (Expect: 100-continue): 401 when credentials are required and missing or
+  /// malformed, 429 when the address keeps failing; nullopt when only the full check can tell.
+  /// Counts a failure like `authenticate`. Thread-safe (runs on an I/O thread).
+  std::optional<response> check_head(const request& req);
 
   const auth_settings& settings() const { return settings_; }
 

@@ -24,8 +24,11 @@ struct request {
   std::string content_type;
   /// Every header field as received (names as the client spelled them).
   std::vector<std::pair<std::string, std::string>> headers;
-  /// The peer's IP address (no port).
+  /// The client's IP address (no port): the TCP peer's, or behind a trusted proxy the one it
+  /// forwarded (http.trusted_proxies, http/forwarded.hpp). Per-address limits key on it.
   std::string remote_addr;
+  /// The TCP peer's IP address (the proxy, behind one).
+  std::string peer_addr;
   /// Set by the session: the client's X-Request-Id when sane, else a generated one. Echoed
   /// in the answer's X-Request-Id and in log lines.
   std::string request_id;

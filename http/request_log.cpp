@@ -51,7 +51,8 @@ void finish_response(const access_entry& e, response& r) {
        {"bytes", std::to_string(r.body.size()), true},
        {"route", r.route.empty() ? "-" : r.route},
        {"token_id", r.token_id.empty() ? "-" : r.token_id},
-       {"remote", e.remote}});
+       {"remote", e.remote},
+       {"peer", e.peer.empty() ? e.remote : e.peer}});
 }
 
 } // namespace joule::http

@@ -22,8 +22,9 @@ struct access_entry {
   std::string request_id;
   std::string method;
   std::string target;
-  std::string remote;
+  std::string remote;  // the client (behind a trusted proxy: the address it forwarded)
   std::chrono::steady_clock::time_point received;
+  std::string peer = {};  // the TCP peer (the proxy, behind one); empty: the same as remote
 };
 
 /// Adds X-Request-Id to `r` and, when log.access is on, writes the access line.

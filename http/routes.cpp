@@ -135,6 +135,20 @@ void dispatch(const route_table& table, caf::event_based_actor* self, request&& 
       r->done);
 }
 
+std::optional<response> check_head(const route_table& table, const request& head) {
+  auto m = table.match(head.method, head.target);
+  auto& guard = table.guard();
+  bool open = !guard || !guard->settings().required ||
+              (m.found && m.found->scope == auth::scope::none);
+  if (!open)
+    return guard->check_head(head);
+  if (m.found)
+    return std::nullopt;
+  if (m.path_known)
+    return error_response(405, "method_not_allowed", head.method + " is not allowed on this path");
+  return error_response(404, "not_found", "no such endpoint");
+}
+
 handler_fn serve(std::shared_ptr<const route_table> table) {
   return [table](caf::event_based_actor* self, request&& req, reply_fn reply) {
     dispatch(*table, self, std::move(req), std::move(reply));

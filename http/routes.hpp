@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,6 +95,12 @@ private:
 /// handler that throws answers 500 for that request only.
 void dispatch(const route_table& table, caf::event_based_actor* self, request&& req,
               reply_fn reply);
+
+/// For server_config::expect_check: refuses a request head whose body the client holds back
+/// (Expect: 100-continue) when `dispatch` would refuse it before reading the body: missing
+/// or malformed credentials (401/429, before routing as in dispatch), or, where nobody must
+/// authenticate, no such route (404/405). Anything that needs a lookup continues.
+std::optional<response> check_head(const route_table& table, const request& head);
 
 /// The server's handler for `table`: each request is dispatched inside its connection's
 /// session actor (no actor per request).

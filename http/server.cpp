@@ -18,7 +18,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -27,6 +29,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/errors.hpp"
+#include "http/forwarded.hpp"
 #include "http/session_actor.hpp"
 
 namespace joule::http {
@@ -73,6 +76,9 @@ struct server::impl {
 };
 
 namespace {
+
+// The interim answer to `Expect: 100-continue` (RFC 9110 §10.1.1): go on, send the body.
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool is_http_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category();
@@ -216,6 +222,62 @@ private:
       return read_stopped();
     if (parser_->is_done())
       return on_request();
+    if (expects_continue())
+      return on_expect();
+    read_body();
+  }
+
+  // `Expect: 100-continue` (curl sends it for bodies over 1 KiB and waits a second for the
+  // answer before sending the body anyway). Beast leaves it to us. The body limit was checked
+  // with the head already (a larger Content-Length fails the head read: 413 via
+  // on_read_error, the body never sent); the routing/credential check runs here, so that a
+  // request that will be refused is refused before its body crosses the network.
+  bool expects_continue() const {
+    auto& h = parser_->get();
+    // HTTP/1.0 clients cannot take a 1xx answer (RFC 9110 §10.1.1: ignore the expectation).
+    return h.version() >= 11 && beast::iequals(h[bhttp::field::expect], "100-continue");
+  }
+
+  void on_expect() {
+    if (srv_.cfg.expect_check) {
+      request head;
+      fill_head(parser_->get(), head);
+      if (auto refusal = srv_.cfg.expect_check(head)) {
+        // The body is not read; the connection closes after the answer (the client may still
+        // send it: finish() drains it for a moment so our answer is not lost to a reset).
+        reading_ = false;
+        set_deadline(read_deadline_, never);
+        return refuse(std::move(*refusal), std::move(head));
+      }
+    }
+    // 100 only while nothing else is being written or owed: a 1xx between the answers of
+    // earlier pipelined requests would break their order. The client then sends the body
+    // after its own wait, as it would from a server that ignores Expect.
+    if (outstanding_ > 0 || writing_)
+      return read_body();
+    writing_ = true;
+    set_deadline_in(write_deadline_, srv_.cfg.request_timeout);
+    net::async_write(socket_, net::buffer(continue_line.data(), continue_line.size()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_continue_written(ec);
+                     });
+  }
+
+  void on_continue_written(beast::error_code ec) {
+    writing_ = false;
+    set_deadline(write_deadline_, never);
+    if (closed_)
+      return;
+    if (ec)
+      return close();
+    if (!writes_.empty())
+      write_next();  // cannot happen (nothing is owed), but never leave an answer behind
+    if (read_closed_)
+      return read_stopped();
+    read_body();
+  }
+
+  void read_body() {
     phase_ = phase::body;
     set_deadline_in(read_deadline_, srv_.cfg.idle_timeout);
     bhttp::async_read(socket_, buffer_, *parser_,
@@ -240,22 +302,32 @@ private:
     in.seq = next_seq_++;
     in.keep_alive = msg.keep_alive();
     auto& r = in.req;
-    r.method = std::string(msg.method_string());
-    r.target = std::string(msg.target());
+    fill_head(msg, r);
     r.body = std::move(msg.body());
-    r.headers.reserve(8);
-    for (auto& f : msg) {
-      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-      if (f.name() == bhttp::field::content_type)
-        r.content_type = r.headers.back().second;
-    }
-    r.remote_addr = remote_;
     bool keep_alive = in.keep_alive;
     hand_over(std::move(in));
     if (!keep_alive)
       read_closed_ = true;  // nothing after `Connection: close` is read
     else
       do_read();
+  }
+
+  // Everything of a request but its body; the client address per http.trusted_proxies.
+  template <class Head>
+  void fill_head(const Head& msg, request& r) const {
+    r.method = std::string(msg.method_string());
+    r.target = std::string(msg.target());
+    r.headers.reserve(8);
+    std::vector<std::string_view> forwarded;
+    for (auto& f : msg) {
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      if (f.name() == bhttp::field::content_type)
+        r.content_type = r.headers.back().second;
+      else if (beast::iequals(f.name_string(), "x-forwarded-for"))
+        forwarded.emplace_back(f.value().data(), f.value().size());
+    }
+    r.peer_addr = remote_;
+    r.remote_addr = client_address(remote_, forwarded, srv_.cfg.trusted_proxies);
   }
 
   void hand_over(pipelined_request&& in) {
@@ -296,11 +368,14 @@ private:
     close();  // reset, aborted by our timer, ...
   }
 
-  void refuse(response r) {
+  void refuse(response r, request head = {}) {
     read_closed_ = true;
     pipelined_request in;
     in.seq = next_seq_++;
     in.keep_alive = false;
+    in.req = std::move(head);  // for the access line
+    if (in.req.peer_addr.empty())
+      in.req.remote_addr = in.req.peer_addr = remote_;
     in.refused = std::move(r);
     hand_over(std::move(in));
   }

@@ -15,9 +15,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "config/ip_ranges.hpp"
 #include "http/handler.hpp"
 
 namespace caf {
@@ -43,6 +46,13 @@ struct server_config {
   std::size_t pipeline_limit = 16;
   /// Open connections beyond which a new one is answered 503 and closed.
   int max_connections = 10000;
+  /// Peers whose X-Forwarded-For names the client (http/forwarded.hpp); empty: none.
+  config::ip_ranges trusted_proxies;
+  /// For `Expect: 100-continue`: called on the I/O thread with the request head (no body);
+  /// a response refuses the request before the client sends its body (then the connection
+  /// closes), nullopt lets it continue. Must be thread-safe and must not block. Unset: every
+  /// request within the body limit continues.
+  std::function<std::optional<response>(const request& head)> expect_check;
 };
 
 class server {

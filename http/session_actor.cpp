@@ -142,6 +142,7 @@ private:
     s.access.method = in.req.method;
     s.access.target = in.req.target;
     s.access.remote = in.req.remote_addr;
+    s.access.peer = in.req.peer_addr;
     s.access.received = std::chrono::steady_clock::now();
     in.req.request_id = s.access.request_id;
     if (queue_.size() >= cfg_.pipeline_limit) {

@@ -23,6 +23,7 @@
 #include "rules/alert_routes.hpp"
 #include "rules/rule.hpp"
 #include "tests/support/api_fixture.hpp"
+#include "tests/support/raw_http.hpp"
 
 using namespace joule;
 using namespace joule::test;
@@ -313,6 +314,71 @@ TEST_F(AuthLimited, RepeatedFailuresFromOneAddressGet429AndValidTokensStillWork)
   EXPECT_EQ(r.status, 429) << r.body;
   // A caller with a valid token from the same address is not locked out.
   EXPECT_EQ(call(read.secret, "GET", target, "", limited_->port()).status, 200);
+}
+
+// Behind a proxy (http.trusted_proxies): the failure limit is per forwarded client, and a
+// header from a peer that is not trusted changes nothing.
+TEST_F(AuthLimited, AnUntrustedPeersXForwardedForIsIgnoredByTheFailureLimit) {
+  auto target = "/analytics/households/" + h1 + "/energy";
+  for (int i = 0; i < 3; ++i)
+    expect_unauthorized(http_request(limited_->port(), "GET", target, "",
+                                     {{"X-Forwarded-For", "203.0.113." + std::to_string(i)}}),
+                        "failure");
+  // A "new client" by its own say-so is still the same address: limited.
+  auto r = http_request(limited_->port(), "GET", target, "", {{"X-Forwarded-For", "203.0.113.9"}});
+  EXPECT_EQ(r.status, 429) << r.body;
+}
+
+class AuthBehindProxy : public Auth {
+protected:
+  void SetUp() override {
+    auto s = settings();
+    s.auth_failure_rate_limit = 0.5;
+    s.auth_failure_burst = 3;
+    s.http_trusted_proxies = "127.0.0.1, ::1";  // the test plays the proxy
+    proxied_ = std::make_unique<app>(s);
+    proxied_->start();
+  }
+  void TearDown() override { proxied_.reset(); }
+  std::unique_ptr<app> proxied_;
+};
+
+TEST_F(AuthBehindProxy, ForwardedClientsAreLimitedSeparatelyAndSpoofedLeftPartsDoNotHelp) {
+  auto target = "/analytics/households/" + h1 + "/energy";
+  auto from = [&](const std::string& xff) {
+    return http_request(proxied_->port(), "GET", target, "", {{"X-Forwarded-For", xff}});
+  };
+  for (int i = 0; i < 3; ++i)
+    expect_unauthorized(from("203.0.113.1"), "failure");
+  EXPECT_EQ(from("203.0.113.1").status, 429);
+  // The client wrote its own left part; the proxy appended the address it saw: still A.
+  EXPECT_EQ(from("198.51.100.77, 203.0.113.1").status, 429);
+  // Another client behind the same proxy has a budget of its own.
+  auto r = from("203.0.113.2");
+  EXPECT_EQ(r.status, 401) << r.body;
+  // A garbage header from the proxy: the proxy's own address (not limited yet) is used.
+  EXPECT_EQ(from("not-an-address").status, 401);
+}
+
+TEST_F(Auth, Expect100ContinueWithoutATokenIs401BeforeTheBody) {
+  raw_connection c{app_->port()};
+  ASSERT_TRUE(c.send("POST /telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n"));
+  auto r = c.read_response(std::chrono::seconds(2));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_TRUE(r.headers.count("www-authenticate"));
+  EXPECT_TRUE(c.wait_closed(std::chrono::seconds(3)));
+  // With a token the head passes and the body is asked for.
+  auto t = make_token("ingest");
+  raw_connection d{app_->port()};
+  ASSERT_TRUE(d.send("POST /telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Authorization: Bearer " + t.secret + "\r\n"
+                     "Content-Length: 15\r\nExpect: 100-continue\r\n\r\n"));
+  EXPECT_EQ(d.read_response(std::chrono::seconds(2)).status, 100);
+  ASSERT_TRUE(d.send("{\"readings\":[]}"));
+  r = d.read_response();
+  EXPECT_NE(r.status, 401) << r.body;
+  EXPECT_LT(r.status, 500) << r.body;
 }
 
 // --- household isolation --------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include "core/timefmt.hpp"
 #include "tests/support/api_fixture.hpp"
+#include "tests/support/raw_http.hpp"
 
 using namespace joule;
 using namespace joule::test;
@@ -67,6 +68,42 @@ TEST_F(Ingest, AcceptedBatchIsEntirelyVisibleWithHouseholdFromDevices) {
                         "WHERE t.household_id = d.household_id AND t.power_w >= 100 AND "
                         "t.power_w < 150 AND t.energy_wh = 0.25"),
             "50");
+}
+
+// curl sends `Expect: 100-continue` for bodies over 1 KiB and holds the body back for up to
+// a second: the server answers 100 at once, or refuses without the body.
+TEST_F(Ingest, Expect100ContinueIsAnsweredBeforeTheBodyOrRefusedWithoutIt) {
+  auto head = [](const std::string& target, std::size_t length) {
+    return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(length) + "\r\nExpect: 100-continue\r\n\r\n";
+  };
+  std::string body = "{\"readings\":[";
+  for (int i = 0; i < 20; ++i)
+    body += (i ? "," : "") + reading(format_rfc3339(now_micros() - i * 1000000), device_id(1 + i % 6),
+                                     7, 0.5);
+  body += "]}";
+  ASSERT_GT(body.size(), 1024u);
+  auto before = rows();
+  raw_connection c{app_->port()};
+  ASSERT_TRUE(c.send(head("/telemetry", body.size())));
+  auto interim = c.read_response(std::chrono::milliseconds(500));
+  ASSERT_EQ(interim.status, 100) << "no 100 Continue within 500 ms";
+  ASSERT_TRUE(c.send(body));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(rows(), before + 20);
+  // Over http.body_limit (256 KiB here): 413 on the head, the body never sent.
+  raw_connection big{app_->port()};
+  ASSERT_TRUE(big.send(head("/telemetry", 1 << 20)));
+  r = big.read_response(std::chrono::seconds(2));
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_TRUE(big.wait_closed(std::chrono::seconds(3)));
+  // No such route: 404 without the body.
+  raw_connection nowhere{app_->port()};
+  ASSERT_TRUE(nowhere.send(head("/telemetry/nope", body.size())));
+  r = nowhere.read_response(std::chrono::seconds(2));
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_TRUE(nowhere.wait_closed(std::chrono::seconds(3)));
 }
 
 TEST_F(Ingest, EveryInvalidBatchIsRejectedWholeAndWritesNothing) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -490,3 +491,102 @@ TEST_F(Server, AcceptErrorsBackOffInsteadOfSpinning) {
 }
 
 } // namespace
+
+// --- Expect: 100-continue (curl sends it for bodies over 1 KiB, then waits 1 s for the 100)
+
+std::string post_head(const std::string& target, std::size_t length, bool expect) {
+  return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(length) + "\r\n" +
+         (expect ? "Expect: 100-continue\r\n" : "") + "\r\n";
+}
+
+TEST_F(Server, Expect100ContinueGetsTheInterimAnswerBeforeTheBodyIsSent) {
+  start();
+  raw_connection c{port_};
+  std::string body = "{\"x\":\"" + std::string(2000, 'a') + "\"}";
+  ASSERT_TRUE(c.send(post_head("/post", body.size(), true)));
+  // Well under curl's 1 s wait: the server answered, the client did not time out.
+  auto t0 = std::chrono::steady_clock::now();
+  auto interim = c.read_response(500ms);
+  EXPECT_EQ(interim.status, 100);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  ASSERT_TRUE(c.send(body));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, body);
+  // The same connection goes on; without Expect nothing changes (no interim answer).
+  ASSERT_TRUE(c.send(post_head("/post", 7, false) + "{\"y\":1}"));
+  r = c.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"y\":1}");
+  // HTTP/1.0 cannot take a 1xx: the expectation is ignored, the body read as usual.
+  raw_connection old{port_};
+  ASSERT_TRUE(old.send("POST /post HTTP/1.0\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n"
+                       "{\"z\":2}"));
+  r = old.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"z\":2}");
+}
+
+TEST_F(Server, Expect100ContinueOverTheBodyLimitIs413WithoutTheBody) {
+  http::server_config sc;
+  sc.body_limit = 4096;
+  start(sc);
+  raw_connection c{port_};
+  ASSERT_TRUE(c.send(post_head("/post", 1 << 20, true)));
+  auto r = c.read_response(2s);  // the final answer, no 100 first
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(error_code_of(r), "body_too_large");
+  EXPECT_EQ(r.headers["connection"], "close");
+  EXPECT_TRUE(c.wait_closed(3s));
+  EXPECT_EQ(held_->calls.load(), 0);
+}
+
+TEST_F(Server, Expect100ContinueRefusedByTheHeadCheckIsAnsweredWithoutTheBody) {
+  http::server_config sc;
+  sc.expect_check = [](const http::request& head) -> std::optional<http::response> {
+    if (head.target == "/post")
+      return std::nullopt;
+    http::response r;
+    r.status = 401;
+    r.body = "{\"error\":{\"code\":\"unauthorized\",\"message\":\"no\"}}";
+    return r;
+  };
+  start(sc);
+  raw_connection c{port_};
+  ASSERT_TRUE(c.send(post_head("/elsewhere", 5000, true)));
+  auto r = c.read_response(2s);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.headers["connection"], "close");
+  EXPECT_TRUE(c.wait_closed(3s));
+  EXPECT_EQ(held_->calls.load(), 0);
+  // A client that sends the body anyway still reads the answer (the server drains, no reset).
+  raw_connection d{port_};
+  ASSERT_TRUE(d.send(post_head("/elsewhere", 5000, true) + std::string(5000, 'b')));
+  EXPECT_EQ(d.read_response(2s).status, 401);
+  // The check passes: 100, then the answer.
+  raw_connection e{port_};
+  ASSERT_TRUE(e.send(post_head("/post", 2, true)));
+  EXPECT_EQ(e.read_response(2s).status, 100);
+  ASSERT_TRUE(e.send("{}"));
+  EXPECT_EQ(e.read_response().status, 200);
+}
+
+// --- X-Forwarded-For (http.trusted_proxies)
+
+TEST_F(Server, TheClientAddressComesFromXForwardedForOnlyBehindATrustedPeer) {
+  auto remote_of = [&](std::uint16_t port, const std::string& xff) {
+    raw_connection c{port};
+    c.send(get_request("/echo/x", "X-Forwarded-For: " + xff + "\r\n"));
+    return std::string(parse_json(c.read_response().body)["remote"].GetString());
+  };
+  start();  // nothing trusted
+  EXPECT_EQ(remote_of(port_, "203.0.113.5"), "127.0.0.1");
+  srv_.reset();
+  http::server_config sc;
+  std::string err;
+  sc.trusted_proxies = *config::ip_ranges::parse("127.0.0.1", err);
+  start(sc);
+  EXPECT_EQ(remote_of(port_, "6.6.6.6, 203.0.113.5"), "203.0.113.5");
+  EXPECT_EQ(remote_of(port_, "garbage"), "127.0.0.1");
+}
