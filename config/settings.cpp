@@ -472,29 +472,26 @@ const std::vector<std::string>& live_keys() {
   return keys;
 }
 
-namespace {
-
-// "scheme://user:password@host..." -> "scheme://user:***@host...";
-// "... password=secret ..." -> "... password=*** ...".
-std::string redact_url(std::string v) {
+std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& v) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
   auto scheme = v.find("://");
   if (scheme != std::string::npos) {
     auto start = scheme + 3;
     auto at = v.find('@', start);
-    auto slash = v.find('/', start);
+    auto slash = v.find_first_of("/?", start);
     if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
       auto colon = v.find(':', start);
       if (colon != std::string::npos && colon < at)
-        v.replace(colon + 1, at - colon - 1, "***");
+        out.emplace_back(colon + 1, at - colon - 1);
     }
     // A password in the query string (?password=...).
     for (auto q = v.find("password="); q != std::string::npos; q = v.find("password=", q + 1)) {
       auto end = v.find('&', q);
-      v.replace(q + 9, (end == std::string::npos ? v.size() : end) - q - 9, "***");
+      out.emplace_back(q + 9, (end == std::string::npos ? v.size() : end) - q - 9);
     }
-    return v;
+    return out;
   }
-  // libpq key=value: password=secret or password='se cret'.
+  // libpq key=value: password=secret or password='se cret' (the quotes stay outside the span).
   for (auto q = v.find("password"); q != std::string::npos; q = v.find("password", q + 1)) {
     auto eq = v.find_first_not_of(' ', q + 8);
     if (eq == std::string::npos || v[eq] != '=')
@@ -504,17 +501,29 @@ std::string redact_url(std::string v) {
       break;
     auto e = b;
     if (v[b] == '\'') {
-      for (e = b + 1; e < v.size() && v[e] != '\''; ++e)
+      ++b;
+      for (e = b; e < v.size() && v[e] != '\''; ++e)
         if (v[e] == '\\')
           ++e;
-      e = std::min(v.size(), e + 1);
+      e = std::min(v.size(), e);
     } else {
       e = v.find(' ', b);
       if (e == std::string::npos)
         e = v.size();
     }
-    v.replace(b, e - b, "***");
+    out.emplace_back(b, e - b);
   }
+  return out;
+}
+
+namespace {
+
+// "scheme://user:password@host..." -> "scheme://user:***@host...";
+// "... password=secret ..." -> "... password=*** ...".
+std::string redact_url(std::string v) {
+  auto spans = password_spans(v);
+  for (auto it = spans.rbegin(); it != spans.rend(); ++it)  // back to front: offsets stay valid
+    v.replace(it->first, it->second, "***");
   return v;
 }
 

@@ -175,6 +175,10 @@ const std::vector<std::string>& live_keys();
 /// password of db.url / db.read_url / redis.url (any key ending in "url"; URI or
 /// `password=`), and any key naming a secret, password or token.
 std::vector<std::pair<std::string, std::string>> redacted(const settings& s);
+/// Where the passwords of a libpq URI (user info, ?password=) or key=value string
+/// (password=...) are, as (offset, length), in order: the one parser behind `redact` and the
+/// DB session's scrubbing of libpq error messages.
+std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& url);
 /// One value with the redaction of `redacted`.
 std::string redact(const std::string& key, const std::string& value);
 

@@ -1,5 +1,7 @@
 #include "db/session.hpp"
 
+#include "config/settings.hpp"
+
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -32,46 +34,9 @@ session::session(std::string url, std::chrono::milliseconds statement_timeout,
   open();
 }
 
-namespace {
-
-// The raw password tokens of a URI or key=value string (as written, before any decoding).
-std::vector<std::string> passwords_in(const std::string& v) {
-  std::vector<std::string> out;
-  auto scheme = v.find("://");
-  if (scheme != std::string::npos) {
-    auto start = scheme + 3;
-    auto at = v.find('@', start);
-    auto slash = v.find_first_of("/?", start);
-    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
-      auto colon = v.find(':', start);
-      if (colon != std::string::npos && colon < at)
-        out.push_back(v.substr(colon + 1, at - colon - 1));
-    }
-    for (auto q = v.find("password="); q != std::string::npos; q = v.find("password=", q + 1)) {
-      auto end = v.find('&', q);
-      out.push_back(v.substr(q + 9, (end == std::string::npos ? v.size() : end) - q - 9));
-    }
-    return out;
-  }
-  for (auto q = v.find("password"); q != std::string::npos; q = v.find("password", q + 1)) {
-    auto eq = v.find_first_not_of(' ', q + 8);
-    if (eq == std::string::npos || v[eq] != '=')
-      continue;
-    auto b = v.find_first_not_of(' ', eq + 1);
-    if (b == std::string::npos)
-      break;
-    auto e = v[b] == '\'' ? v.find('\'', b + 1) : v.find(' ', b);
-    if (v[b] == '\'')
-      ++b;
-    out.push_back(v.substr(b, (e == std::string::npos ? v.size() : e) - b));
-  }
-  return out;
-}
-
-} // namespace
-
 std::string hide_password(std::string message, const std::string& url) {
-  for (auto& pw : passwords_in(url)) {
+  for (auto [offset, length] : config::password_spans(url)) {
+    auto pw = url.substr(offset, length);
     if (pw.empty())
       continue;
     for (auto at = message.find(pw); at != std::string::npos; at = message.find(pw, at + 3))
