@@ -190,7 +190,7 @@ struct live_tail_reader::impl {
   bool raw_ok = false;
   std::int64_t raw_wm = 0;
   std::int64_t refreshes = -1;
-  std::unordered_set<std::string> seen;  // device_1m log rows (xmin/ctid) seen last cycle
+  std::unordered_set<std::string> seen;  // device_1m log rows seen last cycle (see cycle())
   std::unordered_map<std::string, keyed_buckets> raw;  // device -> household -> buckets
 
   rollup_part device_1m, household_5m;
@@ -477,10 +477,16 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   std::vector<std::string> insert_xids;
   std::int64_t ins_lo = INT64_MAX, ins_hi = INT64_MIN;
   std::vector<std::pair<std::int64_t, std::int64_t>> reread;  // minutes [lo, hi)
-  for (auto row : tx.exec("SELECT xmin::text || '/' || ctid::text, xmin::text, " + us("lo") +
-                          ", " + us("hi") +
+  // A log row is known by its xmin and contents, not its ctid: VACUUM FULL or CLUSTER on the
+  // log moves every row (new ctids, same xmin), which would make every insert look new and
+  // fold its rows a second time. Rows of one xmin commit together, so two identical ones
+  // (one transaction logging the same range twice) are one: the fold is per xmin and a
+  // re-read of the same minutes is the same. (A copy under a new xmin, e.g. pg_repack, only
+  // re-reads: no telemetry row carries that xmin.)
+  for (auto row : tx.exec("SELECT NULL, xmin::text, " + us("lo") + ", " + us("hi") +
                           ", inserted FROM rollup_invalidations WHERE rollup = 'device_1m'")) {
-    auto id = row[0].as<std::string>();
+    auto id = row[1].as<std::string>() + '/' + row[2].c_str() + '/' + row[3].c_str() +
+              (row[4].as<bool>() ? "/i" : "/o");
     if (raw_ok && !seen.count(id)) {
       ++last.statements;
       auto lo = row[2].as<std::int64_t>();

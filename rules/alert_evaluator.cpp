@@ -74,15 +74,22 @@ void on_batch(self_ptr self, const feed_batch& batch);
 // After a save: a batch that arrived meanwhile is evaluated now (the feed sends a scope's
 // buckets only when they changed, so it would not come again); after a failed save the
 // newest batch is evaluated again a second later (the database may be down: no hot loop).
-void after_save(self_ptr self, bool failed) {
+// After a conflict the batch being saved is evaluated again from the stored state, also a
+// second later: the other writer (the previous owner in a hand-over) may not have seen its
+// buckets, and the feed will not send them again. Buckets the stored state already covers
+// are skipped (last_bucket), so this never notifies twice.
+void after_save(self_ptr self, bool failed, bool conflict = false) {
   auto& st = self->state;
   auto next = std::move(st.deferred);
   auto tried = std::move(st.in_flight);
-  if (!next)
-    next = failed ? std::move(tried) : nullptr;
+  bool delay = failed;
+  if (!next && (failed || conflict)) {
+    next = std::move(tried);
+    delay = true;
+  }
   if (!next)
     return;
-  if (failed)
+  if (delay)
     self->delayed_send(self, std::chrono::seconds(1), std::move(*next));
   else
     on_batch(self, *next);
@@ -114,7 +121,8 @@ void save(self_ptr self, eval_state next, std::vector<notification> notes) {
                 break;  // keep the old state: the same buckets are evaluated again
             }
             schedule_repeat(self);
-            after_save(self, out.kind == save_outcome::failed);
+            after_save(self, out.kind == save_outcome::failed,
+                       out.kind == save_outcome::conflict);
           },
           [self](caf::error& err) {
             auto& st = self->state;

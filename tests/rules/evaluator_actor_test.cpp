@@ -205,6 +205,33 @@ TEST_F(EvaluatorActor, ConflictAdoptsTheStoredState) {
   EXPECT_EQ(script->seen[1].notes[0].incident_id, "other");
 }
 
+// A conflict (another writer, e.g. the previous owner in a hand-over, stored a state that
+// has not seen this batch's bucket): the feed does not send unchanged buckets again, so the
+// evaluator evaluates the batch again from the stored state, a second later.
+TEST_F(EvaluatorActor, AfterAConflictTheBatchIsEvaluatedAgainFromTheStoredState) {
+  script->mode = store_script::conflict;
+  script->stored.current = phase::ok;
+  script->stored.seq = 7;
+  script->stored.last_bucket = t0 - minute_us;  // the other writer stopped before t0
+  feed(batch(t0, 150));
+  EXPECT_EQ(st().conflicts, 1u);
+  EXPECT_EQ(st().state.seq, 7);
+  ASSERT_EQ(script->seen.size(), 1u);
+  script->mode = store_script::apply;
+  sched->advance_time(std::chrono::seconds(1));
+  sched->run();
+  ASSERT_EQ(script->seen.size(), 2u);
+  EXPECT_EQ(script->seen[1].expected_seq, 7);
+  EXPECT_EQ(script->seen[1].next.current, phase::firing);
+  EXPECT_EQ(script->seen[1].next.last_bucket, t0);
+  ASSERT_EQ(script->seen[1].notes.size(), 1u);
+  EXPECT_EQ(script->seen[1].notes[0].status, "firing");
+  // Evaluated again once: nothing further is saved.
+  sched->advance_time(std::chrono::seconds(5));
+  sched->run();
+  EXPECT_EQ(script->seen.size(), 2u);
+}
+
 TEST_F(EvaluatorActor, RepeatTimerNotifiesAStillFiringAlertUnderTheSameIncident) {
   auto repeating = rule;
   repeating.repeat_interval_sec = 3600;
