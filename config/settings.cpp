@@ -522,8 +522,14 @@ namespace {
 // "... password=secret ..." -> "... password=*** ...".
 std::string redact_url(std::string v) {
   auto spans = password_spans(v);
-  for (auto it = spans.rbegin(); it != spans.rend(); ++it)  // back to front: offsets stay valid
-    v.replace(it->first, it->second, "***");
+  for (auto it = spans.rbegin(); it != spans.rend(); ++it) {  // back to front: offsets stay valid
+    auto [at, length] = *it;
+    if (at > 0 && v[at - 1] == '\'' && at + length < v.size() && v[at + length] == '\'') {
+      --at;  // a quoted key=value password loses its quotes too: password = ***
+      length += 2;
+    }
+    v.replace(at, length, "***");
+  }
   return v;
 }
 
