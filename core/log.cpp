@@ -56,9 +56,35 @@ request_scope::request_scope(std::string request_id)
 request_scope::~request_scope() { scope_id = outer_; }
 const std::string* current_request_id() { return scope_id; }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when the bytes there are not one.
+std::size_t utf8_sequence(const std::string& s, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto lead = at(i);
+  std::size_t n = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2
+                  : lead >= 0xe0 && lead <= 0xef                ? 3
+                  : lead >= 0xf0 && lead <= 0xf4                ? 4
+                                                                : 0;
+  if (n == 0 || i + n > s.size())
+    return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((at(i + k) & 0xc0) != 0x80)
+      return 0;
+  auto second = at(i + 1);
+  if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) ||
+      (lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second > 0x8f))
+    return 0;
+  return n;
+}
+
+} // namespace
+
 std::string json_quote(const std::string& s) {
   std::string out = "\"";
-  for (char c : s) {
+  for (std::size_t i = 0; i < s.size();) {
+    char c = s[i];
     auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out += '\\';
@@ -67,9 +93,22 @@ std::string json_quote(const std::string& s) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\u%04x", u);
       out += buf;
+    } else if (u >= 0x80) {
+      // Bytes a client sent (a request target, a header) need not be UTF-8; a JSON line
+      // carrying them raw is not JSON, and log shippers drop or mangle it.
+      auto n = utf8_sequence(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+        continue;
+      }
+      out.append(s, i, n);
+      i += n;
+      continue;
     } else {
-      out += c;  // UTF-8 passes through; invalid bytes are the client's (kept as sent)
+      out += c;
     }
+    ++i;
   }
   return out + "\"";
 }

@@ -59,7 +59,8 @@ private:
 /// The request id of this thread's request_scope, or null.
 const std::string* current_request_id();
 
-/// `s` as a JSON string literal (quotes included; control characters escaped).
+/// `s` as a JSON string literal (quotes included; control characters escaped; bytes that are
+/// not well-formed UTF-8 become U+FFFD, so the result is always valid JSON).
 std::string json_quote(const std::string& s);
 
 } // namespace joule

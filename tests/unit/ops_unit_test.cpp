@@ -70,6 +70,25 @@ TEST(Logging, JsonLinesParseWithTheirFields) {
   EXPECT_TRUE(d["ts"].IsString());
 }
 
+// Bytes from a client (a request target, a header) need not be UTF-8: a log line must stay
+// JSON (encoding validated), keep well-formed UTF-8 as it is and mark the rest U+FFFD.
+TEST(Logging, InvalidUtf8BecomesAReplacementCharacterAndTheLineStaysJson) {
+  EXPECT_EQ(json_quote("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x8c"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x8c\"");
+  EXPECT_EQ(json_quote("/x\xff\xfe"), "\"/x\\ufffd\\ufffd\"");
+  EXPECT_EQ(json_quote("\xc3"), "\"\\ufffd\"");                  // cut short
+  EXPECT_EQ(json_quote("\xc0\xaf"), "\"\\ufffd\\ufffd\"");       // overlong '/'
+  EXPECT_EQ(json_quote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
+  EXPECT_EQ(json_quote("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // > U+10FFFF
+  format_guard g;
+  set_log_format(log_format::json);
+  auto out = captured([] { log(log_level::info, "access", "GET /\xff\x80/e\xc3\xa9"); });
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(out.c_str());
+  ASSERT_FALSE(d.HasParseError()) << out;
+  EXPECT_STREQ(d["msg"].GetString(), "GET /\xef\xbf\xbd\xef\xbf\xbd/e\xc3\xa9");
+}
+
 TEST(Logging, LevelFiltersAndParses) {
   format_guard g;
   set_log_level(log_level::warn);
