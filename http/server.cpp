@@ -255,8 +255,7 @@ private:
     // after its own wait, as it would from a server that ignores Expect.
     if (outstanding_ > 0 || writing_)
       return read_body();
-    writing_ = true;
-    set_deadline_in(write_deadline_, srv_.cfg.request_timeout);
+    write_started();
     net::async_write(socket_, net::buffer(continue_line.data(), continue_line.size()),
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_continue_written(ec);
@@ -264,12 +263,8 @@ private:
   }
 
   void on_continue_written(beast::error_code ec) {
-    writing_ = false;
-    set_deadline(write_deadline_, never);
-    if (closed_)
+    if (!write_finished(ec))
       return;
-    if (ec)
-      return close();
     if (!writes_.empty())
       write_next();  // cannot happen (nothing is owed), but never leave an answer behind
     if (read_closed_)
@@ -414,21 +409,35 @@ private:
     res_->body() = std::move(o.r.body);
     res_->prepare_payload();
     writes_.pop_front();
-    writing_ = true;
-    set_deadline_in(write_deadline_, srv_.cfg.request_timeout);
+    write_started();
     bhttp::async_write(socket_, *res_,
                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
                          self->on_write(ec);
                        });
   }
 
-  void on_write(beast::error_code ec) {
+  // Every write (an answer, a 100 Continue): one at a time, under the write deadline.
+  void write_started() {
+    writing_ = true;
+    set_deadline_in(write_deadline_, srv_.cfg.request_timeout);
+  }
+
+  // False when the session is over: closed meanwhile, or the write failed (closed here).
+  bool write_finished(beast::error_code ec) {
     writing_ = false;
     set_deadline(write_deadline_, never);
     if (closed_)
+      return false;
+    if (ec) {
+      close();
+      return false;
+    }
+    return true;
+  }
+
+  void on_write(beast::error_code ec) {
+    if (!write_finished(ec))
       return;
-    if (ec)
-      return close();
     bool last = !res_->keep_alive();
     res_.reset();
     --outstanding_;
