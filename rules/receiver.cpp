@@ -64,15 +64,8 @@ const char* to_string(receiver_kind k) {
 std::variant<alert_receiver, rule_error> parse_receiver(const std::string& body,
                                                          const rule_limits& limits) {
   rapidjson::Document doc;
-  if (auto err = http::parse_json(body, doc, limits.json_max_depth))
-    return rule_error{"invalid_json", "body", err->message};
-  if (!doc.IsObject())
-    return rule_error{"invalid_json", "body", "the body must be a JSON object"};
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    std::string k(it->name.GetString(), it->name.GetStringLength());
-    if (!known_field(k))
-      return rule_error{"unknown_field", k, "unknown field '" + k + "'"};
-  }
+  if (auto err = parse_object_body(body, limits.json_max_depth, known_field, doc))
+    return *err;
   alert_receiver r;
   auto name = doc.FindMember("name");
   if (name == doc.MemberEnd() || !name->value.IsString() || name->value.GetStringLength() == 0 ||

@@ -261,18 +261,26 @@ std::optional<rule_error> check_webhook_target(const webhook_target& t,
   return std::nullopt;
 }
 
-std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
-                                                const rule_limits& limits) {
-  rapidjson::Document doc;
-  if (auto err = http::parse_json(body, doc, limits.json_max_depth))
+std::optional<rule_error> parse_object_body(const std::string& body, int json_max_depth,
+                                            const std::function<bool(const std::string&)>& known,
+                                            rapidjson::Document& doc) {
+  if (auto err = http::parse_json(body, doc, json_max_depth))
     return rule_error{"invalid_json", "body", err->message};
   if (!doc.IsObject())
     return rule_error{"invalid_json", "body", "the body must be a JSON object"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     std::string k(it->name.GetString(), it->name.GetStringLength());
-    if (!known_field(k))
+    if (!known(k))
       return rule_error{"unknown_field", k, "unknown field '" + k + "'"};
   }
+  return std::nullopt;
+}
+
+std::variant<alert_rule, rule_error> parse_rule(const std::string& body,
+                                                const rule_limits& limits) {
+  rapidjson::Document doc;
+  if (auto err = parse_object_body(body, limits.json_max_depth, known_field, doc))
+    return *err;
   alert_rule r;
 
   auto scope = string_field(doc, "scope");

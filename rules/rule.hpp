@@ -3,11 +3,14 @@
 // stored rule. Pure functions (no I/O); the domain types never see RapidJSON.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 namespace joule::rules {
 
@@ -64,6 +67,12 @@ struct rule_error {
   std::string field;    // e.g. metric
   std::string message;
 };
+
+/// How every request body of the alerts API starts: `body` parsed into `doc` (depth-capped)
+/// as a JSON object whose member names `known` all accepts; otherwise the error to answer.
+std::optional<rule_error> parse_object_body(const std::string& body, int json_max_depth,
+                                            const std::function<bool(const std::string&)>& known,
+                                            rapidjson::Document& doc);
 
 /// The parts of an http(s) URL the webhook client needs.
 struct webhook_target {

@@ -59,16 +59,12 @@ void write_silence(writer& w, const alert_silence& s) {
 std::variant<alert_silence, rule_error> parse_silence(const std::string& body, std::int64_t now,
                                                        int json_max_depth) {
   rapidjson::Document doc;
-  if (auto err = http::parse_json(body, doc, json_max_depth))
-    return rule_error{"invalid_json", "body", err->message};
-  if (!doc.IsObject())
-    return rule_error{"invalid_json", "body", "the body must be a JSON object"};
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    std::string k(it->name.GetString(), it->name.GetStringLength());
-    if (k != "matchers" && k != "starts_at" && k != "ends_at" && k != "comment" && k != "id" &&
-        k != "created_at")
-      return rule_error{"unknown_field", k, "unknown field '" + k + "'"};
-  }
+  auto known = [](const std::string& k) {
+    return k == "matchers" || k == "starts_at" || k == "ends_at" || k == "comment" || k == "id" ||
+           k == "created_at";
+  };
+  if (auto err = parse_object_body(body, json_max_depth, known, doc))
+    return *err;
   alert_silence s;
   auto m = doc.FindMember("matchers");
   if (m == doc.MemberEnd() || !m->value.IsObject() || m->value.MemberCount() == 0 ||
