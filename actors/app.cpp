@@ -14,6 +14,7 @@
 #include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
 #include "cache/settled_keys.hpp"
+#include "cache/settled_series.hpp"
 #include "db/auth_actor.hpp"
 #include "db/db_pool.hpp"
 #include "db/change_listener.hpp"
@@ -75,6 +76,7 @@ struct app::impl {
   /// settled answer parts joined with it; null when live.enabled is false.
   std::shared_ptr<db::live_tail_holder> live;
   std::shared_ptr<cache::near_cache> settled;
+  std::shared_ptr<cache::settled_series> series;
   supervisor_actor root;
   /// The settings in effect; restarted and replaced actors spawn from them (SIGHUP reload).
   std::shared_ptr<config::settings_box> current;
@@ -118,11 +120,14 @@ std::vector<child_spec> app::impl::children() {
     // Announced changes evict the settled parts they overlap, here and on every other
     // instance sharing the database (entries are keyed by version anyway: this frees memory
     // at once rather than at expiry).
-    auto store = settled;
-    auto on_change = [store](const db::rollup_change& c) {
+    auto on_change = [store = settled, series = series](const db::rollup_change& c) {
       cache::evict_settled(*store, c.rollup, c.lo, c.hi);
+      series->evict(c.rollup + ":", c.lo, c.hi);
     };
-    auto on_reset = [store] { store->clear(); };
+    auto on_reset = [store = settled, series = series] {
+      store->clear();
+      series->clear();
+    };
     out.push_back(supervise<db::change_listener_actor>(
         "change_listener", [s, on_change, on_reset](caf::actor_system& sys) {
           return db::spawn_change_listener(sys, s, on_change, on_reset);
@@ -158,6 +163,8 @@ void app::start() {
     d.settled = std::make_shared<cache::near_cache>(
         std::chrono::milliseconds{1},  // enables it; every put names its own ttl
         static_cast<std::size_t>(d.settings.live_settled_max_entries), false);
+    d.series = std::make_shared<cache::settled_series>(
+        static_cast<std::size_t>(d.settings.live_settled_max_entries));
   }
   if (!d.settings.auth_required)
     log(log_level::warn, "auth",
@@ -193,6 +200,7 @@ void app::start() {
   env->near = d.near;
   env->live = d.live;
   env->settled = d.settled;
+  env->series = d.series;
   auto table = std::make_shared<http::route_table>();
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);

@@ -443,7 +443,10 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   const bool hh_ok = snap.wm_household_5m && wm1 - *snap.wm_household_5m <= 3 * hour &&
                      *snap.wm_household_5m <= wm1;
   std::int64_t wm5 = hh_ok ? *snap.wm_household_5m : wm1;
-  snap.household_lo = std::min(floor_to(wm5, hour), lookback);
+  // At least live_settled_overlap below the watermark, also just after it crossed an hour:
+  // settled parts extend from these rows instead of being read again (cache/settled_series).
+  snap.household_lo =
+      std::min({floor_to(wm5, hour), floor_to(wm5 - live_settled_overlap, five_min), lookback});
 
   // Household 5 min rollup rows of the tail's first hour (settled, but the live part of an
   // hourly answer starts at the hour).
@@ -682,7 +685,13 @@ void run_cycle(self_ptr self) {
   // worker; the actor only swaps the pointer.
   job.run = [out, grace = st.cfg.grace_us, reader = st.reader,
              retired = std::move(st.retired)](session& s) mutable {
-    retired.reset();
+    // Freed here, on the tail's own thread, once nobody else holds them (a poll or the alert
+    // feed may still hold a snapshot as the next one lands: its last release would free a few
+    // hundred thousand buckets on a CAF worker serving polls). Nobody can take a new
+    // reference to a replaced snapshot, so a count of 1 is final.
+    retired.erase(std::remove_if(retired.begin(), retired.end(),
+                                 [](const live_snapshot_ptr& p) { return p.use_count() == 1; }),
+                  retired.end());
     *out = reader->cycle(s, grace);
     auto& l = reader->last();
     m().raw_rows.inc(l.raw_rows);
@@ -691,13 +700,15 @@ void run_cycle(self_ptr self) {
       m().full_raw.inc();
     m().read.set(l.read_ms / 1000.0);
     m().build.set(l.build_ms / 1000.0);
-    return std::any{};
+    return std::any{std::move(retired)};
   };
   auto started = std::chrono::steady_clock::now();
   self->request(st.worker, caf::infinite, std::move(job))
       .then(
-          [self, out, started](db_done&) {
+          [self, out, started](db_done& d) {
             auto& st = self->state;
+            if (auto* held = std::any_cast<std::vector<live_snapshot_ptr>>(&d.value))
+              st.retired = std::move(*held);
             st.running = false;
             ++st.cycles;
             out->seq = ++st.seq;
@@ -713,7 +724,8 @@ void run_cycle(self_ptr self) {
             m().last_cycle.set(st.last_duration_ms / 1000.0);
             m().buckets.set(static_cast<double>(out->bucket_count));
             if (st.cfg.holder)
-              st.cfg.holder->set(out).swap(st.retired);
+              if (auto old = st.cfg.holder->set(out))
+                st.retired.push_back(std::move(old));
           },
           [self](caf::error& err) {
             auto& st = self->state;
@@ -723,7 +735,8 @@ void run_cycle(self_ptr self) {
             m().failures.inc();
             // Readers must not join with a tail that stopped moving.
             if (st.cfg.holder)
-              st.cfg.holder->set(nullptr).swap(st.retired);
+              if (auto old = st.cfg.holder->set(nullptr))
+                st.retired.push_back(std::move(old));
             log(log_level::warn, "live", "live tail cycle failed: " + failure_of(err).message);
           });
 }

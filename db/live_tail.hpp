@@ -73,7 +73,8 @@ struct live_snapshot {
   std::unordered_set<std::string> households;
 
   /// Household 5 min buckets from `household_lo` on (ascending), complete for every
-  /// household; valid only when `households_ok`.
+  /// household; valid only when `households_ok`. Below the household 5 min watermark they
+  /// are exactly its rollup rows (from at least live_settled_overlap below it).
   bool households_ok = false;
   std::int64_t household_lo = 0;
   std::unordered_map<std::string, std::vector<live_bucket>> household_5m;
@@ -128,6 +129,9 @@ private:
 /// Oldest hour of rollup_versions a snapshot holds: settled parts reaching further back are
 /// answered from the database.
 constexpr std::int64_t live_versions_span = 8LL * 24 * 3600 * 1'000'000;
+/// Household 5 min rollup rows a snapshot holds below the watermark at least: a settled part
+/// that ends within this span of the watermark is extended from the snapshot in memory.
+constexpr std::int64_t live_settled_overlap = 30LL * 60 * 1'000'000;
 /// Raw time above the device 1 min watermark the tail reads at most: a watermark further
 /// behind (catch-up, refresh failing) turns the live path off until it catches up.
 constexpr std::int64_t live_max_raw_span = 15LL * 60 * 1'000'000;
@@ -217,10 +221,10 @@ struct live_tail_state {
   double last_read_ms = 0;
   double last_build_ms = 0;
   bool last_full_raw = false;
-  /// The snapshot the last one replaced: released by the next cycle on the DB worker's own
-  /// thread (freeing a few hundred thousand buckets must not stall a CAF worker that serves
-  /// polls).
-  live_snapshot_ptr retired;
+  /// Replaced snapshots: released by a later cycle on the DB worker's own thread once no
+  /// reader holds them (freeing a few hundred thousand buckets must not stall a CAF worker
+  /// that serves polls).
+  std::vector<live_snapshot_ptr> retired;
   /// The incremental reader: used only inside the cycle's job, on the DB worker's thread
   /// (reading and building the snapshot never run on a CAF worker that serves polls).
   std::shared_ptr<live_tail_reader> reader = std::make_shared<live_tail_reader>();

@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string_view>
 
 #include "cache/settled_keys.hpp"
+#include "cache/settled_series.hpp"
 #include "core/interfaces.hpp"
 #include "core/timefmt.hpp"
 #include "db/live_tail.hpp"
 #include "db/replica.hpp"
 #include "http/errors.hpp"
 #include "http/render.hpp"
+#include "http/settled_parts.hpp"
 
 namespace joule::http {
 namespace {
@@ -96,31 +99,9 @@ std::chrono::steady_clock::duration live_max_age(const route_env& env) {
                                                        std::chrono::seconds(5));
 }
 
-// Settled parts are keyed by the versions of the hours they span, so they may live long: a
-// change to their rows changes the key.
-std::chrono::milliseconds settled_ttl(const route_env& env) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(env.settings.cache_ttl) * 10;
-}
-
 const std::string series_open = "\"series\":[";
 // Part of every settled key: bodies of another format never match.
 const std::string settled_format = "|json-elements-1";
-
-// The series elements of an energy answer over `points`, as render_energy writes them (the
-// text between "series":[ and ]).
-std::string series_fragment(const series_query& q, const std::string& step,
-                            const points_t& points) {
-  series_result r;
-  r.meta.found = true;
-  for (auto& [t, v] : points)
-    r.series.push_back(point{t, v, std::nullopt});
-  auto body = render_energy(q, step, r);
-  auto at = body.rfind(series_open);
-  if (at == std::string::npos || body.size() < at + series_open.size() + 2)
-    return {};
-  at += series_open.size();
-  return body.substr(at, body.size() - 2 - at);  // without the closing "]}"
-}
 
 void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
   if (cap)
@@ -165,30 +146,36 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     }
   // The settled part travels as the rendered text of its series elements (memory and Redis
   // hold exactly that), so a poll renders only the header and the live buckets.
-  auto finish = [q, step, fresh, live, reply](const std::string& settled, cache_outcome outcome) {
+  auto finish = [q, step, fresh, live, reply](std::string_view settled, cache_outcome outcome) {
     series_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
     r.meta.live = true;
     for (auto& [t, v] : live)
       r.series.push_back(point{t, v, std::nullopt});
-    auto body = render_energy(q, step, r);
-    if (!settled.empty()) {
-      auto at = body.rfind(series_open);
-      if (at == std::string::npos)
-        return reply(error_response(500, "internal", "internal error"));
-      body.insert(at + series_open.size(), live.empty() ? settled : settled + ",");
-    }
+    auto head = render_energy(q, step, r);
+    if (settled.empty())
+      return reply(ok(std::move(head), outcome));
+    auto at = head.rfind(series_open);
+    if (at == std::string::npos)
+      return reply(error_response(500, "internal", "internal error"));
+    at += series_open.size();
+    std::string body;
+    body.reserve(head.size() + settled.size() + 1);
+    body.append(head, 0, at);
+    body.append(settled.data(), settled.size());
+    if (!live.empty())
+      body += ',';
+    body.append(head, at, std::string::npos);
     reply(ok(std::move(body), outcome));
   };
   if (split <= q.start) {
     finish({}, cache_outcome::hit);
     return true;
   }
-  auto versions = snap->version_text("household_5m", q.start, split) + settled_format;
-  auto key = cache::settled_key("household_5m", q.id, q.step, q.start, split, versions);
-  if (auto body = env->settled->find(key, self->clock().now())) {
-    finish(*body, cache_outcome::hit);
+  const auto part_key = settled_series_key(q.id, q.step);
+  if (auto part = settled_from_memory(*env->series, part_key, *snap, q.id, q.step, q.start, split)) {
+    finish(part->slice(q.start, split), cache_outcome::hit);
     return true;
   }
   auto pool = env->registry->get<db_pool_actor>();
@@ -197,10 +184,12 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     return true;
   }
   auto cache = env->registry->get<cache_actor>();
+  const auto expected = snap->version_text("household_5m", q.start, split);
+  auto key = cache::settled_key("household_5m", q.id, q.step, q.start, split,
+                                expected + settled_format);
   // Not in memory: Redis next (the same versioned key, shared by every instance), then the
   // database. The broker's single-flight applies: one computation per key at a time.
-  auto compute = [self, env, pool, cache, q, step, split, key, finish, reply,
-                  expected = snap->version_text("household_5m", q.start, split)](
+  auto compute = [self, env, pool, cache, q, split, key, part_key, finish, reply, expected](
                      cache_outcome outcome) {
     db_job job;
     job.label = "energy.settled";
@@ -215,26 +204,24 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     };
     self->request(pool, no_timeout, std::move(job))
         .then(
-            [self, env, cache, q, step, split, key, finish, reply, outcome](db_done& d) {
-              auto* part = std::any_cast<db::settled_part>(&d.value);
+            [self, env, cache, q, split, key, part_key, finish, reply, outcome](db_done& d) {
+              auto* read = std::any_cast<db::settled_part>(&d.value);
+              auto part = read ? settled_from_points(q.start, split, read->versions, read->points)
+                               : nullptr;
               if (!part) {
                 if (cache)
                   self->send(cache, drop_atom::value, key,
                              make_error(errc::internal, "internal", "internal error"));
                 return reply(error_response(500, "internal", "internal error"));
               }
-              auto body = series_fragment(q, step, part->points);
-              // Kept under the version it was read at. If a refresh landed since the snapshot
-              // that is a key of its own; joining it with this snapshot stays truthful (its
-              // rows reflect at least what the snapshot's do), and so does handing it to
-              // whoever waits for the snapshot's key.
-              env->settled->put(
-                  cache::settled_key("household_5m", q.id, q.step, q.start, split,
-                                     part->versions + settled_format),
-                  body, self->clock().now(), settled_ttl(*env));
+              // Kept under the versions it was read at. If a refresh landed since the
+              // snapshot, joining it with this snapshot stays truthful (its rows reflect at
+              // least what the snapshot's do), and so does handing it to whoever waits for
+              // the snapshot's key; the next snapshot names its versions.
+              env->series->put(part_key, part);
               if (cache)
-                self->send(cache, put_atom::value, key, body, false);
-              finish(body, outcome);
+                self->send(cache, put_atom::value, key, part->text, false);
+              finish(part->text, outcome);
             },
             [self, cache, key, reply](caf::error& e) {
               if (cache)
@@ -248,10 +235,15 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   }
   self->request(cache, no_timeout, get_atom::value, key)
       .then(
-          [self, env, key, finish, compute](cache_lookup& l) {
+          [env, q, split, part_key, expected, finish, compute](cache_lookup& l) {
             if (!l.found)
               return compute(l.outcome);
-            env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
+            auto part = std::make_shared<cache::series_part>();
+            part->lo = q.start;
+            part->hi = split;
+            if (cache::parse_versions(expected, part->versions) &&
+                parse_energy_elements(l.body, *part))
+              env->series->put(part_key, part);
             finish(l.body, l.outcome);
           },
           [reply, compute](caf::error& e) {
@@ -310,7 +302,7 @@ route series_route(const char* pattern, const char* name, series_kind kind, env_
     }
     auto& query = req.params.query;
     std::string step = query.count("step") ? query.at("step") : (energy ? "5m" : "1m");
-    if (energy && env->live && env->settled && !env->settings.api_read_raw)
+    if (energy && env->live && env->series && !env->settings.api_read_raw)
       if (auto snap = env->live->fresh(live_max_age(*env)))
         if (live_energy(self, env, q, step, snap, reply))
           return;

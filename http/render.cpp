@@ -37,6 +37,44 @@ std::string render_energy(const db::series_query& q, const std::string& step,
   return buf.GetString();
 }
 
+void append_energy_elements(cache::series_part& part,
+                            const std::vector<std::pair<std::int64_t, std::optional<double>>>& points) {
+  rapidjson::StringBuffer buf;
+  writer w{buf};
+  for (auto& [t, v] : points) {
+    buf.Clear();
+    w.Reset(buf);
+    w.StartObject();  // as one array element of render_energy
+    time_field(w, "t", t);
+    field(w, "v", v.value_or(0.0));
+    w.EndObject();
+    part.append(t, std::string_view(buf.GetString(), buf.GetSize()));
+  }
+}
+
+bool parse_energy_elements(std::string_view text, cache::series_part& part) {
+  static constexpr std::string_view open = "{\"t\":\"";
+  part.text.assign(text.data(), text.size());
+  part.elements.clear();
+  std::size_t at = 0;
+  while (at < text.size()) {
+    if (text.compare(at, open.size(), open) != 0)
+      return false;
+    const auto t_end = text.find('"', at + open.size());
+    const auto close = t_end == std::string_view::npos ? t_end : text.find('}', t_end);
+    if (close == std::string_view::npos)
+      return false;
+    auto t = parse_rfc3339(std::string(text.substr(at + open.size(), t_end - at - open.size())));
+    if (!t || (!part.elements.empty() && *t <= part.elements.back().first))
+      return false;
+    part.elements.emplace_back(*t, at);
+    at = close + 1;
+    if (at < text.size() && text[at++] != ',')
+      return false;
+  }
+  return true;
+}
+
 std::string render_power(const db::series_query& q, const std::string& step,
                          const db::series_result& r) {
   rapidjson::StringBuffer buf;

@@ -16,6 +16,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "cache/near_cache.hpp"
+#include "cache/settled_series.hpp"
 #include "config/settings.hpp"
 #include "core/auth.hpp"
 #include "core/registry.hpp"
@@ -51,6 +52,8 @@ struct route_env {
   std::shared_ptr<db::live_tail_holder> live;
   /// Settled answer parts, keyed by the version of the rows they were computed from.
   std::shared_ptr<cache::near_cache> settled;
+  /// Settled energy series per household and step, extended as the watermark moves.
+  std::shared_ptr<cache::settled_series> series;
 };
 
 struct route {

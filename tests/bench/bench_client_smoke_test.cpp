@@ -149,6 +149,31 @@ TEST(OpenLoopClient, QueueingDelayCountsInLatency) {
   EXPECT_GT(run.elapsed_s, 1.7); // 100 × 20 ms of service
 }
 
+// A request still unanswered at its timeout is cut and counted as a timeout (one watchdog for
+// every connection, not a timer per socket operation); the connection is reopened for the next.
+TEST(OpenLoopClient, AnUnansweredRequestIsATimeoutAndTheNextOneStillRuns) {
+  stub_server slow(std::chrono::milliseconds(400));
+  joule::bench::open_loop_options o;
+  o.url = joule::bench::http_url::parse("http://127.0.0.1:" + std::to_string(slow.port()));
+  o.rate = 4;
+  o.duration = std::chrono::milliseconds(1000);
+  o.connections = 4;
+  o.timeout = std::chrono::milliseconds(150);
+  std::vector<joule::bench::load_request> requests = {{"/analytics/households/h/top-devices?limit=5", 0, {}}};
+  auto run = joule::bench::run_open_loop(o, requests);
+  ASSERT_EQ(run.outcomes.size(), 4u);
+  for (const auto& r : run.outcomes) {
+    EXPECT_TRUE(r.timed_out);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_LT(r.latency_ns, 390'000'000) << "cut at its timeout, not when the server answered";
+  }
+  joule::bench::open_loop_options fast = o;
+  fast.timeout = std::chrono::seconds(2);
+  auto ok = joule::bench::run_open_loop(fast, requests);
+  for (const auto& r : ok.outcomes)
+    EXPECT_EQ(r.status, 200);
+}
+
 // joule-sim live --target posts every device's reading each tick to POST /telemetry.
 TEST(SimLiveHttp, PostsEveryReadingToTheServer) {
   stub_server server;
