@@ -93,6 +93,18 @@ void settled_series::put(const std::string& key, std::shared_ptr<const series_pa
   s.bytes += size;
 }
 
+void settled_series::drop(const std::string& key, const std::shared_ptr<const series_part>& part) {
+  auto& s = shard_of(key);
+  std::shared_ptr<const series_part> released;
+  std::lock_guard<std::mutex> lock(s.mtx);
+  auto it = s.parts.find(key);
+  if (it == s.parts.end() || it->second != part)
+    return;
+  s.bytes -= key.size() + it->second->bytes();
+  released = std::move(it->second);
+  s.parts.erase(it);
+}
+
 std::size_t settled_series::evict(const std::string& prefix, std::int64_t lo, std::int64_t hi) {
   std::size_t n = 0;
   for (auto& s : shards_) {

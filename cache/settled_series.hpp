@@ -52,6 +52,8 @@ public:
 
   std::shared_ptr<const series_part> find(const std::string& key) const;
   void put(const std::string& key, std::shared_ptr<const series_part> part);
+  /// Drops the part under `key` if it is still `part` (a reader found it stale).
+  void drop(const std::string& key, const std::shared_ptr<const series_part>& part);
   /// Drops the parts overlapping [lo, hi) whose key starts with `prefix`; returns how many.
   std::size_t evict(const std::string& prefix, std::int64_t lo, std::int64_t hi);
   void clear();

@@ -218,7 +218,7 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
               // snapshot, joining it with this snapshot stays truthful (its rows reflect at
               // least what the snapshot's do), and so does handing it to whoever waits for
               // the snapshot's key; the next snapshot names its versions.
-              env->series->put(part_key, part);
+              keep_settled(*env->series, part_key, part);
               if (cache)
                 self->send(cache, put_atom::value, key, part->text, false);
               finish(part->text, outcome);
@@ -243,7 +243,7 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
             part->hi = split;
             if (cache::parse_versions(expected, part->versions) &&
                 parse_energy_elements(l.body, *part))
-              env->series->put(part_key, part);
+              keep_settled(*env->series, part_key, std::move(part));
             finish(l.body, l.outcome);
           },
           [reply, compute](caf::error& e) {

@@ -46,8 +46,11 @@ std::shared_ptr<const cache::series_part> settled_from_memory(cache::settled_ser
   const std::map<std::int64_t, std::int64_t>* versions = nullptr;
   if (auto it = snap.versions.find("household_5m"); it != snap.versions.end())
     versions = &it->second;
-  if (!same_versions(*part, versions, floor_to(start, hour_us), std::min(part->hi, split)))
+  if (!same_versions(*part, versions, floor_to(start, hour_us), std::min(part->hi, split))) {
+    // Read again; the part read then replaces this one (see keep_settled).
+    store.drop(key, part);
     return nullptr;
+  }
   if (part->hi >= split)
     return part;
   if (step != five_min_us || part->hi < snap.household_lo)
@@ -86,6 +89,13 @@ std::shared_ptr<const cache::series_part> settled_from_points(std::int64_t lo, s
     return nullptr;
   append_energy_elements(*part, points);
   return part;
+}
+
+void keep_settled(cache::settled_series& store, const std::string& key,
+                  std::shared_ptr<const cache::series_part> part) {
+  auto held = store.find(key);
+  if (!held || held->hi <= part->hi)
+    store.put(key, std::move(part));
 }
 
 std::string settled_series_key(const std::string& household, std::int64_t step) {

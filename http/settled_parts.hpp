@@ -34,6 +34,11 @@ std::shared_ptr<const cache::series_part> settled_from_memory(cache::settled_ser
                                                               std::int64_t start,
                                                               std::int64_t split);
 
+/// Stores a part read from PostgreSQL or Redis, unless the one held reaches further: a look at
+/// an older window must not push out the part the household's dashboards extend.
+void keep_settled(cache::settled_series& store, const std::string& key,
+                  std::shared_ptr<const cache::series_part> part);
+
 /// A part over [lo, hi) from `points` read at `versions` ("hour:version,..."); null when the
 /// version text is malformed.
 std::shared_ptr<const cache::series_part> settled_from_points(std::int64_t lo, std::int64_t hi,

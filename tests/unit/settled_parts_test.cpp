@@ -101,12 +101,17 @@ TEST(SettledSeries, ARewrittenHourOrAGapTheSnapshotDoesNotCoverIsReadAgain) {
   store.put(key, http::settled_from_points(t0, wm, std::to_string(t0 + 3 * hour) + ":4",
                                            points(t0, wm, 10)));
   auto snap = snapshot(wm - hour, wm, 10);
-  // The snapshot does not name the version the part was read at.
+  // The snapshot does not name the version the part was read at: dropped, to be read again.
   EXPECT_FALSE(http::settled_from_memory(store, key, snap, household, five, t0, wm));
+  EXPECT_FALSE(store.find(key));
+  store.put(key, http::settled_from_points(t0, wm, std::to_string(t0 + 3 * hour) + ":4",
+                                           points(t0, wm, 10)));
   snap.versions["household_5m"][t0 + 3 * hour] = 4;
   EXPECT_TRUE(http::settled_from_memory(store, key, snap, household, five, t0, wm));
   snap.versions["household_5m"][t0 + 7 * hour] = 1;  // a later rewrite of another hour
+  auto stale = store.find(key);
   EXPECT_FALSE(http::settled_from_memory(store, key, snap, household, five, t0, wm));
+  store.put(key, stale);
   // A window starting after the rewritten hours does not read them.
   snap.versions["household_5m"].erase(t0 + 7 * hour);
   snap.versions["household_5m"][t0 + 2 * hour] = 9;
@@ -121,6 +126,19 @@ TEST(SettledSeries, ARewrittenHourOrAGapTheSnapshotDoesNotCoverIsReadAgain) {
   auto later = snapshot(wm - hour, wm + hour, 10);
   EXPECT_TRUE(http::settled_from_memory(store, hourly, later, household, hour, t0, wm));
   EXPECT_FALSE(http::settled_from_memory(store, hourly, later, household, hour, t0 + hour, wm + hour));
+}
+
+TEST(SettledSeries, APartReadForAnOlderWindowDoesNotPushOutTheOneDashboardsExtend) {
+  cache::settled_series store(100);
+  const auto key = http::settled_series_key(household, five);
+  auto wm = t0 + 20 * hour;
+  auto polled = http::settled_from_points(t0, wm, "", points(t0, wm, 10));
+  store.put(key, polled);
+  http::keep_settled(store, key, http::settled_from_points(t0 - 5 * hour, wm - 4 * hour, "", {}));
+  EXPECT_EQ(store.find(key), polled);
+  auto newer = http::settled_from_points(t0 + hour, wm + five, "", points(t0 + hour, wm + five, 10));
+  http::keep_settled(store, key, newer);
+  EXPECT_EQ(store.find(key), newer);
 }
 
 TEST(SettledSeries, TheStoreIsBoundedAndEvictsByRange) {
