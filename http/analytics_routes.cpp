@@ -10,6 +10,7 @@
 #include "db/live_tail.hpp"
 #include "db/replica.hpp"
 #include "http/errors.hpp"
+#include "http/live_routes.hpp"
 #include "http/render.hpp"
 
 namespace joule::http {
@@ -86,22 +87,6 @@ using points_t = std::vector<std::pair<std::int64_t, std::optional<double>>>;
 
 constexpr std::int64_t five_min_us = 5 * 60 * micros_per_second;
 
-// A snapshot older than this is not joined with; answers then come from the database, which
-// answers or fails truthfully. A failed cycle withdraws the snapshot at once (PostgreSQL
-// unreachable), so this only bounds a tail that is slow under load — and an older snapshot
-// still answers truthfully (its fresh_as_of is its own), while sending every poll to an
-// already loaded database would only make it slower. 5 s keeps the 10 s freshness target.
-std::chrono::steady_clock::duration live_max_age(const route_env& env) {
-  return std::max<std::chrono::steady_clock::duration>(env.settings.live_interval * 5,
-                                                       std::chrono::seconds(5));
-}
-
-// Settled parts are keyed by the versions of the hours they span, so they may live long: a
-// change to their rows changes the key.
-std::chrono::milliseconds settled_ttl(const route_env& env) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(env.settings.cache_ttl) * 10;
-}
-
 const std::string series_open = "\"series\":[";
 // Part of every settled key: bodies of another format never match.
 const std::string settled_format = "|json-elements-1";
@@ -120,11 +105,6 @@ std::string series_fragment(const series_query& q, const std::string& step,
     return {};
   at += series_open.size();
   return body.substr(at, body.size() - 2 - at);  // without the closing "]}"
-}
-
-void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
-  if (cap)
-    fresh = std::min(fresh, *cap);
 }
 
 // A household energy series from a live snapshot, or false when the snapshot cannot answer
@@ -314,6 +294,10 @@ route series_route(const char* pattern, const char* name, series_kind kind, env_
       if (auto snap = env->live->fresh(live_max_age(*env)))
         if (live_energy(self, env, q, step, snap, reply))
           return;
+    if (!energy && env->live && env->settled && !env->settings.api_read_raw)
+      if (auto snap = env->live->fresh(live_max_age(*env)))
+        if (live_power(self, env, q, step, req.who, snap, reply))
+          return;
     auto key = std::string(name) + ":" + q.id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.end) + ":" + step + raw_suffix(*env) + tenant;
     auto render = [q, step, energy](const series_result& r) {
@@ -343,6 +327,10 @@ void add_analytics_routes(route_table& table, std::shared_ptr<const route_env> e
     auto q = std::get<top_query>(parsed);
     if (!req.who.may_see(q.household_id))
       return reply(household_hidden(q.household_id));
+    if (env->live && env->settled && !env->settings.api_read_raw)
+      if (auto snap = env->live->fresh(live_max_age(*env)))
+        if (live_top(self, env, q, snap, reply))
+          return;
     auto key = "top:" + q.household_id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.limit) + raw_suffix(*env);
     auto render = [q](const top_result& r) { return render_top(q, r); };
