@@ -9,6 +9,7 @@
 #include "core/timefmt.hpp"
 #include "db/live_tail.hpp"
 #include "db/replica.hpp"
+#include "http/cache_ask.hpp"
 #include "http/errors.hpp"
 #include "http/live_routes.hpp"
 #include "http/render.hpp"
@@ -57,28 +58,11 @@ void cached(caf::event_based_actor* self, const env_ptr& env, std::string key, Q
                 self->send(cache, put_atom::value, key, body, r.meta.live);
               reply(ok(std::move(body), outcome));
             },
-            [self, cache, key, reply](caf::error& e) {
-              if (cache)
-                self->send(cache, drop_atom::value, key, e);
-              reply(error_response(e));
-            });
+            drop_and_fail(self, cache, key, reply));
   };
-  if (!cache)
-    return compute(cache_outcome::bypass);
-  self->request(cache, no_timeout, get_atom::value, key)
-      .then(
-          [reply, compute](cache_lookup& l) {
-            if (l.found)
-              reply(ok(std::move(l.body), l.outcome));
-            else
-              compute(l.outcome);
-          },
-          [reply, compute](caf::error& e) {
-            // The broker itself failed (restarting): answer from the database.
-            if (e.category() != caf::atom("joule"))
-              return compute(cache_outcome::bypass);
-            reply(error_response(e));
-          });
+  ask_cache(
+      self, cache, key, [reply](cache_lookup& l) { reply(ok(std::move(l.body), l.outcome)); },
+      compute, reply);
 }
 
 // --- live reads (issue 9): settled part from memory (by version) + live part from the tail

@@ -10,6 +10,7 @@
 #include "core/interfaces.hpp"
 #include "core/timefmt.hpp"
 #include "db/live_parts.hpp"
+#include "http/cache_ask.hpp"
 #include "http/errors.hpp"
 #include "http/render.hpp"
 
@@ -167,28 +168,14 @@ void with_settled(caf::event_based_actor* self, const env_ptr& env,
               else
                 finish(*p, outcome);
             },
-            [self, cache, key, reply](caf::error& e) {
-              if (cache)
-                self->send(cache, drop_atom::value, key, e);
-              reply(error_response(e));
-            });
+            drop_and_fail(self, cache, key, reply));
   };
-  if (!cache)
-    return compute(cache_outcome::bypass);
-  self->request(cache, caf::infinite, get_atom::value, key)
-      .then(
-          [self, env, plan, key, expected, finish, compute](cache_lookup& l) {
-            if (!l.found)
-              return compute(l.outcome);
-            env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
-            carry(self, env, *plan, part{plan->lo, plan->db_hi, expected, l.body}, true,
-                  l.outcome, finish);
-          },
-          [reply, compute](caf::error& e) {
-            if (e.category() != caf::atom("joule"))
-              return compute(cache_outcome::bypass);
-            reply(error_response(e));
-          });
+  auto found = [self, env, plan, key, expected, finish](cache_lookup& l) {
+    env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
+    carry(self, env, *plan, part{plan->lo, plan->db_hi, expected, l.body}, true, l.outcome,
+          finish);
+  };
+  ask_cache(self, cache, key, found, compute, reply);
 }
 
 // Doubles as text that reads back to the same value.

@@ -81,15 +81,6 @@ bool close_to(const std::optional<double>& a, const std::optional<double>& b) {
   return std::fabs(*a - *b) <= 1e-9 * (1 + std::fabs(*b));
 }
 
-double metric(std::uint16_t port, const std::string& series, const std::string& token = {}) {
-  auto body = token.empty() ? http_get(port, "/metrics").body
-                            : http_request_with(port, "GET", "/metrics", "", bearer(token)).body;
-  auto at = body.find("\n" + series + " ");
-  if (at == std::string::npos)
-    return 0;
-  return std::stod(body.substr(at + series.size() + 2));
-}
-
 class LiveDevices : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
