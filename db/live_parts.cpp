@@ -65,14 +65,16 @@ settled_top_part settled_top(session& s, const std::vector<std::string>& devices
       ") FROM rollup_state WHERE name = 'device_1h'), $2::timestamptz), $2::timestamptz), "
       "$3::timestamptz) AS h), "
       "d AS (SELECT unnest($1::uuid[]) AS id), "
-      "x AS (SELECT device_id, energy_wh_sum AS e FROM rollup_device_1h, w "
+      "x AS (SELECT device_id, bucket AS b, energy_wh_sum AS e FROM rollup_device_1h, w "
       "WHERE device_id IN (SELECT id FROM d) AND bucket >= $2::timestamptz AND bucket < w.h "
-      "UNION ALL SELECT device_id, energy_wh_sum FROM rollup_device_1m, w "
+      "UNION ALL SELECT device_id, bucket, energy_wh_sum FROM rollup_device_1m, w "
       "WHERE device_id IN (SELECT id FROM d) AND bucket >= w.h AND bucket < $3::timestamptz) "
       "SELECT " + versions_sql("device_1h", "$2::timestamptz", "$3::timestamptz") + ", " +
       versions_sql("device_1m", "$2::timestamptz", "$3::timestamptz") +
-      ", s.d, s.e FROM (SELECT 1) one LEFT JOIN (SELECT device_id::text AS d, sum(e) AS e FROM x "
-      "GROUP BY 1) s ON true";
+      ", s.h, s.d, s.e FROM (SELECT 1) one LEFT JOIN (SELECT " +
+      us("date_bin('1 hour', b, " + origin + ")") +
+      " AS h, device_id::text AS d, sum(e) AS e FROM x GROUP BY 1, 2 HAVING sum(e) IS NOT NULL) s "
+      "ON true ORDER BY s.h";
   s.prepare("live_settled_top", sql);
   std::string ids = "{";
   for (std::size_t i = 0; i < devices.size(); ++i)
@@ -80,16 +82,12 @@ settled_top_part settled_top(session& s, const std::vector<std::string>& devices
   ids += "}";
   auto r = q.exec_prepared("live_settled_top", ids, format_rfc3339(lo), format_rfc3339(hi));
   settled_top_part out;
-  out.energy.resize(devices.size());
   for (auto row : r) {
     out.versions_1h = row[0].as<std::string>();
     out.versions_1m = row[1].as<std::string>();
     if (row[2].is_null())
       continue;
-    auto id = row[2].as<std::string>();
-    for (std::size_t i = 0; i < devices.size(); ++i)
-      if (devices[i] == id)
-        out.energy[i] = opt_double(row[3]);
+    out.rows.push_back({row[2].as<std::int64_t>(), row[3].as<std::string>(), row[4].as<double>()});
   }
   return out;
 }

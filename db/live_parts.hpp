@@ -32,14 +32,22 @@ struct settled_power_part {
 settled_power_part settled_power(session& s, const std::string& device, std::int64_t step,
                                  std::int64_t lo, std::int64_t hi);
 
+/// A device's energy in one hour of a settled top-devices part.
+struct device_hour {
+  std::int64_t hour = 0;
+  std::string device;
+  double energy = 0;
+};
+
 struct settled_top_part {
   /// device_1h and device_1m versions over the hours the part spans.
   std::string versions_1h, versions_1m;
-  /// Energy per device of `devices` (absent: no energy in the range), in their order.
-  std::vector<std::optional<double>> energy;
+  /// Energy per hour and device of `devices`, hours ascending; devices without energy in an
+  /// hour are left out.
+  std::vector<device_hour> rows;
 };
 
-/// Energy per device over the whole hours [lo, hi) (hi at or below the device 1 min
+/// Energy per hour and device over the whole hours [lo, hi) (hi at or below the device 1 min
 /// watermark): device_1h rows below its watermark, device_1m rows from there on, as the
 /// database path's tiers read them.
 settled_top_part settled_top(session& s, const std::vector<std::string>& devices,

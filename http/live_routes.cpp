@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 
@@ -50,7 +51,7 @@ response ok(std::string body, cache_outcome outcome) {
 // --- a settled part carried forward in memory
 
 // [lo, hi), the versions of the rows it was computed from, and its payload (the answer's own
-// text format, see power_payload / top_payload).
+// text format, see append_points / encode_hourly).
 struct part {
   std::int64_t lo = 0, hi = 0;
   std::string versions, payload;
@@ -92,14 +93,29 @@ struct part_plan {
   std::function<std::string(std::string payload, std::int64_t from, std::int64_t to)> extend;
   /// [lo, db_hi) from the database, with the versions read with it (DB worker thread).
   std::function<part(db::session&)> read;
+  /// The payload of a part starting an hour earlier, without that hour (empty: cannot).
+  std::function<std::string(const std::string& payload, std::int64_t lo)> cut;
 };
 
 using finish_fn = std::function<void(const part&, cache_outcome)>;
 
 // The subject's part as carried forward: one entry per (subject, step, start), whatever the
 // window's end and the watermark.
-std::string memo_key(const part_plan& p) {
-  return cache::settled_key(p.rollup, p.id, p.step, p.lo, p.lo + 26 * hour, "memo|" + p.format);
+std::string memo_key(const part_plan& p, std::int64_t lo) {
+  return cache::settled_key(p.rollup, p.id, p.step, lo, lo + 26 * hour, "memo|" + p.format);
+}
+
+// The subject's memo starting at `lo` if the snapshot can carry it: the versions of its rows
+// are the snapshot's, and the snapshot holds buckets from where it ends.
+std::optional<part> usable_memo(const env_ptr& env, const part_plan& plan, std::int64_t lo,
+                                caf::actor_clock::time_point now) {
+  auto body = env->settled->find(memo_key(plan, lo), now);
+  if (!body)
+    return std::nullopt;
+  auto p = decode(*body);
+  if (!p || p->lo != lo || p->hi < plan.live_lo || p->versions != plan.versions(p->lo, p->hi))
+    return std::nullopt;
+  return p;
 }
 
 // Extends `p` with the snapshot's settled buckets up to ext_hi when the snapshot holds the
@@ -113,7 +129,8 @@ void carry(caf::event_based_actor* self, const env_ptr& env, const part_plan& pl
     store = true;
   }
   if (store && p.hi >= plan.live_lo)
-    env->settled->put(memo_key(plan), encode(p), self->clock().now(), settled_ttl(*env));
+    env->settled->put(memo_key(plan, plan.lo), encode(p), self->clock().now(),
+                      settled_ttl(*env));
   finish(p, outcome);
 }
 
@@ -122,13 +139,20 @@ void carry(caf::event_based_actor* self, const env_ptr& env, const part_plan& pl
 void with_settled(caf::event_based_actor* self, const env_ptr& env,
                   std::shared_ptr<const part_plan> plan, finish_fn finish, reply_fn reply) {
   const auto now = self->clock().now();
-  if (auto body = env->settled->find(memo_key(*plan), now))
-    if (auto p = decode(*body))
-      if (p->lo == plan->lo && p->hi >= plan->live_lo && p->versions == plan->versions(p->lo, p->hi))
-        return carry(self, env, *plan, std::move(*p), false, cache_outcome::hit, finish);
+  if (auto p = usable_memo(env, *plan, plan->lo, now))
+    return carry(self, env, *plan, std::move(*p), false, cache_outcome::hit, finish);
+  // The window's start moved to the next hour (every subject's at once, at the top of the
+  // hour): the previous memo without its first hour, instead of a burst of queries.
+  if (plan->cut)
+    if (auto p = usable_memo(env, *plan, plan->lo - hour, now); p && p->hi >= plan->lo)
+      return carry(self, env, *plan,
+                   part{plan->lo, p->hi, plan->versions(plan->lo, p->hi),
+                        plan->cut(p->payload, plan->lo)},
+                   true, cache_outcome::hit, finish);
   if (plan->db_hi <= plan->lo)
-    return carry(self, env, *plan, part{plan->lo, plan->lo, plan->versions(plan->lo, plan->lo), {}},
-                 true, cache_outcome::hit, finish);
+    return carry(self, env, *plan,
+                 part{plan->lo, plan->lo, plan->versions(plan->lo, plan->lo), {}}, true,
+                 cache_outcome::hit, finish);
   const auto expected = plan->versions(plan->lo, plan->db_hi);
   const auto key = cache::settled_key(plan->rollup, plan->id, plan->step, plan->lo, plan->db_hi,
                                       expected + "|" + plan->format);
@@ -154,24 +178,22 @@ void with_settled(caf::event_based_actor* self, const env_ptr& env,
                              make_error(errc::internal, "internal", "internal error"));
                 return reply(error_response(500, "internal", "internal error"));
               }
-              // Kept under the versions it was read at; if a refresh landed since the
-              // snapshot, that is a key of its own, and joining it with the snapshot stays
-              // truthful (its rows reflect at least what the snapshot's do), but it is not
-              // carried forward with the snapshot's older buckets.
-              env->settled->put(cache::settled_key(plan->rollup, plan->id, plan->step, plan->lo,
-                                                   plan->db_hi, p->versions + "|" + plan->format),
-                                p->payload, self->clock().now(), settled_ttl(*env));
               if (cache)
                 self->send(cache, put_atom::value, key, p->payload, false);
               if (p->versions == expected)
-                carry(self, env, *plan, *p, true, outcome, finish);
-              else
-                finish(*p, outcome);
+                return carry(self, env, *plan, *p, true, outcome, finish);
+              // A refresh landed since the snapshot: kept under the versions it was read at
+              // (a key of its own), and joined with the snapshot, which stays truthful (its
+              // rows reflect at least what the snapshot's do), but not carried forward with
+              // the snapshot's older buckets. (A carried part lives in memory as the memo.)
+              env->settled->put(cache::settled_key(plan->rollup, plan->id, plan->step, plan->lo,
+                                                   plan->db_hi, p->versions + "|" + plan->format),
+                                p->payload, self->clock().now(), settled_ttl(*env));
+              finish(*p, outcome);
             },
             drop_and_fail(self, cache, key, reply));
   };
   auto found = [self, env, plan, key, expected, finish](cache_lookup& l) {
-    env->settled->put(key, l.body, self->clock().now(), settled_ttl(*env));
     carry(self, env, *plan, part{plan->lo, plan->db_hi, expected, l.body}, true, l.outcome,
           finish);
   };
@@ -189,11 +211,6 @@ std::optional<double> read_exact(const char* from, const char* to) {
   if (from == to)
     return std::nullopt;
   return std::strtod(from, nullptr);
-}
-
-void add(std::optional<double>& into, const std::optional<double>& v) {
-  if (v)
-    into = into ? *into + *v : *v;
 }
 
 // The snapshot's buckets of `id` in [from, to), or none.
@@ -314,6 +331,15 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
     append_points(p.payload, r.points);
     return p;
   };
+  plan->cut = [](const std::string& payload, std::int64_t lo) {
+    std::vector<db::power_point> kept;
+    for (auto& pt : parse_points(payload))
+      if (pt.t >= lo)
+        kept.push_back(pt);
+    std::string out;
+    append_points(out, kept);
+    return out;
+  };
   auto finish = [snap, q, step, fresh, reply](const part& p, cache_outcome outcome) {
     db::series_result r;
     r.meta.found = true;
@@ -334,38 +360,56 @@ namespace {
 
 // --- top devices
 
-// Payload: "device=energy;" per registered device (empty energy: none in the range).
-std::string top_payload(const std::vector<std::string>& devices,
-                        const std::vector<std::optional<double>>& energy) {
-  std::string out;
-  for (std::size_t i = 0; i < devices.size(); ++i)
-    out += devices[i] + "=" + exact(energy[i]) + ";";
-  return out;
-}
+// Energy per hour and device (devices without energy in an hour are left out), so a part can
+// lose its first hour when the window moves on. Payload: "hour#device=energy,...;" per hour.
+using hourly = std::map<std::int64_t, std::map<std::string, double>>;
 
-std::map<std::string, std::optional<double>> parse_top(const std::string& payload) {
-  std::map<std::string, std::optional<double>> out;
-  std::size_t at = 0;
-  while (at < payload.size()) {
-    auto eq = payload.find('=', at);
-    auto semi = eq == std::string::npos ? eq : payload.find(';', eq);
-    if (semi == std::string::npos)
-      break;
-    out[payload.substr(at, eq - at)] =
-        read_exact(payload.c_str() + eq + 1, payload.c_str() + semi);
-    at = semi + 1;
+std::string encode_hourly(const hourly& h) {
+  std::string out;
+  for (auto& [hour_start, devices] : h) {
+    out += std::to_string(hour_start) + "#";
+    for (auto& [d, e] : devices)
+      out += d + "=" + exact(e) + ",";
+    out += ";";
   }
   return out;
 }
 
-std::vector<std::optional<double>> snapshot_energy(const db::live_snapshot& snap,
-                                                   const std::vector<std::string>& devices,
-                                                   std::int64_t from, std::int64_t to) {
-  std::vector<std::optional<double>> out(devices.size());
-  for (std::size_t i = 0; i < devices.size(); ++i)
-    buckets_of(snap, devices[i], from, to,
-               [&](const db::live_bucket& b) { add(out[i], b.energy_sum); });
+hourly decode_hourly(const std::string& payload) {
+  hourly out;
+  const char* s = payload.c_str();
+  while (*s) {
+    char* end = nullptr;
+    auto& devices = out[std::strtoll(s, &end, 10)];
+    if (*end != '#')
+      break;
+    s = end + 1;
+    while (*s && *s != ';') {
+      const char* eq = std::strchr(s, '=');
+      const char* comma = eq ? std::strchr(eq, ',') : nullptr;
+      if (!comma)
+        return out;
+      devices[std::string(s, eq)] = std::strtod(eq + 1, nullptr);
+      s = comma + 1;
+    }
+    if (*s == ';')
+      ++s;
+  }
   return out;
+}
+
+// Adds the snapshot's energy of `devices` in [from, to) to their hours.
+void add_snapshot_energy(hourly& into, const db::live_snapshot& snap,
+                         const std::vector<std::string>& devices, std::int64_t from,
+                         std::int64_t to) {
+  for (auto& d : devices)
+    buckets_of(snap, d, from, to, [&](const db::live_bucket& b) {
+      if (!b.energy_sum)
+        return;
+      auto [it, added] = into[floor_to(b.start, hour)].emplace(d, *b.energy_sum);
+      if (!added)
+        it->second += *b.energy_sum;
+    });
 }
 
 } // namespace
@@ -389,7 +433,7 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
   auto plan = std::make_shared<part_plan>();
   plan->rollup = "device_1h";
   plan->id = q.household_id;
-  plan->format = "top-1";
+  plan->format = "top-hourly-1";
   plan->label = "top.settled";
   plan->step = hour;
   plan->lo = q.start;
@@ -413,28 +457,38 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
                        snap->version_text("device_1m", lo, hi));
   };
   plan->extend = [snap, devices](std::string payload, std::int64_t from, std::int64_t to) {
-    auto settled = parse_top(payload);
-    auto more = snapshot_energy(*snap, devices, from, to);
-    for (std::size_t i = 0; i < devices.size(); ++i)
-      add(more[i], settled[devices[i]]);
-    return top_payload(devices, more);
+    auto h = decode_hourly(payload);
+    add_snapshot_energy(h, *snap, devices, from, to);
+    return encode_hourly(h);
+  };
+  plan->cut = [](const std::string& payload, std::int64_t lo) {
+    auto h = decode_hourly(payload);
+    h.erase(h.begin(), h.lower_bound(lo));
+    return encode_hourly(h);
   };
   plan->read = [devices, versions_of, lo = plan->lo, hi = plan->db_hi](db::session& s) {
     auto r = db::settled_top(s, devices, lo, hi);
-    return part{lo, hi, versions_of(r.versions_1h, r.versions_1m), top_payload(devices, r.energy)};
+    hourly h;
+    for (auto& x : r.rows)
+      h[x.hour][x.device] = x.energy;
+    return part{lo, hi, versions_of(r.versions_1h, r.versions_1m), encode_hourly(h)};
   };
   auto finish = [snap, q, devices, fresh, reply](const part& p, cache_outcome outcome) {
-    auto settled = parse_top(p.payload);
-    auto live = snapshot_energy(*snap, devices, std::max(p.hi, q.start), q.end);
+    auto h = decode_hourly(p.payload);
+    add_snapshot_energy(h, *snap, devices, std::max(p.hi, q.start), q.end);
+    std::map<std::string, double> total;
+    for (auto it = h.lower_bound(q.start); it != h.end() && it->first < q.end; ++it)
+      for (auto& [d, e] : it->second) {
+        auto [at, added] = total.emplace(d, e);
+        if (!added)
+          at->second += e;
+      }
     db::top_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
     r.meta.live = true;
-    for (std::size_t i = 0; i < devices.size(); ++i) {
-      add(live[i], settled[devices[i]]);
-      if (live[i])
-        r.devices.push_back({devices[i], *live[i]});
-    }
+    for (auto& [d, e] : total)
+      r.devices.push_back({d, e});
     // The database path's order: energy descending, then device id.
     std::sort(r.devices.begin(), r.devices.end(), [](const auto& a, const auto& b) {
       return a.energy_wh != b.energy_wh ? a.energy_wh > b.energy_wh : a.device_id < b.device_id;

@@ -352,6 +352,22 @@ TEST_F(LiveDevices, SettledPartsAreCarriedForwardAsTheWatermarkMoves) {
   EXPECT_EQ(metric(port, "joule_db_queries_total{source=\"pool\"}") - before, 0);
 }
 
+TEST_F(LiveDevices, AWindowStartingAnHourLaterCutsTheSettledPartInsteadOfReadingItAgain) {
+  auto port = app_->port();
+  const auto h0 = floor_to(db_now(), hour) - 2 * hour;
+  auto target = [](std::int64_t start) {
+    return "/analytics/devices/" + device_id(3) + "/power?step=1m&start=" + iso(start);
+  };
+  auto first = fetch(port, target(h0 + 10 * minute));
+  ASSERT_TRUE(power_matches(3, minute, first));
+  // What a default window does at the top of every hour, for every device at once.
+  auto before = metric(port, "joule_db_queries_total{source=\"pool\"}");
+  auto next = fetch(port, target(h0 + hour + 10 * minute));
+  EXPECT_TRUE(power_matches(3, minute, next));
+  EXPECT_EQ(next.x_cache, "hit");
+  EXPECT_EQ(metric(port, "joule_db_queries_total{source=\"pool\"}") - before, 0);
+}
+
 TEST_F(LiveDevices, ARestrictedTokenSeesItsDevicesOnlyAndOthersAsTheDatabasePathSaysNotFound) {
   auto s = settings(db_->url());
   s.auth_required = true;
