@@ -201,6 +201,8 @@ struct live_tail_reader::impl {
   std::string device_sum;
   std::unordered_map<std::string, std::string> device_household;
   std::unordered_set<std::string> households;
+  std::shared_ptr<const std::unordered_map<std::string, std::vector<std::string>>>
+      household_devices;
 
   // The part of the snapshot that comes from rollup rows, merged and flattened: rebuilt only
   // when those rows, the device list or the snapshot's bounds change (every minute or so);
@@ -235,6 +237,7 @@ struct live_tail_reader::impl {
     devices_ok = false;
     device_household.clear();
     households.clear();
+    household_devices.reset();
   }
 
   void read_part(read_tx& tx, rollup_part& part, const live_snapshot& snap, const std::string& rollup,
@@ -415,6 +418,13 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
         device_household.emplace(row[0].as<std::string>(), std::move(hh));
       }
       ++snap.queries;
+      auto by_household =
+          std::make_shared<std::unordered_map<std::string, std::vector<std::string>>>();
+      for (auto& [device, hh] : device_household)
+        (*by_household)[hh].push_back(device);
+      for (auto& [hh, list] : *by_household)
+        std::sort(list.begin(), list.end());
+      household_devices = std::move(by_household);
       devices_ok = true;
       ++devices_generation;
       device_count = count;
@@ -422,6 +432,7 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
     }
     snap.device_household = device_household;
     snap.households = households;
+    snap.household_devices = household_devices;
   }
 
   // Without a device 1 min watermark close to now there is no cheap tail: the live path is

@@ -71,6 +71,10 @@ struct live_snapshot {
   /// Registered devices and their households; the households that have devices.
   std::unordered_map<std::string, std::string> device_household;
   std::unordered_set<std::string> households;
+  /// Household -> its registered devices (sorted), shared by the snapshots between changes of
+  /// the device list (device answers: top devices).
+  std::shared_ptr<const std::unordered_map<std::string, std::vector<std::string>>>
+      household_devices;
 
   /// Household 5 min buckets from `household_lo` on (ascending), complete for every
   /// household; valid only when `households_ok`. Below the household 5 min watermark they

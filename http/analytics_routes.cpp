@@ -11,7 +11,9 @@
 #include "core/timefmt.hpp"
 #include "db/live_tail.hpp"
 #include "db/replica.hpp"
+#include "http/cache_ask.hpp"
 #include "http/errors.hpp"
+#include "http/live_routes.hpp"
 #include "http/render.hpp"
 #include "http/settled_parts.hpp"
 
@@ -59,28 +61,11 @@ void cached(caf::event_based_actor* self, const env_ptr& env, std::string key, Q
                 self->send(cache, put_atom::value, key, body, r.meta.live);
               reply(ok(std::move(body), outcome));
             },
-            [self, cache, key, reply](caf::error& e) {
-              if (cache)
-                self->send(cache, drop_atom::value, key, e);
-              reply(error_response(e));
-            });
+            drop_and_fail(self, cache, key, reply));
   };
-  if (!cache)
-    return compute(cache_outcome::bypass);
-  self->request(cache, no_timeout, get_atom::value, key)
-      .then(
-          [reply, compute](cache_lookup& l) {
-            if (l.found)
-              reply(ok(std::move(l.body), l.outcome));
-            else
-              compute(l.outcome);
-          },
-          [reply, compute](caf::error& e) {
-            // The broker itself failed (restarting): answer from the database.
-            if (e.category() != caf::atom("joule"))
-              return compute(cache_outcome::bypass);
-            reply(error_response(e));
-          });
+  ask_cache(
+      self, cache, key, [reply](cache_lookup& l) { reply(ok(std::move(l.body), l.outcome)); },
+      compute, reply);
 }
 
 // --- live reads (issue 9): settled part from memory (by version) + live part from the tail
@@ -89,24 +74,9 @@ using points_t = std::vector<std::pair<std::int64_t, std::optional<double>>>;
 
 constexpr std::int64_t five_min_us = 5 * 60 * micros_per_second;
 
-// A snapshot older than this is not joined with; answers then come from the database, which
-// answers or fails truthfully. A failed cycle withdraws the snapshot at once (PostgreSQL
-// unreachable), so this only bounds a tail that is slow under load — and an older snapshot
-// still answers truthfully (its fresh_as_of is its own), while sending every poll to an
-// already loaded database would only make it slower. 5 s keeps the 10 s freshness target.
-std::chrono::steady_clock::duration live_max_age(const route_env& env) {
-  return std::max<std::chrono::steady_clock::duration>(env.settings.live_interval * 5,
-                                                       std::chrono::seconds(5));
-}
-
 const std::string series_open = "\"series\":[";
 // Part of every settled key: bodies of another format never match.
 const std::string settled_format = "|json-elements-1";
-
-void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
-  if (cap)
-    fresh = std::min(fresh, *cap);
-}
 
 // A household energy series from a live snapshot, or false when the snapshot cannot answer
 // it (unknown household, watermark too far behind, window older than the versions it holds):
@@ -306,6 +276,10 @@ route series_route(const char* pattern, const char* name, series_kind kind, env_
       if (auto snap = env->live->fresh(live_max_age(*env)))
         if (live_energy(self, env, q, step, snap, reply))
           return;
+    if (!energy && env->live && env->settled && !env->settings.api_read_raw)
+      if (auto snap = env->live->fresh(live_max_age(*env)))
+        if (live_power(self, env, q, step, req.who, snap, reply))
+          return;
     auto key = std::string(name) + ":" + q.id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.end) + ":" + step + raw_suffix(*env) + tenant;
     auto render = [q, step, energy](const series_result& r) {
@@ -335,6 +309,10 @@ void add_analytics_routes(route_table& table, std::shared_ptr<const route_env> e
     auto q = std::get<top_query>(parsed);
     if (!req.who.may_see(q.household_id))
       return reply(household_hidden(q.household_id));
+    if (env->live && env->settled && !env->settings.api_read_raw)
+      if (auto snap = env->live->fresh(live_max_age(*env)))
+        if (live_top(self, env, q, snap, reply))
+          return;
     auto key = "top:" + q.household_id + ":" + std::to_string(q.start) + ":" +
                std::to_string(q.limit) + raw_suffix(*env);
     auto render = [q](const top_result& r) { return render_top(q, r); };

@@ -22,6 +22,8 @@ const char* usage =
     "  poll           --url U [--nocache-url U2] [--db CONNINFO (also: committed -> visible)]\n"
     "                 [--rates 1000,2000,4000,8000,15000,20000] [--duration 10s] [--samples 20]\n"
     "                 [--connections 64] [--threads 1] (each household's default energy window)\n"
+    "                 [--mix energy|devices|all (devices: default power windows and top\n"
+    "                 devices; all: the three endpoints in turn)]\n"
     "  raw-vs-rollup  --url U --raw-url R [--requests 30 per endpoint] [--timeout 30s]\n"
     "                 [--max-time 180s]\n"
     "  freshness      --url U --db CONNINFO [--samples 20] [--poll 100ms] [--timeout 30s]\n"
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
                      "ingest-connections", "read-rate", "json", "markdown",
                      "hot-households", "rules", "server-pid", "api-connections", "idle",
                      "ready-timeout", "cooldown", "token", "off-url", "rounds", "rate", "late",
-                     "on-pid", "off-pid"});
+                     "on-pid", "off-pid", "mix"});
     if (a.has("token"))
       set_bearer_token(a.get("token", ""));
     install_stop_signal_handlers();

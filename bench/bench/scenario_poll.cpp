@@ -37,6 +37,33 @@ std::string poll_target(const std::string& household) {
   return "/analytics/households/" + household + "/energy";
 }
 
+// What a poll asks for (--mix): a household's default energy window (energy), or a device's
+// default power window and a household's top devices, alternately (devices), or all three in
+// turn (all). Returns the target and its label's index in poll_labels.
+const std::vector<std::string> poll_labels = {"energy_default", "power_default", "top_default"};
+
+std::pair<std::string, int> poll_request(const fleet_ids& ids, const std::string& mix,
+                                         std::uint64_t h, std::size_t i) {
+  int kind = 0;
+  if (mix == "devices")
+    kind = 1 + static_cast<int>(i % 2);
+  else if (mix == "all")
+    kind = static_cast<int>(i % 3);
+  if (kind == 1)
+    return {"/analytics/devices/" + ids.device_ids[h % ids.device_ids.size()] + "/power", 1};
+  const auto& household = ids.household_ids[h % ids.household_ids.size()];
+  if (kind == 2)
+    return {"/analytics/households/" + household + "/top-devices", 2};
+  return {poll_target(household), 0};
+}
+
+std::string poll_mix(const cli_args& a) {
+  auto mix = a.get("mix", "energy");
+  if (mix != "energy" && mix != "devices" && mix != "all")
+    throw std::invalid_argument("--mix must be energy, devices or all");
+  return mix;
+}
+
 // One sample of a counter in the server's /metrics (-1 when unreadable).
 double scrape(const http_url& url, const std::string& series) {
   http_client c(url, std::chrono::seconds(5));
@@ -76,10 +103,18 @@ std::vector<poll_run> sweep(const std::string& label, const http_url& url, const
   std::this_thread::sleep_for(a.get_duration("cooldown", std::chrono::seconds(5)));
   // One warm-up pass over every household: the steady state is what a fleet of dashboards
   // polling every 15-60 s sees (each settled part computed once per window).
+  const auto mix = poll_mix(a);
   {
     http_client c(url, std::chrono::seconds(10));
-    for (auto& h : ids.household_ids)
-      c.get(poll_target(h));
+    if (mix != "devices")
+      for (auto& h : ids.household_ids)
+        c.get(poll_target(h));
+    if (mix != "energy") {
+      for (auto& d : ids.device_ids)
+        c.get("/analytics/devices/" + d + "/power");
+      for (auto& h : ids.household_ids)
+        c.get("/analytics/households/" + h + "/top-devices");
+    }
   }
   for (double rate : rates) {
     if (stop_requested())
@@ -89,8 +124,8 @@ std::vector<poll_run> sweep(const std::string& label, const http_url& url, const
     std::vector<load_request> requests;
     requests.reserve(schedule.count());
     for (size_t i = 0; i < schedule.count(); ++i) {
-      auto h = hash_of(seed, 0x706f6c6c, i);
-      requests.push_back({poll_target(ids.household_ids[h % ids.household_ids.size()]), 0, {}});
+      auto [target, kind] = poll_request(ids, mix, hash_of(seed, 0x706f6c6c, i), i);
+      requests.push_back({std::move(target), kind, {}});
     }
     const auto q0 = scrape(url, "joule_db_queries_total{source=\"pool\"}");
     const auto l0 = scrape(url, "joule_db_queries_total{source=\"live_tail\"}");
@@ -98,7 +133,7 @@ std::vector<poll_run> sweep(const std::string& label, const http_url& url, const
     const auto q1 = scrape(url, "joule_db_queries_total{source=\"pool\"}");
     const auto l1 = scrape(url, "joule_db_queries_total{source=\"live_tail\"}");
     poll_run pr;
-    pr.stats = summarize_run(label, run.outcomes, {"energy_default"}, rate, run.elapsed_s);
+    pr.stats = summarize_run(label, run.outcomes, poll_labels, rate, run.elapsed_s);
     if (q0 >= 0 && q1 >= 0)
       pr.db_queries = q1 - q0;
     if (l0 >= 0 && l1 >= 0)

@@ -52,14 +52,6 @@ answer energy(std::uint16_t port, int h, const std::string& step, const std::str
   return a;
 }
 
-double metric(std::uint16_t port, const std::string& series) {
-  auto body = http_get(port, "/metrics").body;
-  auto at = body.find("\n" + series + " ");
-  if (at == std::string::npos)
-    return 0;
-  return std::stod(body.substr(at + series.size() + 2));
-}
-
 class Live : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {

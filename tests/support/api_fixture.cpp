@@ -41,6 +41,15 @@ std::string device_id(int d) {
   return buf;
 }
 
+double metric(std::uint16_t port, const std::string& series, const std::string& token) {
+  auto body = token.empty() ? http_get(port, "/metrics").body
+                            : http_request_with(port, "GET", "/metrics", "", bearer(token)).body;
+  auto at = body.find("\n" + series + " ");
+  if (at == std::string::npos)
+    return 0;
+  return std::stod(body.substr(at + series.size() + 2));
+}
+
 void seed_fleet(const pg_test_db& db, int households, int per_household, int hours, int every_s) {
   db.exec("INSERT INTO devices (id, household_id) SELECT "
           "('00000000-0000-4000-9000-' || lpad(i::text, 12, '0'))::uuid, "

@@ -25,6 +25,10 @@ rapidjson::Document parse_json(const std::string& body);
 std::string household_id(int h);
 std::string device_id(int d);
 
+/// The value of one /metrics series (e.g. `joule_db_queries_total{source="pool"}`), 0 when
+/// absent; with `token` as a bearer token (servers with auth.required).
+double metric(std::uint16_t port, const std::string& series, const std::string& token = {});
+
 /// Registers `households` x `per_household` devices and inserts one reading per device every
 /// `every_s` seconds over the last `hours` hours (random values, seeded).
 void seed_fleet(const pg_test_db& db, int households, int per_household, int hours, int every_s);
