@@ -162,9 +162,11 @@ void app::start() {
     d.live = std::make_shared<db::live_tail_holder>();
     d.settled = std::make_shared<cache::near_cache>(
         std::chrono::milliseconds{1},  // enables it; every put names its own ttl
-        static_cast<std::size_t>(d.settings.live_settled_max_entries), false);
+        static_cast<std::size_t>(d.settings.live_settled_max_entries), false,
+        static_cast<std::size_t>(d.settings.live_settled_max_bytes / 2));
     d.series = std::make_shared<cache::settled_series>(
-        static_cast<std::size_t>(d.settings.live_settled_max_entries));
+        static_cast<std::size_t>(d.settings.live_settled_max_entries),
+        static_cast<std::size_t>(d.settings.live_settled_max_bytes / 2));
   }
   if (!d.settings.auth_required)
     log(log_level::warn, "auth",

@@ -343,6 +343,11 @@ std::vector<option> build_options() {
   o.push_back(int_option("live.settled_max_entries",
                          "Most settled answer parts held in memory (one per household and window)",
                          &settings::live_settled_max_entries, 16, 10000000));
+  o.push_back(size_option("live.settled_max_bytes",
+                          "Most memory settled answer parts may take (their text and keys; half "
+                          "for household energy, half for device answers)",
+                          &settings::live_settled_max_bytes, std::int64_t(1) << 20,
+                          std::int64_t(1) << 40));
   o.push_back(bool_option("alerts.enabled", "Run alert evaluators and webhook delivery",
                           &settings::alerts_enabled));
   o.push_back(duration_option("alerts.feed_interval",

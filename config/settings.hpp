@@ -92,6 +92,7 @@ struct settings {
   bool live_enabled = true;
   millis live_interval{1000};
   int live_settled_max_entries = 50000;
+  std::int64_t live_settled_max_bytes = std::int64_t(192) << 20;
   millis alerts_catch_up{15 * 60 * 1000};
   millis alerts_retention{30LL * 24 * 3600 * 1000};
   millis alerts_alertmanager_resend{60 * 1000};
