@@ -620,18 +620,27 @@ settled_part settled_energy(session& s, const std::string& household, std::int64
   pqxx::nontransaction q{s.conn()};
   // One statement: the versions and the rows come from the same snapshot, so the body is
   // stored under the version of exactly the rows it was computed from.
+  // At 5 min steps a row is a bucket: no grouping (the sum of one value is that value; 0.2 vs
+  // 0.34 ms). $4 is referenced only so that both texts take the same parameters.
+  const bool by_row = step == 5 * 60 * micros_per_second;
+  const std::string rows =
+      by_row ? "SELECT " + us("bucket") +
+                   " AS b, energy_wh_sum AS e FROM rollup_household_5m WHERE household_id = "
+                   "$1::uuid AND bucket >= $2::timestamptz AND bucket < $3::timestamptz "
+                   "AND $4::interval IS NOT NULL"
+             : "SELECT " + us("date_bin($4::interval, bucket, '2000-01-01 00:00:00+00')") +
+                   " AS b, sum(energy_wh_sum) AS e FROM rollup_household_5m WHERE household_id "
+                   "= $1::uuid AND bucket >= $2::timestamptz AND bucket < $3::timestamptz "
+                   "GROUP BY 1";
   auto sql =
       "WITH v AS (SELECT coalesce(string_agg(" + us("hour") +
       "::text || ':' || gen::text, ',' ORDER BY hour), '') AS v FROM rollup_versions "
       "WHERE rollup = 'household_5m' AND hour >= date_bin('1 hour', $2::timestamptz, "
       "'2000-01-01 00:00:00+00') AND hour < $3::timestamptz) "
-      "SELECT v.v, s.b, s.e FROM v LEFT JOIN (SELECT " +
-      us("date_bin($4::interval, bucket, '2000-01-01 00:00:00+00')") +
-      " AS b, sum(energy_wh_sum) AS e FROM rollup_household_5m WHERE household_id = $1::uuid "
-      "AND bucket >= $2::timestamptz AND bucket < $3::timestamptz GROUP BY 1) s ON true "
-      "ORDER BY s.b";
-  s.prepare("live_settled_energy", sql);
-  auto r = q.exec_prepared("live_settled_energy", household, ts(lo), ts(hi),
+      "SELECT v.v, s.b, s.e FROM v LEFT JOIN (" + rows + ") s ON true ORDER BY s.b";
+  const char* name = by_row ? "live_settled_energy_5m" : "live_settled_energy";
+  s.prepare(name, sql);
+  auto r = q.exec_prepared(name, household, ts(lo), ts(hi),
                            std::to_string(step / micros_per_second) + " seconds");
   settled_part out;
   for (auto row : r) {
