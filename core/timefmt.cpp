@@ -102,18 +102,42 @@ std::string format_rfc3339(micros_t t) {
   unsigned mo, d;
   civil_from_days(days, y, mo, d);
   char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
-                        static_cast<long long>(y), mo, d, static_cast<long long>(rem / 3600),
-                        static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60));
-  std::string out(buf, static_cast<size_t>(n));
-  if (frac != 0) {
-    std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(frac));
-    out += buf;
-    while (out.back() == '0')
-      out.pop_back();
+  std::size_t n;
+  if (y >= 0 && y <= 9999) {
+    // Written digit by digit: every rendered answer formats a time per bucket, and snprintf's
+    // format parsing was the larger part of that.
+    auto put2 = [&buf](std::size_t at, std::int64_t v) {
+      buf[at] = static_cast<char>('0' + v / 10);
+      buf[at + 1] = static_cast<char>('0' + v % 10);
+    };
+    put2(0, y / 100);
+    put2(2, y % 100);
+    buf[4] = '-';
+    put2(5, mo);
+    buf[7] = '-';
+    put2(8, d);
+    buf[10] = 'T';
+    put2(11, rem / 3600);
+    buf[13] = ':';
+    put2(14, rem / 60 % 60);
+    buf[16] = ':';
+    put2(17, rem % 60);
+    n = 19;
+  } else {
+    n = static_cast<std::size_t>(
+        std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
+                      static_cast<long long>(y), mo, d, static_cast<long long>(rem / 3600),
+                      static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60)));
   }
-  out += 'Z';
-  return out;
+  if (frac != 0) {
+    buf[n++] = '.';
+    for (micros_t div = 100000; div > 0 && frac != 0; div /= 10) {
+      buf[n++] = static_cast<char>('0' + frac / div);
+      frac %= div;
+    }
+  }
+  buf[n++] = 'Z';
+  return std::string(buf, n);
 }
 
 micros_t now_micros() {

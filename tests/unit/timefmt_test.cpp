@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+#include <string>
+
 #include "core/timefmt.hpp"
 
 using namespace joule;
@@ -27,4 +31,40 @@ TEST(Buckets, FloorAndCeilIncludingNegative) {
   EXPECT_EQ(ceil_to(125, 60), 180);
   EXPECT_EQ(ceil_to(120, 60), 120);
   EXPECT_EQ(floor_to(-1, 60), -60);
+}
+
+// The digit-by-digit formatter writes what the snprintf one did, for any instant and fraction.
+TEST(Rfc3339, FormatsLikeThePrintfReference) {
+  auto reference = [](joule::micros_t t) {
+    auto secs = joule::floor_to(t, joule::micros_per_second) / joule::micros_per_second;
+    auto frac = t - secs * joule::micros_per_second;
+    std::time_t tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::string out = buf;
+    if (frac) {
+      std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(frac));
+      out += buf;
+      while (out.back() == '0')
+        out.pop_back();
+    }
+    return out + "Z";
+  };
+  std::uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    // From 1900 to 2200, with and without a fraction.
+    auto t = static_cast<joule::micros_t>(x % 9'467'280'000'000'000ull) - 2'208'988'800'000'000;
+    if (i % 3 == 0)
+      t = joule::floor_to(t, joule::micros_per_second);
+    ASSERT_EQ(joule::format_rfc3339(t), reference(t)) << t;
+  }
+  EXPECT_EQ(joule::format_rfc3339(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(joule::format_rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(joule::format_rfc3339(50), "1970-01-01T00:00:00.00005Z");
 }
