@@ -121,6 +121,11 @@ std::vector<child_spec> app::impl::children() {
     // instance sharing the database (entries are keyed by version anyway: this frees memory
     // at once rather than at expiry).
     auto on_change = [store = settled, series = series](const db::rollup_change& c) {
+      // A pending late write changes no rollup row: the readers' late_touches (per household)
+      // and the versions keep answers exact; evicting here would only make every subject
+      // overlapping the range read its part again.
+      if (c.kind == "pending")
+        return;
       cache::evict_settled(*store, c.rollup, c.lo, c.hi);
       series->evict(c.rollup + ":", c.lo, c.hi);
     };

@@ -63,7 +63,7 @@ settled_top_part settled_top(session& s, const std::vector<std::string>& devices
   auto sql =
       "WITH w AS (SELECT least(greatest(coalesce((SELECT date_bin('1 hour', watermark, " + origin +
       ") FROM rollup_state WHERE name = 'device_1h'), $2::timestamptz), $2::timestamptz), "
-      "$3::timestamptz) AS h), "
+      "date_bin('1 hour', $3::timestamptz, " + origin + ")) AS h), "
       "d AS (SELECT unnest($1::uuid[]) AS id), "
       "x AS (SELECT device_id, bucket AS b, energy_wh_sum AS e FROM rollup_device_1h, w "
       "WHERE device_id IN (SELECT id FROM d) AND bucket >= $2::timestamptz AND bucket < w.h "

@@ -423,4 +423,31 @@ TEST_F(LiveDevices, ARestrictedTokenSeesItsDevicesOnlyAndOthersAsTheDatabasePath
   }
 }
 
+// Review: a late reading of another household (pending, below the device 1 min watermark)
+// changes nothing this household's answers read: they stay in memory. (The 'pending' NOTIFY
+// evicts every subject's settled part overlapping the range, so every polled device and
+// household reads its part from PostgreSQL again: a burst per late write in the fleet.)
+TEST_F(LiveDevices, ALateReadingOfAnotherHouseholdKeepsThisHouseholdsPartsInMemory) {
+  auto port = app_->port();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(power_matches(1, minute, power(port, 1, "1m")));
+    ASSERT_TRUE(top_matches(1, 4, top(port, 1, 4)));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  power(port, 1, "1m");
+  top(port, 1, 4);
+  const auto late_at = db_now() - 30 * minute;
+  db_->exec("INSERT INTO telemetry SELECT now() - interval '30 minutes', id, household_id, 7, 1 "
+            "FROM devices WHERE id = '" + device_id(12) + "'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // NOTIFY, a few tail cycles
+  auto before = metric(port, "joule_db_queries_total{source=\"pool\"}");
+  auto p = power(port, 1, "1m");
+  auto t = top(port, 1, 4);
+  EXPECT_TRUE(power_matches(1, minute, p));
+  EXPECT_TRUE(top_matches(1, 4, t));
+  EXPECT_EQ(metric(port, "joule_db_queries_total{source=\"pool\"}") - before, 0)
+      << "household 1's parts were read again for a late reading of household 3";
+  refresh(late_at - minute, late_at + 2 * minute);  // leaves nothing pending
+}
+
 } // namespace
