@@ -1,6 +1,7 @@
 #include "db/live_tail.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -709,9 +710,15 @@ void run_cycle(self_ptr self) {
     // feed may still hold a snapshot as the next one lands: its last release would free a few
     // hundred thousand buckets on a CAF worker serving polls). Nobody can take a new
     // reference to a replaced snapshot, so a count of 1 is final.
-    retired.erase(std::remove_if(retired.begin(), retired.end(),
-                                 [](const live_snapshot_ptr& p) { return p.use_count() == 1; }),
-                  retired.end());
+    std::vector<live_snapshot_ptr> held;
+    for (auto& p : retired)
+      if (p.use_count() > 1)
+        held.push_back(std::move(p));
+    // The count is read relaxed; the fence orders the readers' releases (acq_rel) before the
+    // frees below.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    retired.clear();
+    retired.swap(held);
     *out = reader->cycle(s, grace);
     auto& l = reader->last();
     m().raw_rows.inc(l.raw_rows);

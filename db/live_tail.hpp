@@ -134,8 +134,9 @@ private:
 /// answered from the database.
 constexpr std::int64_t live_versions_span = 8LL * 24 * 3600 * 1'000'000;
 /// Household 5 min rollup rows a snapshot holds below the watermark at least: a settled part
-/// that ends within this span of the watermark is extended from the snapshot in memory.
-constexpr std::int64_t live_settled_overlap = 30LL * 60 * 1'000'000;
+/// that ends within this span of the watermark is extended from the snapshot in memory, and
+/// one whose hours a late range rewrote there is rebuilt from it (12 buckets per household).
+constexpr std::int64_t live_settled_overlap = 60LL * 60 * 1'000'000;
 /// Raw time above the device 1 min watermark the tail reads at most: a watermark further
 /// behind (catch-up, refresh failing) turns the live path off until it catches up.
 constexpr std::int64_t live_max_raw_span = 15LL * 60 * 1'000'000;

@@ -141,6 +141,31 @@ TEST(SettledSeries, APartReadForAnOlderWindowDoesNotPushOutTheOneDashboardsExten
   EXPECT_EQ(store.find(key), newer);
 }
 
+TEST(SettledSeries, AnHourALateRangeRewroteIsRebuiltFromTheSnapshotWhenItHoldsItsRows) {
+  cache::settled_series store(100);
+  const auto key = http::settled_series_key(household, five);
+  auto wm = t0 + 20 * hour;
+  store.put(key, http::settled_from_points(t0, wm, "", points(t0, wm, 10)));
+  // A refresh rewrote the hour before the watermark (a late reading): the snapshot holds its
+  // rows (from two hours below the watermark), with other values than the part.
+  auto snap = snapshot(wm - 2 * hour, wm, 50);
+  snap.versions["household_5m"][wm - hour] = 3;
+  auto rebuilt = http::settled_from_memory(store, key, snap, household, five, t0, wm);
+  ASSERT_TRUE(rebuilt);
+  auto expected = points(t0, wm - hour, 10);
+  auto tail = points(wm - hour, wm, 50);
+  expected.insert(expected.end(), tail.begin(), tail.end());
+  EXPECT_EQ(std::string(rebuilt->slice(t0, wm)), rendered(expected));
+  ASSERT_FALSE(rebuilt->versions.empty());
+  EXPECT_EQ(rebuilt->versions.back(), std::make_pair(wm - hour, std::int64_t{3}));
+  EXPECT_EQ(http::settled_from_memory(store, key, snap, household, five, t0, wm), rebuilt)
+      << "stored, and now at the snapshot's versions";
+  // A rewrite further back than the snapshot's rows: read again.
+  snap.versions["household_5m"][wm - 5 * hour] = 1;
+  EXPECT_FALSE(http::settled_from_memory(store, key, snap, household, five, t0, wm));
+  EXPECT_FALSE(store.find(key));
+}
+
 TEST(SettledSeries, TheStoreIsBoundedAndEvictsByRange) {
   cache::settled_series store(32, 1 << 20);
   for (int i = 0; i < 100; ++i)
