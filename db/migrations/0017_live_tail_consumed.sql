@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS live_tail_consumed (
   lo          timestamptz NOT NULL,
   hi          timestamptz NOT NULL,
   inserted    boolean     NOT NULL,
-  consumed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+  -- One value per batch (the statement that writes it): a batch is pruned whole.
+  consumed_at timestamptz NOT NULL DEFAULT statement_timestamp()
 );
 CREATE INDEX IF NOT EXISTS live_tail_consumed_idx ON live_tail_consumed (rollup, batch);
 
