@@ -517,9 +517,9 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   for (auto row : tx.exec_params(
            "SELECT false, xmin::text, " + us("lo") + ", " + us("hi") +
                ", inserted FROM rollup_invalidations WHERE rollup = $1 UNION ALL SELECT true, "
-               "xid::text, " + us("lo") + ", " + us("hi") +
-               ", inserted FROM live_tail_consumed WHERE rollup = $1 AND batch > $2 AND "
-               "batch <= $3",
+               "u.x::text, " + us("u.lo") + ", " + us("u.hi") +
+               ", u.ins FROM live_tail_consumed c, unnest(c.xids, c.los, c.his, c.inserted) "
+               "AS u(x, lo, hi, ins) WHERE c.rollup = $1 AND c.batch > $2 AND c.batch <= $3",
            live_tail_rollup, incremental ? batch : batch_1m, batch_1m)) {
     auto id = row[1].as<std::string>() + '/' + row[2].c_str() + '/' + row[3].c_str() +
               (row[4].as<bool>() ? "/i" : "/o");

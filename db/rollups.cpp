@@ -190,8 +190,9 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
     }
     consume = "WITH d AS (DELETE FROM rollup_invalidations WHERE rollup = $1 AND (" + which +
               ") RETURNING xmin, lo, hi, inserted, logged_at), k AS (INSERT INTO "
-              "live_tail_consumed (rollup, batch, xid, lo, hi, inserted) SELECT $1, "
-              "txid_current(), xmin, lo, hi, inserted FROM d" + below + ") SELECT " +
+              "live_tail_consumed (rollup, batch, xids, los, his, inserted) SELECT $1, "
+              "txid_current(), array_agg(xmin), array_agg(lo), array_agg(hi), "
+              "array_agg(inserted) FROM d" + below + " HAVING count(*) > 0) SELECT " +
               clamped_us("lo") + ", " + clamped_us("hi") + ", " + us("logged_at") + " FROM d";
   }
   std::vector<log_entry> entries;

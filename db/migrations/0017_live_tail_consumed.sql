@@ -13,17 +13,19 @@
 -- snapshot reads the batches (B, consumed_batch] of its new one: with the log rows it sees,
 -- every statement exactly once, whichever instance refreshed. Only rows a tail may still need
 -- are kept (hi at or above the old watermark: the tail reads raw rows only above the new one).
+-- One row per batch, its log rows as parallel arrays: a refresh writes one tuple however many
+-- rows it consumed (12k log rows cost it ~7 ms more, against ~27 ms as 12k rows with an index)
+-- and prunes a handful of tuples. No row when it kept nothing.
 CREATE TABLE IF NOT EXISTS live_tail_consumed (
-  rollup      text        NOT NULL,
-  batch       bigint      NOT NULL,
-  xid         xid         NOT NULL,
-  lo          timestamptz NOT NULL,
-  hi          timestamptz NOT NULL,
-  inserted    boolean     NOT NULL,
-  -- One value per batch (the statement that writes it): a batch is pruned whole.
-  consumed_at timestamptz NOT NULL DEFAULT statement_timestamp()
+  rollup      text          NOT NULL,
+  batch       bigint        NOT NULL,
+  xids        xid[]         NOT NULL,  -- the log rows' xmin (their statement's (sub)xid)
+  los         timestamptz[] NOT NULL,
+  his         timestamptz[] NOT NULL,
+  inserted    boolean[]     NOT NULL,
+  consumed_at timestamptz   NOT NULL DEFAULT statement_timestamp(),
+  PRIMARY KEY (rollup, batch)
 );
-CREATE INDEX IF NOT EXISTS live_tail_consumed_idx ON live_tail_consumed (rollup, batch);
 
 -- consumed_pruned: the newest batch a refresh has pruned (batches live ten minutes; a tail
 -- whose last snapshot is older than a pruned batch re-reads the raw tail whole).
