@@ -12,6 +12,7 @@
 #include "core/metrics.hpp"
 #include "core/timefmt.hpp"
 #include "db/db_worker.hpp"
+#include "db/rollups.hpp"
 #include "db/session.hpp"
 
 namespace joule::db {
@@ -190,7 +191,10 @@ struct live_tail_reader::impl {
   // and minute (the household of a raw row is its own, as every raw query reads it).
   bool raw_ok = false;
   std::int64_t raw_wm = 0;
-  std::int64_t refreshes = -1;
+  // The last batch of log rows a device_1m refresh consumed (live_tail_consumed) and the count
+  // of unaccounted log removals, as of the last snapshot (see cycle()).
+  std::int64_t batch = 0;
+  std::int64_t resets = 0;
   std::unordered_set<std::string> seen;  // device_1m log rows seen last cycle (see cycle())
   std::unordered_map<std::string, keyed_buckets> raw;  // device -> household -> buckets
 
@@ -268,6 +272,17 @@ struct live_tail_reader::impl {
     part.lo = lo;
     part.hi = hi;
     part.versions = snap.version_text(rollup, lo, hi);
+  }
+
+  // Forgets the held raw buckets of the minutes [lo, hi).
+  void erase_raw(std::int64_t lo, std::int64_t hi) {
+    for (auto d = raw.begin(); d != raw.end();) {
+      for (auto h = d->second.begin(); h != d->second.end();) {
+        h->second.erase(h->second.lower_bound(lo), h->second.lower_bound(hi));
+        h = h->second.empty() ? d->second.erase(h) : std::next(h);
+      }
+      d = d->second.empty() ? raw.erase(d) : std::next(d);
+    }
   }
 
   // Adds grouped raw rows (household, device, minute, sums...) to the held raw buckets.
@@ -349,19 +364,22 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   };
   live_snapshot snap;
   read_tx tx{s.conn()};
-  // The clock, every watermark, and how many times device_1m was refreshed (a refresh
-  // consumes log rows this reader may not have seen).
-  std::int64_t refreshes_1m = -1;
+  // The clock, every watermark, and device_1m's log bookkeeping: the last batch of log rows a
+  // refresh consumed, the newest batch pruned, and unaccounted log removals (migration 0017).
+  std::int64_t batch_1m = -1, pruned_1m = 0, resets_1m = -1;
   for (auto row : tx.exec("SELECT " + us("now()") + ", name, " + us("watermark") +
-                          ", refreshes FROM rollup_state")) {
+                          ", consumed_batch, consumed_pruned, log_resets FROM rollup_state")) {
     snap.db_now = row[0].as<std::int64_t>();
     auto name = row[1].as<std::string>();
-    if (name == "device_1m")
-      refreshes_1m = row[3].as<std::int64_t>();
+    if (name == live_tail_rollup) {
+      batch_1m = row[3].as<std::int64_t>();
+      pruned_1m = row[4].as<std::int64_t>();
+      resets_1m = row[5].as<std::int64_t>();
+    }
     if (row[2].is_null())
       continue;
     auto wm = row[2].as<std::int64_t>();
-    if (name == "device_1m")
+    if (name == live_tail_rollup)
       snap.wm_device_1m = wm;
     else if (name == "household_5m")
       snap.wm_household_5m = wm;
@@ -488,6 +506,15 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
            "count(power_w) AS c, max(power_w) AS m FROM telemetry " +
            from_where + " GROUP BY 1, 2, 3) g";
   };
+  // Whether the held raw buckets can be carried forward: the reader saw the last snapshot's
+  // log rows, no log row went without being accounted for, and every log row a device_1m
+  // refresh consumed since then is still kept in live_tail_consumed (batches (batch,
+  // batch_1m]; a batch is numbered by its refresh's txid, in commit order, and pruned after
+  // ten minutes). A watermark that moved on only drops the buckets it passed: their minutes
+  // are now read from the rollup (read_part above), as a whole read would.
+  const bool incremental =
+      raw_ok && resets_1m == resets && wm1 >= raw_wm &&
+      (batch_1m == batch || (batch > 0 && batch_1m > batch && pruned_1m <= batch));
   std::unordered_set<std::string> log_rows;
   std::vector<std::string> insert_xids;
   std::int64_t ins_lo = INT64_MAX, ins_hi = INT64_MIN;
@@ -498,12 +525,24 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   // (one transaction logging the same range twice) are one: the fold is per xmin and a
   // re-read of the same minutes is the same. (A copy under a new xmin, e.g. pg_repack, only
   // re-reads: no telemetry row carries that xmin.)
-  for (auto row : tx.exec("SELECT NULL, xmin::text, " + us("lo") + ", " + us("hi") +
-                          ", inserted FROM rollup_invalidations WHERE rollup = 'device_1m'")) {
+  // With them, the rows the refreshes since the last snapshot consumed, under the same
+  // identity (their original xmin): one the reader saw in the log last time is not new; one
+  // it never saw committed after its last snapshot (before it, it would have been in the log
+  // then: only a refresh of a later batch, or an unaccounted removal, takes rows out).
+  for (auto row : tx.exec_params(
+           "SELECT false, xmin::text, " + us("lo") + ", " + us("hi") +
+               ", inserted FROM rollup_invalidations WHERE rollup = $1 UNION ALL SELECT true, "
+               "u.x::text, " + us("u.lo") + ", " + us("u.hi") +
+               ", u.ins FROM live_tail_consumed c, unnest(c.xids, c.los, c.his, c.inserted) "
+               "AS u(x, lo, hi, ins) WHERE c.rollup = $1 AND c.batch > $2 AND c.batch <= $3",
+           live_tail_rollup, incremental ? batch : batch_1m, batch_1m)) {
     auto id = row[1].as<std::string>() + '/' + row[2].c_str() + '/' + row[3].c_str() +
               (row[4].as<bool>() ? "/i" : "/o");
-    if (raw_ok && !seen.count(id)) {
+    const bool consumed = row[0].as<bool>();
+    if (incremental && !seen.count(id)) {
       ++last.statements;
+      if (consumed)
+        ++last.consumed;
       auto lo = row[2].as<std::int64_t>();
       auto hi = row[3].as<std::int64_t>();  // inclusive
       if (hi >= wm1) {
@@ -516,16 +555,18 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
         }
       }
     }
-    log_rows.insert(std::move(id));
+    if (!consumed)
+      log_rows.insert(std::move(id));
   }
   ++snap.queries;
-  const bool whole = !raw_ok || refreshes_1m != refreshes || wm1 != raw_wm;
-  if (whole) {
+  if (!incremental) {
     raw.clear();
     fold_raw(tx.exec_params(raw_sql("WHERE ts >= $1::timestamptz"), ts(wm1)));
     ++snap.queries;
     last.full_raw = true;
   } else {
+    if (wm1 > raw_wm)
+      erase_raw(INT64_MIN, wm1);
     // A plain INSERT's rows carry its xmin (the log row was written by the same statement, in
     // the same (sub)transaction) and lie inside its logged range. Rows of the same xmin that
     // an UPDATE wrote are folded here too, but the UPDATE's own log row re-reads their minutes
@@ -553,13 +594,7 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
       last.reread_ranges = merged.size();
       std::vector<std::int64_t> los, his;
       for (auto& [lo, hi] : merged) {
-        for (auto d = raw.begin(); d != raw.end();) {
-          for (auto h = d->second.begin(); h != d->second.end();) {
-            h->second.erase(h->second.lower_bound(lo), h->second.lower_bound(hi));
-            h = h->second.empty() ? d->second.erase(h) : std::next(h);
-          }
-          d = d->second.empty() ? raw.erase(d) : std::next(d);
-        }
+        erase_raw(lo, hi);
         los.push_back(lo);
         his.push_back(hi);
       }
@@ -573,7 +608,8 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
   tx.commit();
   raw_ok = true;
   raw_wm = wm1;
-  refreshes = refreshes_1m;
+  batch = batch_1m;
+  resets = resets_1m;
   seen = std::move(log_rows);
   last.read_ms = ms_since(started);
   const auto build_started = std::chrono::steady_clock::now();
@@ -684,8 +720,8 @@ struct tail_metrics {
       "Rollup rows the live tail received (read once as the watermarks pass them)");
   metrics::counter& full_raw = metrics::global().get_counter(
       "joule_live_tail_full_reads_total",
-      "Live tail cycles that re-read the whole raw tail (first cycle, after a device_1m refresh "
-      "or a failure)");
+      "Live tail cycles that re-read the whole raw tail (first cycle, after a failure, a tail "
+      "fallen behind, or log rows removed by hand)");
 };
 
 tail_metrics& m() {

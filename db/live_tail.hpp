@@ -149,8 +149,12 @@ constexpr std::int64_t live_max_raw_span = 15LL * 60 * 1'000'000;
 /// row not seen before is a statement committed since the last snapshot, in commit order
 /// whatever the order of `ts`): a plain INSERT's rows are folded by their xmin, any other
 /// write (UPDATE, DELETE, TRUNCATE, ...) re-reads the minutes it names. A device 1 min
-/// refresh consumes log rows the tail may not have seen, so the cycle after one re-reads the
-/// raw tail whole (at most once per refresh, when the tail is shortest).
+/// refresh consumes log rows the tail may not have seen; it keeps them for a while in
+/// live_tail_consumed, numbered by batch (migration 0017), where the tail finds those it
+/// missed, and a watermark that moved only drops the raw buckets it passed. The raw tail is
+/// re-read whole only on the first cycle, after a failed one, when the tail fell more than the
+/// consumed rows' retention behind, or after log rows were removed unaccounted (TRUNCATE or
+/// DELETE of the log by hand).
 /// Used by one thread at a time (the tail's own DB worker); not copyable.
 class live_tail_reader {
 public:
@@ -172,6 +176,7 @@ public:
     std::size_t raw_rows = 0;    // grouped raw rows received (folded or re-read)
     std::size_t rollup_rows = 0; // rollup rows received
     std::size_t statements = 0;  // new log rows (committed write statements) seen
+    std::size_t consumed = 0;    // of them, found among rows a refresh consumed
     std::size_t reread_ranges = 0;
     double read_ms = 0;   // the transaction (PostgreSQL and receiving rows)
     double build_ms = 0;  // building the snapshot from what is held

@@ -126,8 +126,11 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
   refresh_report rep;
   pqxx::work tx{s.conn()};
   auto lock_fn = wait_for_lock ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock";
+  // The refresh accounts for the log rows it deletes (live_tail_consumed, put_back): the
+  // setting tells migration 0017's triggers not to count them as unaccounted removals.
   auto lock = tx.exec_params(std::string("SELECT ") + lock_fn +
-                                 "(hashtext('joule.refresh.' || $1))::text",
+                                 "(hashtext('joule.refresh.' || $1))::text, "
+                                 "set_config('joule.log_consumer', 'on', true)",
                              spec.name);
   if (!wait_for_lock && lock[0][0].as<std::string>() != "true") {
     // Another process is refreshing; report the watermark it last committed.
@@ -172,11 +175,28 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
     params.push_back(ts(manual->lo));
     params.push_back(ts(manual->hi));
   }
+  // The live tail's rollup keeps what it consumes (migration 0017), in the same statement:
+  // the tail may not have seen these rows yet. It reads raw rows only above the watermark this
+  // refresh leaves, so rows wholly below the old one are of no use to it.
+  std::string consume = "DELETE FROM rollup_invalidations WHERE rollup = $1 AND (" + which +
+                        ") RETURNING " + clamped_us("lo") + ", " + clamped_us("hi") + ", " +
+                        us("logged_at");
+  const bool keep_consumed = spec.name == live_tail_rollup;
+  if (keep_consumed) {
+    std::string below;
+    if (wm) {
+      params.push_back(ts(*wm));
+      below = " WHERE hi >= $" + std::to_string(params.size()) + "::timestamptz";
+    }
+    consume = "WITH d AS (DELETE FROM rollup_invalidations WHERE rollup = $1 AND (" + which +
+              ") RETURNING xmin, lo, hi, inserted, logged_at), k AS (INSERT INTO "
+              "live_tail_consumed (rollup, batch, xids, los, his, inserted) SELECT $1, "
+              "txid_current(), array_agg(xmin), array_agg(lo), array_agg(hi), "
+              "array_agg(inserted) FROM d" + below + " HAVING count(*) > 0) SELECT " +
+              clamped_us("lo") + ", " + clamped_us("hi") + ", " + us("logged_at") + " FROM d";
+  }
   std::vector<log_entry> entries;
-  for (auto row : tx.exec_params("DELETE FROM rollup_invalidations WHERE rollup = $1 AND (" +
-                                     which + ") RETURNING " + clamped_us("lo") + ", " +
-                                     clamped_us("hi") + ", " + us("logged_at"),
-                                 pqxx::prepare::make_dynamic_params(params))) {
+  for (auto row : tx.exec_params(consume, pqxx::prepare::make_dynamic_params(params))) {
     entries.push_back({widen_inclusive(row[0].as<std::int64_t>(), row[1].as<std::int64_t>(),
                                        spec.width),
                        row[2].as<std::int64_t>()});
@@ -284,10 +304,20 @@ refresh_report run(session& s, const rollup_spec& spec, const refresh_policy_us&
   rep.watermark_after = target;
   rep.duration_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  // The tail's rollup also numbers this batch and prunes old ones (the newest pruned batch
+  // tells a tail that saw none of it to re-read the raw tail whole).
   auto fin = tx.exec_params(
-      "UPDATE rollup_state SET watermark = $2, last_refresh_at = now(), last_duration_ms = $3, "
-      "refreshes = refreshes + 1 WHERE name = $1 RETURNING (SELECT count(*) FROM "
-      "rollup_invalidations WHERE rollup = $1 AND kept)",
+      std::string(keep_consumed
+                      ? "WITH p AS (DELETE FROM live_tail_consumed WHERE rollup = $1 AND "
+                        "consumed_at < now() - interval '" +
+                            std::string(live_tail_consumed_retention) +
+                            "' RETURNING batch) UPDATE rollup_state SET consumed_batch = "
+                            "txid_current(), consumed_pruned = greatest(consumed_pruned, "
+                            "(SELECT max(batch) FROM p)), "
+                      : "UPDATE rollup_state SET ") +
+          "watermark = $2, last_refresh_at = now(), last_duration_ms = $3, "
+          "refreshes = refreshes + 1 WHERE name = $1 RETURNING (SELECT count(*) FROM "
+          "rollup_invalidations WHERE rollup = $1 AND kept)",
       spec.name, ts(target), rep.duration_ms);
   rep.invalidations_kept = fin[0][0].as<int>();
   tx.commit();

@@ -24,6 +24,14 @@ struct rollup_spec {
   std::string read_view;   // real-time read view
 };
 
+/// The rollup whose watermark the live tail reads raw rows above (db/live_tail.cpp): its
+/// refresh keeps the log rows it consumes in live_tail_consumed for a while (migration 0017),
+/// so the tail sees every write statement exactly once across refreshes.
+inline constexpr const char* live_tail_rollup = "device_1m";
+/// How long a refresh keeps a batch of consumed log rows: a tail whose last snapshot is
+/// older than that re-reads the raw tail whole (tails cycle every second).
+inline constexpr const char* live_tail_consumed_retention = "10 minutes";
+
 /// One spec per entry of config::rollup_defs(), in the same order.
 const std::vector<rollup_spec>& rollups();
 /// nullptr if unknown.
