@@ -629,12 +629,18 @@ live_snapshot live_tail_reader::impl::cycle(session& s, std::int64_t grace_us) {
     snap.household_5m = base_hh5;
   snap.bucket_count = base_count;
   for (auto& [id, by_household] : raw) {
-    auto& d = snap.device_1m[id];
+    // A device's buckets take only its rows stamped with its registered household, as the
+    // database path reads them (raw_key_filter, top's household filter): rows stamped with
+    // another (a device moved, a writer's mistake) count for that household only.
+    auto reg = device_household.find(id);
+    std::vector<live_bucket>* d = nullptr;
     for (auto& [hh, m] : by_household) {
       std::vector<live_bucket>* h1 = nullptr;
       std::vector<live_bucket>* h5 = hh_ok ? &snap.household_5m[hh] : nullptr;
+      const bool own = reg != device_household.end() && reg->second == hh;
       for (auto& [t, b] : m) {
-        snap.bucket_count += merge_into(d, b);
+        if (own)
+          snap.bucket_count += merge_into(d ? *d : *(d = &snap.device_1m[id]), b);
         if (t >= snap.household_1m_lo)
           snap.bucket_count += merge_into(h1 ? *h1 : *(h1 = &snap.household_1m[hh]), b);
         if (h5) {

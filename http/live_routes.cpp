@@ -13,6 +13,7 @@
 #include "db/live_parts.hpp"
 #include "http/cache_ask.hpp"
 #include "http/errors.hpp"
+#include "http/live_payload.hpp"
 #include "http/render.hpp"
 
 namespace joule::http {
@@ -50,34 +51,11 @@ response ok(std::string body, cache_outcome outcome) {
 
 // --- a settled part carried forward in memory
 
-// [lo, hi), the versions of the rows it was computed from, and its payload (the answer's own
-// text format, see append_points / encode_hourly).
-struct part {
-  std::int64_t lo = 0, hi = 0;
-  std::string versions, payload;
-};
+using part = live_part;
 
-std::string encode(const part& p) {
-  return std::to_string(p.lo) + "|" + std::to_string(p.hi) + "|" + p.versions + "|" + p.payload;
-}
-
-std::optional<part> decode(const std::string& text) {
-  auto a = text.find('|');
-  auto b = a == std::string::npos ? a : text.find('|', a + 1);
-  auto c = b == std::string::npos ? b : text.find('|', b + 1);
-  if (c == std::string::npos)
-    return std::nullopt;
-  part p;
-  p.lo = std::strtoll(text.c_str(), nullptr, 10);
-  p.hi = std::strtoll(text.c_str() + a + 1, nullptr, 10);
-  p.versions = text.substr(b + 1, c - b - 1);
-  p.payload = text.substr(c + 1);
-  return p;
-}
-
-// What a device answer needs to get its settled part. Everything that reads the snapshot is
-// captured by the functions (they run on the session actor's thread, possibly after a DB
-// round trip: the snapshot they captured is the one the answer is joined with).
+// What a device answer needs to get its settled part. What the functions read of the snapshot
+// is a slice of it (see slice_of), captured by them: they run on the session actor's thread,
+// possibly after a DB round trip, and must not keep a whole snapshot alive meanwhile.
 struct part_plan {
   std::string rollup;  // key prefix: announced changes of this rollup evict the part early
   std::string id;      // device or household
@@ -95,6 +73,8 @@ struct part_plan {
   std::function<part(db::session&)> read;
   /// The payload of a part starting an hour earlier, without that hour (empty: cannot).
   std::function<std::string(const std::string& payload, std::int64_t lo)> cut;
+  /// Whether a payload found in memory or Redis is well formed (else: a miss).
+  bool (*well_formed)(const std::string& payload) = nullptr;
 };
 
 using finish_fn = std::function<void(const part&, cache_outcome)>;
@@ -112,8 +92,9 @@ std::optional<part> usable_memo(const env_ptr& env, const part_plan& plan, std::
   auto body = env->settled->find(memo_key(plan, lo), now);
   if (!body)
     return std::nullopt;
-  auto p = decode(*body);
-  if (!p || p->lo != lo || p->hi < plan.live_lo || p->versions != plan.versions(p->lo, p->hi))
+  auto p = decode_part(*body);
+  if (!p || p->lo != lo || p->hi < plan.live_lo || !plan.well_formed(p->payload) ||
+      p->versions != plan.versions(p->lo, p->hi))
     return std::nullopt;
   return p;
 }
@@ -129,7 +110,7 @@ void carry(caf::event_based_actor* self, const env_ptr& env, const part_plan& pl
     store = true;
   }
   if (store && p.hi >= plan.live_lo)
-    env->settled->put(memo_key(plan, plan.lo), encode(p), self->clock().now(),
+    env->settled->put(memo_key(plan, plan.lo), encode_part(p), self->clock().now(),
                       settled_ttl(*env));
   finish(p, outcome);
 }
@@ -156,7 +137,7 @@ void with_settled(caf::event_based_actor* self, const env_ptr& env,
   const auto expected = plan->versions(plan->lo, plan->db_hi);
   const auto key = cache::settled_key(plan->rollup, plan->id, plan->step, plan->lo, plan->db_hi,
                                       expected + "|" + plan->format);
-  if (auto body = env->settled->find(key, now))
+  if (auto body = env->settled->find(key, now); body && plan->well_formed(*body))
     return carry(self, env, *plan, part{plan->lo, plan->db_hi, expected, *body}, true,
                  cache_outcome::hit, finish);
   auto pool = env->registry->get<db_pool_actor>();
@@ -193,24 +174,15 @@ void with_settled(caf::event_based_actor* self, const env_ptr& env,
             },
             drop_and_fail(self, cache, key, reply));
   };
-  auto found = [self, env, plan, key, expected, finish](cache_lookup& l) {
+  auto found = [self, env, plan, key, expected, finish, compute](cache_lookup& l) {
+    // Truncated or corrupt text under the key (Redis is shared): read the part again, and
+    // put it back under the key in place of the bad text.
+    if (!plan->well_formed(l.body))
+      return compute(cache_outcome::miss);
     carry(self, env, *plan, part{plan->lo, plan->db_hi, expected, l.body}, true, l.outcome,
           finish);
   };
   ask_cache(self, cache, key, found, compute, reply);
-}
-
-// Doubles as text that reads back to the same value.
-std::string exact(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-std::string exact(const std::optional<double>& v) { return v ? exact(*v) : std::string(); }
-std::optional<double> read_exact(const char* from, const char* to) {
-  if (from == to)
-    return std::nullopt;
-  return std::strtod(from, nullptr);
 }
 
 // The snapshot's buckets of `id` in [from, to), or none.
@@ -229,29 +201,26 @@ void buckets_of(const db::live_snapshot& snap, const std::string& id, std::int64
 
 // --- device power
 
-// Payload: "t,avg,max;" per step bucket (empty avg/max: null).
-void append_points(std::string& out, const std::vector<db::power_point>& points) {
-  for (auto& p : points)
-    out += std::to_string(p.t) + "," + exact(p.avg) + "," + exact(p.max) + ";";
-}
-
-std::vector<db::power_point> parse_points(const std::string& payload) {
-  std::vector<db::power_point> out;
-  const char* s = payload.c_str();
-  while (*s) {
-    db::power_point p;
-    char* end = nullptr;
-    p.t = std::strtoll(s, &end, 10);
-    const char* a = end + 1;
-    const char* a_end = std::strchr(a, ',');
-    const char* m = a_end + 1;
-    const char* m_end = std::strchr(m, ';');
-    if (*end != ',' || !a_end || !m_end)
-      break;
-    p.avg = read_exact(a, a_end);
-    p.max = read_exact(m, m_end);
-    out.push_back(p);
-    s = m_end + 1;
+// What an answer's functions read of `snap`: the versions of `rollups` from the hour before
+// `lo` on (a memo may start there), and the device buckets of `ids` in [lo, hi). A few kB,
+// where the snapshot is tens of MiB at 50k devices: a poll waiting for PostgreSQL or Redis
+// (up to db.request_deadline) holds only this, and the snapshot is freed when the tail
+// replaces it.
+std::shared_ptr<const db::live_snapshot> slice_of(const db::live_snapshot& snap,
+                                                  std::initializer_list<const char*> rollups,
+                                                  const std::vector<std::string>& ids,
+                                                  std::int64_t lo, std::int64_t hi) {
+  auto out = std::make_shared<db::live_snapshot>();
+  for (const char* r : rollups)
+    if (auto it = snap.versions.find(r); it != snap.versions.end())
+      out->versions.emplace(r, std::map<std::int64_t, std::int64_t>(
+                                   it->second.lower_bound(floor_to(lo - hour, hour)),
+                                   it->second.end()));
+  for (auto& id : ids) {
+    std::vector<db::live_bucket> kept;
+    buckets_of(snap, id, lo, hi, [&](const db::live_bucket& b) { kept.push_back(b); });
+    if (!kept.empty())
+      out->device_1m.emplace(id, std::move(kept));
   }
   return out;
 }
@@ -317,12 +286,15 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
     return false;
   auto fresh = snap->db_now;
   lower_to(fresh, snap->fresh_cap("device_1m", q.start, std::min(wm1, q.end)));
-  plan->versions = [snap](std::int64_t lo, std::int64_t hi) {
-    return snap->version_text("device_1m", lo, hi);
+  // Everything below reads `slice`, never `snap`: every range they read lies in
+  // [plan->lo, q.end) (versions: from the hour before).
+  auto slice = slice_of(*snap, {"device_1m"}, {q.id}, plan->lo, q.end);
+  plan->versions = [slice](std::int64_t lo, std::int64_t hi) {
+    return slice->version_text("device_1m", lo, hi);
   };
-  plan->extend = [snap, id = q.id, step = q.step](std::string payload, std::int64_t from,
-                                                  std::int64_t to) {
-    append_points(payload, snapshot_points(*snap, id, step, from, to));
+  plan->extend = [slice, id = q.id, step = q.step](std::string payload, std::int64_t from,
+                                                   std::int64_t to) {
+    append_points(payload, snapshot_points(*slice, id, step, from, to));
     return payload;
   };
   plan->read = [id = q.id, step = q.step, lo = plan->lo, hi = plan->db_hi](db::session& s) {
@@ -333,22 +305,23 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
   };
   plan->cut = [](const std::string& payload, std::int64_t lo) {
     std::vector<db::power_point> kept;
-    for (auto& pt : parse_points(payload))
+    for (auto& pt : parse_points(payload).value_or(std::vector<db::power_point>{}))
       if (pt.t >= lo)
         kept.push_back(pt);
     std::string out;
     append_points(out, kept);
     return out;
   };
-  auto finish = [snap, q, step, fresh, reply](const part& p, cache_outcome outcome) {
+  plan->well_formed = points_well_formed;
+  auto finish = [slice, q, step, fresh, reply](const part& p, cache_outcome outcome) {
     db::series_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
     r.meta.live = true;
-    for (auto& pt : parse_points(p.payload))
+    for (auto& pt : parse_points(p.payload).value_or(std::vector<db::power_point>{}))
       if (pt.t >= q.start && pt.t < q.end)
         r.series.push_back({pt.t, pt.avg, pt.max});
-    for (auto& pt : snapshot_points(*snap, q.id, q.step, std::max(p.hi, q.start), q.end))
+    for (auto& pt : snapshot_points(*slice, q.id, q.step, std::max(p.hi, q.start), q.end))
       r.series.push_back({pt.t, pt.avg, pt.max});
     reply(ok(render_power(q, step, r), outcome));
   };
@@ -359,44 +332,6 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
 namespace {
 
 // --- top devices
-
-// Energy per hour and device (devices without energy in an hour are left out), so a part can
-// lose its first hour when the window moves on. Payload: "hour#device=energy,...;" per hour.
-using hourly = std::map<std::int64_t, std::map<std::string, double>>;
-
-std::string encode_hourly(const hourly& h) {
-  std::string out;
-  for (auto& [hour_start, devices] : h) {
-    out += std::to_string(hour_start) + "#";
-    for (auto& [d, e] : devices)
-      out += d + "=" + exact(e) + ",";
-    out += ";";
-  }
-  return out;
-}
-
-hourly decode_hourly(const std::string& payload) {
-  hourly out;
-  const char* s = payload.c_str();
-  while (*s) {
-    char* end = nullptr;
-    auto& devices = out[std::strtoll(s, &end, 10)];
-    if (*end != '#')
-      break;
-    s = end + 1;
-    while (*s && *s != ';') {
-      const char* eq = std::strchr(s, '=');
-      const char* comma = eq ? std::strchr(eq, ',') : nullptr;
-      if (!comma)
-        return out;
-      devices[std::string(s, eq)] = std::strtod(eq + 1, nullptr);
-      s = comma + 1;
-    }
-    if (*s == ';')
-      ++s;
-  }
-  return out;
-}
 
 // Adds the snapshot's energy of `devices` in [from, to) to their hours.
 void add_snapshot_energy(hourly& into, const db::live_snapshot& snap,
@@ -452,17 +387,19 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
                                                                 const std::string& v1m) {
     return "h" + v1h + ";m" + v1m + ";d" + devices_hash;
   };
-  plan->versions = [snap, versions_of](std::int64_t lo, std::int64_t hi) {
-    return versions_of(snap->version_text("device_1h", lo, hi),
-                       snap->version_text("device_1m", lo, hi));
+  // Everything below reads `slice`, never `snap` (ranges within [q.start, q.end)).
+  auto slice = slice_of(*snap, {"device_1h", "device_1m"}, devices, q.start, q.end);
+  plan->versions = [slice, versions_of](std::int64_t lo, std::int64_t hi) {
+    return versions_of(slice->version_text("device_1h", lo, hi),
+                       slice->version_text("device_1m", lo, hi));
   };
-  plan->extend = [snap, devices](std::string payload, std::int64_t from, std::int64_t to) {
-    auto h = decode_hourly(payload);
-    add_snapshot_energy(h, *snap, devices, from, to);
+  plan->extend = [slice, devices](std::string payload, std::int64_t from, std::int64_t to) {
+    auto h = decode_hourly(payload).value_or(hourly{});
+    add_snapshot_energy(h, *slice, devices, from, to);
     return encode_hourly(h);
   };
   plan->cut = [](const std::string& payload, std::int64_t lo) {
-    auto h = decode_hourly(payload);
+    auto h = decode_hourly(payload).value_or(hourly{});
     h.erase(h.begin(), h.lower_bound(lo));
     return encode_hourly(h);
   };
@@ -473,9 +410,10 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
       h[x.hour][x.device] = x.energy;
     return part{lo, hi, versions_of(r.versions_1h, r.versions_1m), encode_hourly(h)};
   };
-  auto finish = [snap, q, devices, fresh, reply](const part& p, cache_outcome outcome) {
-    auto h = decode_hourly(p.payload);
-    add_snapshot_energy(h, *snap, devices, std::max(p.hi, q.start), q.end);
+  plan->well_formed = hourly_well_formed;
+  auto finish = [slice, q, devices, fresh, reply](const part& p, cache_outcome outcome) {
+    auto h = decode_hourly(p.payload).value_or(hourly{});
+    add_snapshot_energy(h, *slice, devices, std::max(p.hi, q.start), q.end);
     std::map<std::string, double> total;
     for (auto it = h.lower_bound(q.start); it != h.end() && it->first < q.end; ++it)
       for (auto& [d, e] : it->second) {
