@@ -211,10 +211,13 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
             auto part = std::make_shared<cache::series_part>();
             part->lo = q.start;
             part->hi = split;
-            if (cache::parse_versions(expected, part->versions) &&
-                parse_energy_elements(l.body, *part))
-              keep_settled(*env->series, part_key, std::move(part));
-            finish(l.body, l.outcome);
+            // A body that is not series elements (damaged in Redis) is a miss: read again,
+            // and the read's SET replaces it.
+            if (!cache::parse_versions(expected, part->versions) ||
+                !parse_energy_elements(l.body, *part))
+              return compute(cache_outcome::miss);
+            keep_settled(*env->series, part_key, part);
+            finish(part->text, l.outcome);
           },
           [reply, compute](caf::error& e) {
             if (e.category() != caf::atom("joule"))
