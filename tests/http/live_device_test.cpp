@@ -102,7 +102,7 @@ protected:
   }
   static void wait_live(std::uint16_t port, const std::string& token = {}) {
     for (int i = 0; i < 600; ++i) {
-      if (metric(port, "joule_live_tail_buckets", token) > 0 &&
+      if (live_published(port, token) &&
           db_->scalar("SELECT count(*) FROM rollup_state WHERE watermark IS NOT NULL") == "3")
         return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

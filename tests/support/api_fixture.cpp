@@ -50,6 +50,19 @@ double metric(std::uint16_t port, const std::string& series, const std::string& 
   return std::stod(body.substr(at + series.size() + 2));
 }
 
+bool live_published(std::uint16_t port, const std::string& token) {
+  auto body = token.empty()
+                  ? http_get(port, "/admin/status").body
+                  : http_request_with(port, "GET", "/admin/status", "", bearer(token)).body;
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("live_tail") || !d["live_tail"].IsObject())
+    return false;
+  const auto& t = d["live_tail"];
+  return t.HasMember("snapshot_age_ms") && t["snapshot_age_ms"].IsNumber() &&
+         t.HasMember("buckets") && t["buckets"].IsNumber() && t["buckets"].GetDouble() > 0;
+}
+
 void seed_fleet(const pg_test_db& db, int households, int per_household, int hours, int every_s) {
   db.exec("INSERT INTO devices (id, household_id) SELECT "
           "('00000000-0000-4000-9000-' || lpad(i::text, 12, '0'))::uuid, "

@@ -28,6 +28,10 @@ std::string device_id(int d);
 /// The value of one /metrics series (e.g. `joule_db_queries_total{source="pool"}`), 0 when
 /// absent; with `token` as a bearer token (servers with auth.required).
 double metric(std::uint16_t port, const std::string& series, const std::string& token = {});
+/// Whether the server on `port` has its own live tail snapshot (from its /admin/status: the
+/// metrics registry is per process, so with several servers in one test a gauge may be
+/// another server's).
+bool live_published(std::uint16_t port, const std::string& token = {});
 
 /// Registers `households` x `per_household` devices and inserts one reading per device every
 /// `every_s` seconds over the last `hours` hours (random values, seeded).
