@@ -16,6 +16,15 @@ void series_header(writer& w, const char* id_name, const db::series_query& q,
   time_field(w, "fresh_as_of", r.meta.fresh_as_of);
 }
 
+// One element of an energy series; settled parts (append_energy_elements) are spliced into
+// answers, so both must write it identically.
+void energy_element(writer& w, std::int64_t t, const std::optional<double>& v) {
+  w.StartObject();
+  time_field(w, "t", t);
+  field(w, "v", v.value_or(0.0));  // energy sums over no values are 0 Wh
+  w.EndObject();
+}
+
 } // namespace
 
 std::string render_energy(const db::series_query& q, const std::string& step,
@@ -26,12 +35,8 @@ std::string render_energy(const db::series_query& q, const std::string& step,
   series_header(w, "household_id", q, step, r);
   w.Key("series");
   w.StartArray();
-  for (auto& p : r.series) {
-    w.StartObject();
-    time_field(w, "t", p.t);
-    field(w, "v", p.v.value_or(0.0));  // energy sums over no values are 0 Wh
-    w.EndObject();
-  }
+  for (auto& p : r.series)
+    energy_element(w, p.t, p.v);
   w.EndArray();
   w.EndObject();
   return buf.GetString();
@@ -44,10 +49,7 @@ void append_energy_elements(cache::series_part& part,
   for (auto& [t, v] : points) {
     buf.Clear();
     w.Reset(buf);
-    w.StartObject();  // as one array element of render_energy
-    time_field(w, "t", t);
-    field(w, "v", v.value_or(0.0));
-    w.EndObject();
+    energy_element(w, t, v);  // as one array element of render_energy
     part.append(t, std::string_view(buf.GetString(), buf.GetSize()));
   }
 }
