@@ -223,7 +223,12 @@ private:
   bool dispatch_done_ = false;
 };
 
-connection::connection(engine& e) : engine_(e), socket_(e.ioc()) {}
+connection::connection(engine& e) : engine_(e), socket_(e.ioc()) {
+  // Beast reads at most the buffer's free capacity per recv (512 bytes when it starts empty,
+  // and the parser drains it, so it never grows): a 15 kB answer took ~30 recv calls and
+  // async hops. Room for a whole answer makes it one or two.
+  buffer_.reserve(64 * 1024);
+}
 
 bool connection::connect_now(const asio::ip::tcp::endpoint& ep) {
   beast::error_code ec;

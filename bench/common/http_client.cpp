@@ -47,6 +47,10 @@ struct http_client::impl {
   beast::flat_buffer buffer;
   bool connected = false;
 
+  // Beast reads at most the buffer's free capacity per recv: from an empty buffer, 512 bytes
+  // at a time (a 15 kB answer in ~30 calls). Room for a whole answer makes it one or two.
+  impl() { buffer.reserve(64 * 1024); }
+
   http_result exchange(http::verb verb, const std::string& target, const std::string* body) {
     auto started = std::chrono::steady_clock::now();
     http_result out;
