@@ -35,21 +35,24 @@ settled_power_part settled_power(session& s, const std::string& device, std::int
                                  std::int64_t lo, std::int64_t hi) {
   pqxx::nontransaction q{s.conn()};
   // One statement: the versions and the rows come from the same snapshot.
-  auto sql = "SELECT " + versions_sql("device_1m", "$2::timestamptz", "$3::timestamptz") +
-             ", s.b, s.p, s.m FROM (SELECT 1) one LEFT JOIN (SELECT " +
+  // The versions travel once, in a first row of their own (k = 0), not on every row.
+  auto sql = "SELECT 0 AS k, " + versions_sql("device_1m", "$2::timestamptz", "$3::timestamptz") +
+             ", NULL::bigint AS b, NULL::double precision, NULL::double precision UNION ALL "
+             "SELECT 1, NULL, s.b, s.p, s.m FROM (SELECT " +
              us("date_bin($4::interval, bucket, " + origin + ")") +
              " AS b, sum(power_w_sum) / NULLIF(sum(power_w_count), 0) AS p, max(power_w_max) AS m "
              "FROM rollup_device_1m WHERE device_id = $1::uuid AND bucket >= $2::timestamptz "
-             "AND bucket < $3::timestamptz GROUP BY 1) s ON true ORDER BY s.b";
+             "AND bucket < $3::timestamptz GROUP BY 1) s ORDER BY k, b";
   s.prepare("live_settled_power", sql);
   auto r = q.exec_prepared("live_settled_power", device, format_rfc3339(lo), format_rfc3339(hi),
                            std::to_string(step / micros_per_second) + " seconds");
   settled_power_part out;
   for (auto row : r) {
-    out.versions = row[0].as<std::string>();
-    if (row[1].is_null())
+    if (row[0].as<int>() == 0) {
+      out.versions = row[1].as<std::string>();
       continue;
-    out.points.push_back({row[1].as<std::int64_t>(), opt_double(row[2]), opt_double(row[3])});
+    }
+    out.points.push_back({row[2].as<std::int64_t>(), opt_double(row[3]), opt_double(row[4])});
   }
   return out;
 }
@@ -69,12 +72,13 @@ settled_top_part settled_top(session& s, const std::vector<std::string>& devices
       "WHERE device_id IN (SELECT id FROM d) AND bucket >= $2::timestamptz AND bucket < w.h "
       "UNION ALL SELECT device_id, bucket, energy_wh_sum FROM rollup_device_1m, w "
       "WHERE device_id IN (SELECT id FROM d) AND bucket >= w.h AND bucket < $3::timestamptz) "
-      "SELECT " + versions_sql("device_1h", "$2::timestamptz", "$3::timestamptz") + ", " +
-      versions_sql("device_1m", "$2::timestamptz", "$3::timestamptz") +
-      ", s.h, s.d, s.e FROM (SELECT 1) one LEFT JOIN (SELECT " +
+      "SELECT 0 AS k, " + versions_sql("device_1h", "$2::timestamptz", "$3::timestamptz") +
+      ", " + versions_sql("device_1m", "$2::timestamptz", "$3::timestamptz") +
+      ", NULL::bigint AS h, NULL::text, NULL::double precision UNION ALL "
+      "SELECT 1, NULL, NULL, s.h, s.d, s.e FROM (SELECT " +
       us("date_bin('1 hour', b, " + origin + ")") +
       " AS h, device_id::text AS d, sum(e) AS e FROM x GROUP BY 1, 2 HAVING sum(e) IS NOT NULL) s "
-      "ON true ORDER BY s.h";
+      "ORDER BY k, h";
   s.prepare("live_settled_top", sql);
   std::string ids = "{";
   for (std::size_t i = 0; i < devices.size(); ++i)
@@ -83,11 +87,12 @@ settled_top_part settled_top(session& s, const std::vector<std::string>& devices
   auto r = q.exec_prepared("live_settled_top", ids, format_rfc3339(lo), format_rfc3339(hi));
   settled_top_part out;
   for (auto row : r) {
-    out.versions_1h = row[0].as<std::string>();
-    out.versions_1m = row[1].as<std::string>();
-    if (row[2].is_null())
+    if (row[0].as<int>() == 0) {
+      out.versions_1h = row[1].as<std::string>();
+      out.versions_1m = row[2].as<std::string>();
       continue;
-    out.rows.push_back({row[2].as<std::int64_t>(), row[3].as<std::string>(), row[4].as<double>()});
+    }
+    out.rows.push_back({row[3].as<std::int64_t>(), row[4].as<std::string>(), row[5].as<double>()});
   }
   return out;
 }

