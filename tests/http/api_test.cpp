@@ -2,6 +2,7 @@
 // bucket bounds, values against brute force, every 4xx, cache hits, truthful fresh_as_of.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <thread>
@@ -303,35 +304,57 @@ TEST_F(Api, FreshAsOfNeverClaimsDataThatIsNotReflected) {
   auto db_now = [&] {
     return std::stoll(db_->scalar("SELECT (extract(epoch from clock_timestamp()) * 1e6)::bigint"));
   };
-  // 1) A new reading (above the watermark) is visible at once, via the raw tail.
+  // Answers come from the live tail's latest snapshot (up to live.interval old) or from the
+  // database: a write shows within a few seconds, not always at once. What must hold for every
+  // answer on the way: fresh_as_of is never ahead of the database clock, and an answer that
+  // claims an instant at or after the commit shows the value (never claims what it lacks).
+  std::int64_t salt = 0;
+  auto until_visible = [&](std::int64_t bucket, double expected, std::int64_t committed_at) {
+    std::int64_t fresh = 0;
+    for (int i = 0; i < 60; ++i) {
+      auto before = db_now();
+      auto [v, f] = power_at(bucket, ++salt);
+      fresh = f;
+      EXPECT_LE(f, db_now()) << "fresh_as_of ahead of the database clock";
+      EXPECT_LE(f, std::max(before, db_now()));
+      bool shown = v && *v == expected;
+      if (f >= committed_at) {
+        EXPECT_TRUE(shown) << "an answer fresh as of the commit lacks the value (poll " << i << ")";
+      }
+      if (shown)
+        return std::make_pair(true, f);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return std::make_pair(false, fresh);
+  };
+  // Once the tail has published, answers come from its snapshots (the path that lags): the
+  // claims below are then checked against answers older than the writes.
+  for (int i = 0; i < 200 && !live_published(port()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // 1) A new reading (above the watermark) shows within seconds (the live tail or raw rows).
   db_->exec("INSERT INTO telemetry VALUES (now(), '" + did + "', '" + household_id(1) +
             "', 99999, 1)");
   auto committed = db_now();
-  auto [v1, fresh1] = power_at(floor_to(committed, minute), 1);
-  EXPECT_GE(fresh1, committed - 1000 * 1000);  // within a second of the commit
-  EXPECT_LE(fresh1, db_now());
-  ASSERT_TRUE(v1);
-  EXPECT_EQ(*v1, 99999);
+  auto [shown1, fresh1] = until_visible(floor_to(committed, minute), 99999, committed);
+  EXPECT_TRUE(shown1) << "a new reading not visible within 6 s";
   // 2) A late reading below the watermark is not in the materialised rows until a refresh,
-  //    but the read serves its logged range from raw rows: visible at once, and fresh_as_of
-  //    may claim it (never ahead of the database clock).
+  //    but reads serve its logged range from raw rows: visible within seconds, and
+  //    fresh_as_of may claim it.
   auto bucket = floor_to(committed - 30 * minute, minute);
   db_->exec("INSERT INTO telemetry VALUES ('" + iso(bucket + 1000000) + "', '" + did + "', '" +
             household_id(1) + "', 88888, 1)");
   auto late_committed = db_now();
-  auto [v2, fresh2] = power_at(bucket, 2);
-  ASSERT_TRUE(v2);
-  EXPECT_EQ(*v2, 88888) << "served from raw rows before the refresh";
-  EXPECT_GE(fresh2, late_committed);
-  EXPECT_LE(fresh2, db_now());
-  // 3) After a refresh the late reading still shows and fresh_as_of stays past its commit.
+  auto [shown2, fresh2] = until_visible(bucket, 88888, late_committed);
+  EXPECT_TRUE(shown2) << "a late reading not visible within 6 s, before any refresh";
+  // 3) After a refresh the late reading still shows, and answers fresh as of any instant after
+  //    its commit keep showing it.
   db::session s{db_->url()};
   db::refresh_cycle(s, *db::find_rollup("device_1m"),
                     {2 * 60 * minute, minute, 6 * 60 * minute});
-  auto [v3, fresh3] = power_at(bucket, 3);
-  ASSERT_TRUE(v3);
-  EXPECT_EQ(*v3, 88888);
-  EXPECT_GE(fresh3, late_committed);
+  auto [shown3, fresh3] = until_visible(bucket, 88888, late_committed);
+  EXPECT_TRUE(shown3) << "the late reading vanished after the refresh";
+  EXPECT_GE(fresh3, fresh2 - 2 * 1000 * 1000);
+  EXPECT_GE(fresh1, committed - 10 * 1000 * 1000);
 }
 
 // Issue 9 §3: a late insert, update or delete below the watermarks of every rollup is visible
