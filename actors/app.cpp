@@ -13,6 +13,7 @@
 #include "actors/supervisor.hpp"
 #include "core/timefmt.hpp"
 #include "cache/cache_broker.hpp"
+#include "cache/live_answer_memo.hpp"
 #include "cache/settled_keys.hpp"
 #include "cache/settled_series.hpp"
 #include "db/auth_actor.hpp"
@@ -208,6 +209,12 @@ void app::start() {
   env->live = d.live;
   env->settled = d.settled;
   env->series = d.series;
+  if (d.live && d.settings.live_answer_memo_max_bytes > 0)
+    // Two live intervals: a snapshot's answers stay while it is the newest (their keys name
+    // it, so a later snapshot never finds them), then expire instead of waiting for eviction.
+    env->answers = std::make_shared<cache::live_answer_memo>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(d.settings.live_interval * 2),
+        static_cast<std::size_t>(d.settings.live_answer_memo_max_bytes));
   auto table = std::make_shared<http::route_table>();
   http::add_system_routes(*table, env);
   http::add_analytics_routes(*table, env);

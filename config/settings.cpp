@@ -348,6 +348,11 @@ std::vector<option> build_options() {
                           "for household energy, half for device answers)",
                           &settings::live_settled_max_bytes, std::int64_t(1) << 20,
                           std::int64_t(1) << 40));
+  o.push_back(size_option("live.answer_memo_max_bytes",
+                          "Most memory whole live answers may take, shared by clients polling the "
+                          "same subjects between two live snapshots (0: every poll computes its "
+                          "answer)",
+                          &settings::live_answer_memo_max_bytes, 0, std::int64_t(1) << 40));
   o.push_back(bool_option("alerts.enabled", "Run alert evaluators and webhook delivery",
                           &settings::alerts_enabled));
   o.push_back(duration_option("alerts.feed_interval",

@@ -93,6 +93,7 @@ struct settings {
   millis live_interval{1000};
   int live_settled_max_entries = 50000;
   std::int64_t live_settled_max_bytes = std::int64_t(192) << 20;
+  std::int64_t live_answer_memo_max_bytes = std::int64_t(32) << 20;  // 0: no memo
   millis alerts_catch_up{15 * 60 * 1000};
   millis alerts_retention{30LL * 24 * 3600 * 1000};
   millis alerts_alertmanager_resend{60 * 1000};

@@ -97,6 +97,12 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   if (snap->late_touches("household_5m", q.start, std::min(wm5, q.end), q.id) ||
       (q.end > wm5 && snap->late_touches("device_1m", wm5, std::min(wm1, q.end), q.id)))
     return false;
+  // Answerable from the snapshot (the caller checked the household is visible to it): a poll
+  // of the same window on it shares the answer.
+  auto memo = answer_key(*env, "energy", *snap,
+                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) + "|" + step);
+  if (answer_from_memo(self, *env, memo, reply))
+    return true;
   // Truthful freshness: the snapshot's instant, unless a late write no refresh has reflected
   // yet lies in a rollup range this answer reads (as the database path computes it).
   auto fresh = snap->db_now;
@@ -116,7 +122,8 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     }
   // The settled part travels as the rendered text of its series elements (memory and Redis
   // hold exactly that), so a poll renders only the header and the live buckets.
-  auto finish = [q, step, fresh, live, reply](std::string_view settled, cache_outcome outcome) {
+  auto finish = [self, env, memo, q, step, fresh, live, reply](std::string_view settled,
+                                                               cache_outcome outcome) {
     series_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
@@ -124,8 +131,10 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     for (auto& [t, v] : live)
       r.series.push_back(point{t, v, std::nullopt});
     auto head = render_energy(q, step, r);
-    if (settled.empty())
+    if (settled.empty()) {
+      keep_answer(self, *env, memo, head);
       return reply(ok(std::move(head), outcome));
+    }
     auto at = head.rfind(series_open);
     if (at == std::string::npos)
       return reply(error_response(500, "internal", "internal error"));
@@ -137,6 +146,7 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
     if (!live.empty())
       body += ',';
     body.append(head, at, std::string::npos);
+    keep_answer(self, *env, memo, body);
     reply(ok(std::move(body), outcome));
   };
   if (split <= q.start) {

@@ -35,6 +35,33 @@ void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
     fresh = std::min(fresh, *cap);
 }
 
+std::string answer_key(const route_env& env, const char* route, const db::live_snapshot& snap,
+                       const std::string& query) {
+  if (!env.answers)
+    return {};
+  return cache::live_answer_memo::key(route, snap.seq, snap.db_now, query);
+}
+
+bool answer_from_memo(caf::event_based_actor* self, const route_env& env, const std::string& key,
+                      reply_fn& reply) {
+  if (key.empty() || !env.answers)
+    return false;
+  auto body = env.answers->find(key, self->clock().now());
+  if (!body)
+    return false;
+  response r;
+  r.body = std::move(*body);
+  r.headers.emplace_back("X-Cache", to_string(cache_outcome::hit));
+  reply(std::move(r));
+  return true;
+}
+
+void keep_answer(caf::event_based_actor* self, const route_env& env, const std::string& key,
+                 const std::string& body) {
+  if (!key.empty() && env.answers)
+    env.answers->put(key, body, self->clock().now());
+}
+
 namespace {
 
 using env_ptr = std::shared_ptr<const route_env>;
@@ -284,6 +311,12 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
   // A late write pending in the device's rollup range: the database path serves it exactly.
   if (snap->late_touches("device_1m", plan->lo, std::min(wm1, q.end), dev->second))
     return false;
+  // Answerable from the snapshot: a poll of the same window on it shares the answer. The
+  // caller's households do not change a device answer it may see (checked above).
+  auto memo = answer_key(*env, "power", *snap,
+                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) + "|" + step);
+  if (answer_from_memo(self, *env, memo, reply))
+    return true;
   auto fresh = snap->db_now;
   lower_to(fresh, snap->fresh_cap("device_1m", q.start, std::min(wm1, q.end)));
   // Everything below reads `slice`, never `snap`: every range they read lies in
@@ -313,7 +346,8 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
     return out;
   };
   plan->well_formed = points_well_formed;
-  auto finish = [slice, q, step, fresh, reply](const part& p, cache_outcome outcome) {
+  auto finish = [self, env, memo, slice, q, step, fresh, reply](const part& p,
+                                                                 cache_outcome outcome) {
     db::series_result r;
     r.meta.found = true;
     r.meta.fresh_as_of = fresh;
@@ -323,7 +357,9 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
         r.series.push_back({pt.t, pt.avg, pt.max});
     for (auto& pt : snapshot_points(*slice, q.id, q.step, std::max(p.hi, q.start), q.end))
       r.series.push_back({pt.t, pt.avg, pt.max});
-    reply(ok(render_power(q, step, r), outcome));
+    auto body = render_power(q, step, r);
+    keep_answer(self, *env, memo, body);
+    reply(ok(std::move(body), outcome));
   };
   with_settled(self, env, std::move(plan), std::move(finish), reply);
   return true;
@@ -377,6 +413,12 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
   plan->db_hi = std::clamp(snap->device_lo, plan->lo, plan->ext_hi);
   if (plan->db_hi < q.end && plan->db_hi < snap->device_lo)
     return false;
+  // Answerable from the snapshot (the caller checked the household is visible to it).
+  auto memo = answer_key(*env, "top", *snap,
+                         q.household_id + "|" + std::to_string(q.start) + "|" +
+                             std::to_string(q.end) + "|" + std::to_string(q.limit));
+  if (answer_from_memo(self, *env, memo, reply))
+    return true;
   // The part's devices are part of its version: a device registered or moved changes it.
   char devices_hash[24];
   std::string joined;
@@ -411,7 +453,8 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
     return part{lo, hi, versions_of(r.versions_1h, r.versions_1m), encode_hourly(h)};
   };
   plan->well_formed = hourly_well_formed;
-  auto finish = [slice, q, devices, fresh, reply](const part& p, cache_outcome outcome) {
+  auto finish = [self, env, memo, slice, q, devices, fresh, reply](const part& p,
+                                                                   cache_outcome outcome) {
     auto h = decode_hourly(p.payload).value_or(hourly{});
     add_snapshot_energy(h, *slice, devices, std::max(p.hi, q.start), q.end);
     std::map<std::string, double> total;
@@ -433,7 +476,9 @@ bool live_top(caf::event_based_actor* self, const env_ptr& env, const db::top_qu
     });
     if (r.devices.size() > static_cast<std::size_t>(q.limit))
       r.devices.resize(static_cast<std::size_t>(q.limit));
-    reply(ok(render_top(q, r), outcome));
+    auto body = render_top(q, r);
+    keep_answer(self, *env, memo, body);
+    reply(ok(std::move(body), outcome));
   };
   with_settled(self, env, std::move(plan), std::move(finish), reply);
   return true;

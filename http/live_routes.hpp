@@ -30,6 +30,18 @@ std::chrono::milliseconds settled_ttl(const route_env& env);
 /// Lowers `fresh` to `cap` when there is one.
 void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap);
 
+/// The memo key of a live answer of `route` to `query` (every parameter its body depends on)
+/// on `snap`, or empty when the answer memo is off.
+std::string answer_key(const route_env& env, const char* route, const db::live_snapshot& snap,
+                       const std::string& query);
+/// Replies the answer memoized under `key` (X-Cache: hit) and returns true, or returns false.
+/// Call only where the live path has decided to answer from the snapshot.
+bool answer_from_memo(caf::event_based_actor* self, const route_env& env, const std::string& key,
+                      reply_fn& reply);
+/// Keeps a live 200 answer's body under `key` (nothing for an empty key).
+void keep_answer(caf::event_based_actor* self, const route_env& env, const std::string& key,
+                 const std::string& body);
+
 /// Answers a device power series from `snap` (steps 1m and 5m) and returns true, or returns
 /// false without replying when the snapshot cannot answer it exactly (other steps, a device it
 /// does not know or `who` may not see, a window older than its versions, a pending late write

@@ -15,6 +15,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "cache/live_answer_memo.hpp"
 #include "cache/near_cache.hpp"
 #include "cache/settled_series.hpp"
 #include "config/settings.hpp"
@@ -54,6 +55,8 @@ struct route_env {
   std::shared_ptr<cache::near_cache> settled;
   /// Settled energy series per household and step, extended as the watermark moves.
   std::shared_ptr<cache::settled_series> series;
+  /// Whole live answers per snapshot (null: live.answer_memo_max_bytes = 0 or no live reads).
+  std::shared_ptr<cache::live_answer_memo> answers;
 };
 
 struct route {
