@@ -100,7 +100,8 @@ bool live_energy(caf::event_based_actor* self, const env_ptr& env, const series_
   // Answerable from the snapshot (the caller checked the household is visible to it): a poll
   // of the same window on it shares the answer.
   auto memo = answer_key(*env, "energy", *snap,
-                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) + "|" + step);
+                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) +
+                             "|" + step);
   if (answer_from_memo(self, *env, memo, reply))
     return true;
   // Truthful freshness: the snapshot's instant, unless a late write no refresh has reflected

@@ -314,7 +314,8 @@ bool live_power(caf::event_based_actor* self, const env_ptr& env, const db::seri
   // Answerable from the snapshot: a poll of the same window on it shares the answer. The
   // caller's households do not change a device answer it may see (checked above).
   auto memo = answer_key(*env, "power", *snap,
-                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) + "|" + step);
+                         q.id + "|" + std::to_string(q.start) + "|" + std::to_string(q.end) +
+                             "|" + step);
   if (answer_from_memo(self, *env, memo, reply))
     return true;
   auto fresh = snap->db_now;
