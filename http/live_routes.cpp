@@ -35,6 +35,17 @@ void lower_to(std::int64_t& fresh, std::optional<std::int64_t> cap) {
     fresh = std::min(fresh, *cap);
 }
 
+namespace {
+
+response ok(std::string body, cache_outcome outcome) {
+  response r;
+  r.body = std::move(body);
+  r.headers.emplace_back("X-Cache", to_string(outcome));
+  return r;
+}
+
+} // namespace
+
 std::string answer_key(const route_env& env, const char* route, const db::live_snapshot& snap,
                        const std::string& query) {
   if (!env.answers)
@@ -49,10 +60,7 @@ bool answer_from_memo(caf::event_based_actor* self, const route_env& env, const 
   auto body = env.answers->find(key, self->clock().now());
   if (!body)
     return false;
-  response r;
-  r.body = std::move(*body);
-  r.headers.emplace_back("X-Cache", to_string(cache_outcome::hit));
-  reply(std::move(r));
+  reply(ok(std::move(*body), cache_outcome::hit));
   return true;
 }
 
@@ -68,13 +76,6 @@ using env_ptr = std::shared_ptr<const route_env>;
 
 constexpr std::int64_t minute = 60 * micros_per_second;
 constexpr std::int64_t hour = 60 * minute;
-
-response ok(std::string body, cache_outcome outcome) {
-  response r;
-  r.body = std::move(body);
-  r.headers.emplace_back("X-Cache", to_string(outcome));
-  return r;
-}
 
 // --- a settled part carried forward in memory
 

@@ -101,13 +101,7 @@ protected:
     return s;
   }
   static void wait_live(std::uint16_t port, const std::string& token = {}) {
-    for (int i = 0; i < 600; ++i) {
-      if (live_published(port, token) &&
-          db_->scalar("SELECT count(*) FROM rollup_state WHERE watermark IS NOT NULL") == "3")
-        return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "live tail never published";
+    ASSERT_TRUE(wait_live_and_rollups(*db_, port, token)) << "live tail never published";
   }
   static std::int64_t db_now() {
     return std::stoll(db_->scalar("SELECT (extract(epoch from clock_timestamp()) * 1e6)::bigint"));

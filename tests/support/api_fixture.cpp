@@ -1,5 +1,8 @@
 #include "tests/support/api_fixture.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -61,6 +64,16 @@ bool live_published(std::uint16_t port, const std::string& token) {
   const auto& t = d["live_tail"];
   return t.HasMember("snapshot_age_ms") && t["snapshot_age_ms"].IsNumber() &&
          t.HasMember("buckets") && t["buckets"].IsNumber() && t["buckets"].GetDouble() > 0;
+}
+
+bool wait_live_and_rollups(const pg_test_db& db, std::uint16_t port, const std::string& token) {
+  for (int i = 0; i < 600; ++i) {
+    if (live_published(port, token) &&
+        db.scalar("SELECT count(*) FROM rollup_state WHERE watermark IS NOT NULL") == "3")
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 void seed_fleet(const pg_test_db& db, int households, int per_household, int hours, int every_s) {

@@ -32,6 +32,10 @@ double metric(std::uint16_t port, const std::string& series, const std::string& 
 /// metrics registry is per process, so with several servers in one test a gauge may be
 /// another server's).
 bool live_published(std::uint16_t port, const std::string& token = {});
+/// Waits (up to 30 s) until the server on `port` has published a live snapshot and every
+/// rollup in `db` has a watermark; false if that never happens.
+bool wait_live_and_rollups(const pg_test_db& db, std::uint16_t port,
+                           const std::string& token = {});
 
 /// Registers `households` x `per_household` devices and inserts one reading per device every
 /// `every_s` seconds over the last `hours` hours (random values, seeded).
